@@ -1,0 +1,80 @@
+#include "smartcard/derive.hpp"
+
+#include <openssl/core_names.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+namespace ca::smartcard {
+namespace {
+
+struct KdfFree { void operator()(EVP_KDF* k) const noexcept { EVP_KDF_free(k); } };
+struct KdfCtxFree { void operator()(EVP_KDF_CTX* c) const noexcept { EVP_KDF_CTX_free(c); } };
+
+// OSSL_PARAM takes non-const pointers even for inputs it only reads.
+void* mutable_ptr(std::span<const unsigned char> s) {
+    return const_cast<unsigned char*>(s.data());
+}
+
+}  // namespace
+
+proto::Secret hkdf_sha256(std::span<const unsigned char> ikm,
+                          std::span<const unsigned char> salt,
+                          std::span<const unsigned char> info,
+                          std::size_t length) {
+    std::unique_ptr<EVP_KDF, KdfFree> kdf(EVP_KDF_fetch(nullptr, "HKDF", nullptr));
+    if (!kdf) throw std::runtime_error("OpenSSL has no HKDF implementation");
+    std::unique_ptr<EVP_KDF_CTX, KdfCtxFree> ctx(EVP_KDF_CTX_new(kdf.get()));
+    if (!ctx) throw std::runtime_error("OpenSSL could not allocate an HKDF context");
+
+    char digest[] = "SHA256";
+    // An empty key or salt is legal HKDF; OpenSSL wants a non-null pointer.
+    static const unsigned char empty = 0;
+    auto or_empty = [](std::span<const unsigned char> s) {
+        return s.empty() ? std::span<const unsigned char>(&empty, 0) : s;
+    };
+    ikm = or_empty(ikm);
+    salt = or_empty(salt);
+    info = or_empty(info);
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, mutable_ptr(ikm), ikm.size()),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, mutable_ptr(salt), salt.size()),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, mutable_ptr(info), info.size()),
+        OSSL_PARAM_construct_end(),
+    };
+    proto::Secret out(length);
+    if (EVP_KDF_derive(ctx.get(), out.data(), out.size(), params) != 1)
+        throw std::runtime_error("OpenSSL HKDF-SHA256 derivation failed");
+    return out;
+}
+
+std::string volume_info(std::string_view volume_uuid) {
+    std::string info(kDeriveLabel);
+    for (char c : volume_uuid)
+        info.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+    return info;
+}
+
+proto::Secret derive_volume_key(const proto::Secret& response,
+                                std::span<const unsigned char> seed,
+                                std::string_view volume_uuid) {
+    const std::string info = volume_info(volume_uuid);
+    const proto::Secret okm = hkdf_sha256(
+        response.bytes(), seed,
+        std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(info.data()),
+                                       info.size()),
+        kDerivedKeyBytes);
+    static constexpr char hex[] = "0123456789abcdef";
+    proto::Secret text(okm.size() * 2);
+    for (std::size_t i = 0; i < okm.size(); ++i) {
+        text.data()[2 * i] = static_cast<unsigned char>(hex[okm.data()[i] >> 4]);
+        text.data()[2 * i + 1] = static_cast<unsigned char>(hex[okm.data()[i] & 0x0f]);
+    }
+    return text;
+}
+
+}  // namespace ca::smartcard
