@@ -1,0 +1,53 @@
+#!/bin/bash
+# An initramfs for the boot tests: dracut with the project's module, taken
+# from the staging tree (stage.sh), never from this machine's /usr/lib/dracut.
+#   OUT=FILE      output (default $BOOT_WORK/initrd.img)
+#   CARD=1        add what the smartcard scenario needs: virtio_net and a
+#                 static address for QEMU's user network (test only), so the
+#                 card emulator on the host reaches the guest's vpcd
+# Prints what the module put into the image (lsinitrd) and fails if the
+# agent, its units or its initramfs drop-in are missing.
+source "$(dirname "$0")/lib.sh"
+require_boot_tools
+STAGE=$BOOT_WORK/stage
+MODULE=$STAGE/usr/lib/dracut/modules.d/91crypt-agent
+[ -f "$MODULE/module-setup.sh" ] || die "run stage.sh first ($MODULE is missing)"
+OUT=${OUT:-$BOOT_WORK/initrd.img}
+TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
+
+# dracut reads its modules from $dracutbasedir/modules.d: a copy of the
+# host's dracut made of symlinks, plus the staged module.
+mkdir -p "$TMP/base/modules.d"
+for f in /usr/lib/dracut/*; do [ "${f##*/}" = modules.d ] || ln -s "$f" "$TMP/base/"; done
+for m in /usr/lib/dracut/modules.d/*; do ln -s "$m" "$TMP/base/modules.d/"; done
+ln -s "$MODULE" "$TMP/base/modules.d/91crypt-agent"
+export dracutbasedir=$TMP/base CRYPT_AGENT_STAGING=$STAGE
+
+mkdir -p "$TMP/overlay" "$TMP/none"; cp -a "$BOOT_SRC/initrd-overlay/." "$TMP/overlay/"
+DRIVERS="virtio_pci virtio_blk ext4 dm_crypt xts aesni_intel"
+INSTALL="keyctl journalctl"
+if [ "${CARD:-0}" = 1 ]; then
+    DRIVERS="$DRIVERS virtio_net"; INSTALL="$INSTALL ip"
+    cp -a "$BOOT_SRC/initrd-overlay-card/." "$TMP/overlay/"
+fi
+# A small generic image with systemd: only the modules a LUKS root needs.
+dracut --force --no-hostonly --no-hostonly-cmdline --no-early-microcode \
+    --conf /dev/null --confdir "$TMP/none" \
+    --modules "bash systemd systemd-initrd systemd-journald systemd-udevd systemd-ask-password systemd-tmpfiles dracut-systemd udev-rules base fs-lib rootfs-block dm crypt shutdown crypt-agent" \
+    --omit "plymouth i18n resume" \
+    --drivers "$DRIVERS" --filesystems ext4 \
+    --install "$INSTALL" --include "$TMP/overlay" / \
+    --compress zstd "$OUT" "$KVER" 2> "$TMP/dracut.log" || { cat "$TMP/dracut.log" >&2; die "dracut failed"; }
+
+# What the module put in: the evidence asked for, and a check.
+contents=$(lsinitrd "$OUT" 2>/dev/null)
+echo "lsinitrd $OUT ($(du -h "$OUT" | cut -f1)), crypt-agent files:"
+grep -E '^[-dl].*(crypt-agent|pcscd|pcsc/drivers|reader.conf)' <<< "$contents" | sed 's/^/  /'
+for f in usr/bin/crypt-agent usr/lib/systemd/system/crypt-agent.path usr/lib/systemd/system/crypt-agent.service \
+         usr/lib/systemd/system/crypt-agent.service.d/50-initrd.conf \
+         etc/systemd/system/sysinit.target.wants/crypt-agent.path; do
+    grep -q " $f\( \|$\)" <<< "$contents" || die "the image lacks $f"
+done
+if [ -f "$STAGE/etc/crypt-agent.conf" ]; then
+    grep -q ' etc/crypt-agent.conf$' <<< "$contents" || die "the image lacks etc/crypt-agent.conf"
+fi

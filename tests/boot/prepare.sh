@@ -1,0 +1,13 @@
+#!/bin/bash
+# Everything the boot scenarios share, rebuilt from the current build:
+# the staged install, the data disks, the real root (root.img) and the
+# initramfs. About 1 to 2 minutes (the first run adds mmdebstrap's download).
+source "$(dirname "$0")/lib.sh"
+require_boot_tools
+require_agent_binary
+T0=$SECONDS
+"$BOOT_SRC/stage.sh"
+"$BOOT_SRC/make-disks.sh"
+"$BOOT_SRC/make-rootfs.sh"
+"$BOOT_SRC/build-initrd.sh"
+log "prepared in $((SECONDS - T0)) s: $(cd "$BOOT_WORK" && ls -sh root.img data1.img data2.img wrong.img initrd.img | tr '\n' ' ')"

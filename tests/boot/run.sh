@@ -1,0 +1,10 @@
+#!/bin/bash
+# Run one boot scenario (see run-scenario.py). prepare.sh must have run.
+source "$(dirname "$0")/lib.sh"
+require_boot_tools
+require_agent_binary
+for f in root.img data1.img data2.img initrd.img; do
+    [ -s "$BOOT_WORK/$f" ] || die "$BOOT_WORK/$f is missing: run prepare.sh first"
+done
+export BOOT_WORK KERNEL
+exec python3 "$BOOT_SRC/run-scenario.py" "$@"
