@@ -9,6 +9,7 @@ const char* to_string(Errc c) noexcept {
     case Errc::no_card: return "no card";
     case Errc::card_removed: return "card removed";
     case Errc::card_reset: return "card reset";
+    case Errc::card_busy: return "card in use by another program";
     case Errc::timeout: return "card did not answer in time";
     case Errc::cancelled: return "cancelled";
     case Errc::card_status: return "card refused the command";

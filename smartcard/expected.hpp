@@ -19,6 +19,7 @@ enum class Errc {
     no_card,           // reader present, no card in it
     card_removed,      // card pulled during the operation
     card_reset,        // another client reset the card; volatile state (PIN) is lost
+    card_busy,         // another client holds the card exclusively
     timeout,           // the watchdog abandoned an APDU the card never answered
     cancelled,         // shutdown, or the caller gave up
     card_status,       // the card answered with an unexpected status word

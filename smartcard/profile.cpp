@@ -1,0 +1,146 @@
+#include "smartcard/profile.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+
+namespace ca::smartcard {
+namespace {
+
+Error profile_error(std::string_view key, std::string_view why) {
+    return make_error(Errc::bad_profile, "card profile: " + std::string(key) + ": " + std::string(why));
+}
+
+// A short case 3 or case 4 APDU.  (Built by resize + copy: g++ 12 warns
+// falsely about insert() after an initializer list.)
+Apdu command(unsigned char cla, unsigned char ins, unsigned char p1, unsigned char p2,
+             std::span<const unsigned char> data, bool with_le) {
+    Apdu a(5 + data.size() + (with_le ? 1 : 0), 0);
+    a[0] = cla; a[1] = ins; a[2] = p1; a[3] = p2;
+    a[4] = static_cast<unsigned char>(data.size());
+    std::copy(data.begin(), data.end(), a.begin() + 5);
+    return a;
+}
+
+}  // namespace
+
+std::string hex(std::span<const unsigned char> bytes, bool upper) {
+    const char* d = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+    std::string s;
+    s.reserve(bytes.size() * 2);
+    for (unsigned char c : bytes) {
+        s.push_back(d[c >> 4]);
+        s.push_back(d[c & 0x0f]);
+    }
+    return s;
+}
+
+std::optional<std::vector<unsigned char>> unhex(std::string_view text) {
+    auto nibble = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    };
+    std::vector<unsigned char> out;
+    int high = -1;
+    for (char c : text) {
+        if (c == ' ' || c == ':') continue;  // "3B 8F 80" and "3b:8f" both read naturally
+        const int n = nibble(c);
+        if (n < 0) return std::nullopt;
+        if (high < 0) {
+            high = n;
+        } else {
+            out.push_back(static_cast<unsigned char>(high << 4 | n));
+            high = -1;
+        }
+    }
+    if (high >= 0) return std::nullopt;
+    return out;
+}
+
+std::string sw_text(std::uint16_t sw) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "%04X", static_cast<unsigned>(sw));
+    return buf;
+}
+
+Status set_profile_field(CardProfile& p, std::string_view key, std::string_view value) {
+    if (key == "name") {
+        p.name = std::string(value);
+    } else if (key == "aid") {
+        auto aid = unhex(value);
+        if (!aid || aid->size() > 16) return profile_error(key, "expected up to 16 bytes in hex");
+        p.aid = std::move(*aid);
+    } else if (key == "command") {
+        auto cmd = unhex(value);
+        if (!cmd || cmd->size() != 4) return profile_error(key, "expected CLA INS P1 P2 as 8 hex digits");
+        p.cla = (*cmd)[0]; p.ins = (*cmd)[1]; p.p1 = (*cmd)[2]; p.p2 = (*cmd)[3];
+    } else if (key == "challenge-length") {
+        std::size_t n = 0;
+        auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+        if (ec != std::errc{} || end != value.data() + value.size() || n == 0 || n > 255)
+            return profile_error(key, "expected a number from 1 to 255");
+        p.challenge_length = n;
+    } else if (key == "pin-reference") {
+        if (value == "none") { p.pin_reference.reset(); return Ok{}; }
+        auto ref = unhex(value);
+        if (!ref || ref->size() != 1) return profile_error(key, "expected 2 hex digits or \"none\"");
+        p.pin_reference = (*ref)[0];
+    } else {
+        return profile_error(key, "unknown setting");
+    }
+    return Ok{};
+}
+
+Status check_seed(const CardProfile& p, std::span<const unsigned char> seed) {
+    if (seed.size() != p.challenge_length)
+        return make_error(Errc::bad_profile,
+                          "seed is " + std::to_string(seed.size()) + " bytes, the card profile \"" +
+                              p.name + "\" expects " + std::to_string(p.challenge_length));
+    return Ok{};
+}
+
+Apdu select_apdu(const CardProfile& p) {
+    // P2=0C: no response data wanted (the lab's card accepts only this form).
+    return command(0x00, 0xA4, 0x04, 0x0C, p.aid, false);
+}
+
+Apdu challenge_apdu(const CardProfile& p, std::span<const unsigned char> seed) {
+    // Le 00: whatever the card returns (up to 256 bytes).
+    return command(p.cla, p.ins, p.p1, p.p2, seed, true);
+}
+
+Apdu verify_status_apdu(const CardProfile& p) {
+    return Apdu{0x00, 0x20, 0x00, p.pin_reference.value_or(0x80)};
+}
+
+proto::Secret verify_apdu(const CardProfile& p, const proto::Secret& pin) {
+    proto::Secret a(5 + pin.size());
+    unsigned char* d = a.data();
+    d[0] = 0x00; d[1] = 0x20; d[2] = 0x00; d[3] = p.pin_reference.value_or(0x80);
+    d[4] = static_cast<unsigned char>(pin.size());
+    for (std::size_t i = 0; i < pin.size(); ++i) d[5 + i] = pin.data()[i];
+    return a;
+}
+
+PinState pin_state_from_sw(std::uint16_t sw) noexcept {
+    if (sw == kSwOk) return {PinState::verified, -1};
+    if ((sw & 0xFFF0) == 0x63C0) {
+        const int n = sw & 0x0F;
+        return n == 0 ? PinState{PinState::blocked, 0} : PinState{PinState::tries_left, n};
+    }
+    switch (sw) {
+    case 0x6983:  // authentication method blocked
+        return {PinState::blocked, 0};
+    case 0x6A88:  // reference data not found: this card has no such PIN
+    case 0x6A86:  // incorrect P1/P2
+    case 0x6D00:  // INS not supported
+    case 0x6B00:  // wrong parameters
+        return {PinState::not_needed, -1};
+    default:
+        return {PinState::unknown, -1};
+    }
+}
+
+}  // namespace ca::smartcard
