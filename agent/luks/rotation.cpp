@@ -1,0 +1,392 @@
+#include "agent/luks/rotation.hpp"
+
+#include <sys/random.h>
+
+#include <cerrno>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+
+#include "agent/luks/fault.hpp"
+
+namespace ca::agent::luks {
+
+LuksResult<const proto::Secret*> ResponseCache::response(const std::vector<unsigned char>& seed) {
+    auto it = answers_.find(seed);
+    if (it == answers_.end()) {
+        ++operations_;
+        auto r = card_.challenge(seed);
+        if (r) it = answers_.emplace(seed, std::move(r).value()).first;
+        else it = answers_.emplace(seed, LuksError{LuksErrc::card, "the card did not answer: " +
+                                                                       r.error().message}).first;
+    }
+    if (auto* e = std::get_if<LuksError>(&it->second)) return proto::unexpected(*e);
+    return &std::get<proto::Secret>(it->second);
+}
+
+LuksStatus ResponseCache::check_deterministic(const std::vector<unsigned char>& seed) {
+    auto first = response(seed);
+    if (!first) return proto::unexpected(first.error());
+    ++operations_;
+    auto second = card_.challenge(seed);
+    if (!second) return luks_error(LuksErrc::card, "the card did not answer: " + second.error().message);
+    if (!(*first)->equals(*second))
+        return luks_error(LuksErrc::card, "the card gave two different responses to one challenge: "
+                                          "its profile is not deterministic and cannot derive keys");
+    return Done{};
+}
+
+std::vector<unsigned char> make_seed() {
+    std::vector<unsigned char> seed(32);
+    std::size_t got = 0;
+    while (got < seed.size()) {
+        const ssize_t n = ::getrandom(seed.data() + got, seed.size() - got, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw std::runtime_error(std::string("getrandom failed: ") + std::strerror(errno));
+        got += static_cast<std::size_t>(n);
+    }
+    return seed;
+}
+
+namespace {
+
+std::string slot_text(int slot) { return "keyslot " + std::to_string(slot); }
+std::string gen_text(std::uint64_t g) { return "generation " + std::to_string(g); }
+
+// One volume's work in one run.  Every method that writes ends in fault_point()
+// so the crash tests can stop the run right after any durable step.
+class VolumeJob {
+public:
+    VolumeJob(Volume vol, ResponseCache& card, const RunOptions& opts, Progress& progress,
+              VolumeOutcome& out)
+        : vol_(std::move(vol)), card_(card), opts_(opts), progress_(progress), out_(out),
+          store_(store_for(vol_, opts.store)) {}
+
+    LuksStatus load() {
+        if (!opts_.dry_run) {
+            auto locked = vol_.lock_exclusive(opts_.store.lock_dir);
+            if (!locked) return locked;
+        }
+        auto loaded = store_->load(vol_);
+        if (!loaded) return proto::unexpected(loaded.error());
+        if (!loaded->warning.empty()) out_.notes.push_back(loaded->warning);
+        if (loaded->record) rec_ = std::move(*loaded->record);
+        else rec_.profile = card_.profile_id();
+        enrolled_ = rec_.current.has_value();
+        return Done{};
+    }
+
+    [[nodiscard]] bool needs_recovery() const { return rec_.pending || rec_.previous; }
+
+    // Finishes or rolls back whatever an interrupted run left, then removes orphans.
+    LuksStatus recover() {
+        if (rec_.pending) {
+            auto st = roll_back_pending();
+            if (!st) return st;
+        }
+        if (rec_.previous) {
+            auto st = finish_previous();
+            if (!st) return st;
+        }
+        return sweep_orphans();
+    }
+
+    LuksStatus enroll(const proto::Secret& passphrase, const std::vector<unsigned char>& seed) {
+        if (enrolled_)
+            return luks_error(LuksErrc::already_enrolled,
+                              vol_.path() + " is already enrolled (" + gen_text(rec_.current->generation) +
+                                  ", " + slot_text(rec_.current->keyslot) + "); use rotate");
+        progress_.step(vol_.path(), "checking the passphrase");
+        if (!vol_.slot_opened_by(passphrase))
+            return luks_error(LuksErrc::wrong_key, vol_.path() + ": the given passphrase does not open it");
+        auto slot = free_slot();
+        if (!slot) return proto::unexpected(slot.error());
+        if (opts_.dry_run) {
+            out_.summary = "would enrol: " + std::string(vol_.type_name()) + " " + vol_.uuid() +
+                           ", agent key in " + slot_text(*slot) + ", record in " + store_->describe(vol_);
+            return Done{};
+        }
+        const proto::SeedGeneration next{seed, 1, *slot};
+        auto key = key_for(next);
+        if (!key) return proto::unexpected(key.error());
+        auto st = install(next, passphrase, **key, "enroll");
+        if (!st) return st;
+        auto done = save_with(next, std::nullopt, std::nullopt, "enroll: record names the new keyslot");
+        if (!done) return done;
+        out_.summary = "enrolled: " + gen_text(next.generation) + " in " + slot_text(next.keyslot) +
+                       ", record in " + store_->describe(vol_);
+        return Done{};
+    }
+
+    LuksStatus rotate(const std::vector<unsigned char>& seed) {
+        if (!rec_.current)
+            return luks_error(LuksErrc::not_enrolled, vol_.path() + " is not enrolled (no crypt-agent record in " +
+                                                          store_->describe(vol_) + "); run enroll first");
+        if (rec_.profile != card_.profile_id())
+            return luks_error(LuksErrc::card, vol_.path() + " was enrolled for card profile '" + rec_.profile +
+                                                  "', not '" + card_.profile_id() + "'");
+        const proto::SeedGeneration cur = *rec_.current;
+        auto slot = free_slot();
+        if (!slot) return proto::unexpected(slot.error());
+        if (opts_.dry_run) {
+            out_.summary = "would rotate " + gen_text(cur.generation) + " (" + slot_text(cur.keyslot) + ") to " +
+                           gen_text(cur.generation + 1) + " (" + slot_text(*slot) + ")";
+            return Done{};
+        }
+        progress_.step(vol_.path(), "checking the current key");
+        auto old_key = key_for(cur);
+        if (!old_key) return proto::unexpected(old_key.error());
+        if (!vol_.opens(cur.keyslot, **old_key))
+            return luks_error(LuksErrc::wrong_key,
+                              vol_.path() + ": the card's key for " + gen_text(cur.generation) + " does not open " +
+                                  slot_text(cur.keyslot) + " (another card, or a header restored from a backup?); "
+                                  "left unchanged");
+        const proto::SeedGeneration next{seed, cur.generation + 1, *slot};
+        auto new_key = key_for(next);
+        if (!new_key) return proto::unexpected(new_key.error());
+
+        auto st = install(next, **old_key, **new_key, "rotate");
+        if (!st) return st;
+        progress_.step(vol_.path(), "recording the new key");
+        st = save_with(next, std::nullopt, cur, "rotate: record names the new keyslot");
+        if (!st) return st;
+        progress_.step(vol_.path(), "removing the old key");
+        st = destroy(cur.keyslot, "rotate: old keyslot removed");
+        if (!st)
+            return luks_error(st.error().code, st.error().message +
+                                                   "; the old key still opens it until the next rotate removes it");
+        st = save_with(next, std::nullopt, std::nullopt, "rotate: record cleaned");
+        if (!st) return st;
+        out_.summary = "rotated " + gen_text(cur.generation) + " -> " + gen_text(next.generation) + ", " +
+                       slot_text(cur.keyslot) + " -> " + slot_text(next.keyslot);
+        return Done{};
+    }
+
+    [[nodiscard]] const proto::SeedRecord& record() const { return rec_; }
+
+private:
+    // Steps 1 to 3: record the intent, add the keyslot, prove it opens.  On a
+    // failure the intent is rolled back so the volume stays as it was.
+    LuksStatus install(const proto::SeedGeneration& next, const proto::Secret& unlock,
+                       const proto::Secret& new_key, const std::string& what) {
+        progress_.step(vol_.path(), "recording the intent");
+        auto st = save_with(rec_.current, next, std::nullopt, (what + ": record intent").c_str());
+        if (!st) return st;
+        progress_.step(vol_.path(), "adding " + slot_text(next.keyslot));
+        st = vol_.add_cheap_keyslot(next.keyslot, unlock, new_key);
+        if (!st) {
+            drop_pending_after_failure();
+            return st;
+        }
+        fault_point("keyslot added");
+        progress_.step(vol_.path(), "verifying " + slot_text(next.keyslot));
+        if (!vol_.opens(next.keyslot, new_key)) {
+            (void)vol_.destroy_keyslot(next.keyslot);
+            drop_pending_after_failure();
+            return luks_error(LuksErrc::wrong_key, vol_.path() + ": the new " + slot_text(next.keyslot) +
+                                                       " does not open with its key; removed it, volume unchanged");
+        }
+        fault_point("new keyslot verified");
+        return Done{};
+    }
+
+    void drop_pending_after_failure() {
+        // Best effort: if this write fails too, the next run's recovery drops it.
+        (void)save_with(rec_.current, std::nullopt, std::nullopt, "rollback: intent dropped");
+    }
+
+    LuksStatus roll_back_pending() {
+        const proto::SeedGeneration g = *rec_.pending;
+        if (vol_.keyslot_active(g.keyslot)) {
+            auto key = key_for(g);
+            if (!key) return proto::unexpected(key.error());
+            if (vol_.opens(g.keyslot, **key)) {
+                progress_.step(vol_.path(), "rolling back an interrupted run");
+                auto st = destroy(g.keyslot, "recover: pending keyslot removed");
+                if (!st) return st;
+                out_.notes.push_back("rolled back an interrupted run: removed " + slot_text(g.keyslot) +
+                                     " (" + gen_text(g.generation) + ")");
+            } else {
+                out_.notes.push_back(slot_text(g.keyslot) + " was named as pending but does not open with "
+                                     "the card's key: not ours, left alone");
+            }
+        }
+        return save_with(rec_.current, std::nullopt, rec_.previous, "recover: intent dropped");
+    }
+
+    LuksStatus finish_previous() {
+        const proto::SeedGeneration g = *rec_.previous;
+        if (vol_.keyslot_active(g.keyslot)) {
+            // Destroy the old key only once the new one is proven to open.
+            auto cur_key = key_for(*rec_.current);
+            if (!cur_key) return proto::unexpected(cur_key.error());
+            if (!vol_.opens(rec_.current->keyslot, **cur_key))
+                return luks_error(LuksErrc::wrong_key,
+                                  vol_.path() + ": the current " + slot_text(rec_.current->keyslot) +
+                                      " does not open with the card's key; kept the previous " + slot_text(g.keyslot));
+            auto key = key_for(g);
+            if (!key) return proto::unexpected(key.error());
+            if (vol_.opens(g.keyslot, **key)) {
+                progress_.step(vol_.path(), "finishing an interrupted rotation");
+                auto st = destroy(g.keyslot, "recover: previous keyslot removed");
+                if (!st) return st;
+                out_.notes.push_back("finished an interrupted rotation: removed old " + slot_text(g.keyslot) +
+                                     " (" + gen_text(g.generation) + ")");
+            } else {
+                out_.notes.push_back(slot_text(g.keyslot) + " was named as previous but does not open with "
+                                     "the card's key: not ours, left alone");
+            }
+        }
+        return save_with(rec_.current, std::nullopt, std::nullopt, "recover: previous dropped");
+    }
+
+    // Cheap keyslots that no record names but one of this run's derived keys
+    // opens: left by a lost record write.  Proof by opening, never by guessing.
+    LuksStatus sweep_orphans() {
+        if (keys_.empty()) {
+            if (!rec_.current) return Done{};
+            auto key = key_for(*rec_.current);  // also needed by the rotation that follows
+            if (!key) return proto::unexpected(key.error());
+        }
+        for (int slot : vol_.active_keyslots()) {
+            if (rec_.names_keyslot(slot) || !vol_.is_cheap_keyslot(slot)) continue;
+            for (const auto& [seed, key] : keys_) {
+                if (!vol_.opens(slot, key)) continue;
+                auto st = destroy(slot, "recover: orphan keyslot removed");
+                if (!st) return st;
+                out_.notes.push_back("removed orphan " + slot_text(slot) + " (an agent key no record names)");
+                break;
+            }
+        }
+        return Done{};
+    }
+
+    LuksResult<int> free_slot() const {
+        auto slot = vol_.first_free_keyslot();
+        if (!slot)
+            return luks_error(LuksErrc::no_free_keyslot,
+                              vol_.path() + ": all " + std::to_string(vol_.keyslot_max()) +
+                                  " keyslots are in use; free one with cryptsetup luksKillSlot");
+        return *slot;
+    }
+
+    // The derived key of one generation, memoised per seed for this volume.
+    LuksResult<const proto::Secret*> key_for(const proto::SeedGeneration& g) {
+        auto it = keys_.find(g.seed);
+        if (it != keys_.end()) return &it->second;
+        auto response = card_.response(g.seed);
+        if (!response) return proto::unexpected(response.error());
+        auto key = smartcard::derive_volume_key(**response, g.seed, vol_.uuid());
+        return &keys_.emplace(g.seed, std::move(key)).first->second;
+    }
+
+    LuksStatus save_with(std::optional<proto::SeedGeneration> current,
+                         std::optional<proto::SeedGeneration> pending,
+                         std::optional<proto::SeedGeneration> previous, const char* step) {
+        proto::SeedRecord next{rec_.profile, std::move(current), std::move(pending), std::move(previous)};
+        auto st = store_->save(vol_, next);
+        if (!st) return st;
+        rec_ = std::move(next);
+        fault_point(step);
+        return Done{};
+    }
+
+    LuksStatus destroy(int slot, const char* step) {
+        // The last keyslot would leave nothing that opens the volume.
+        if (vol_.active_keyslots().size() <= 1)
+            return luks_error(LuksErrc::internal, vol_.path() + ": refusing to remove " + slot_text(slot) +
+                                                      ", the last keyslot");
+        auto st = vol_.destroy_keyslot(slot);
+        if (!st) return st;
+        fault_point(step);
+        return Done{};
+    }
+
+    Volume vol_;
+    ResponseCache& card_;
+    const RunOptions& opts_;
+    Progress& progress_;
+    VolumeOutcome& out_;
+    std::unique_ptr<SeedStore> store_;
+    proto::SeedRecord rec_;
+    bool enrolled_ = false;
+    std::map<std::vector<unsigned char>, proto::Secret> keys_;
+};
+
+template <class Work>
+VolumeOutcome run_one(const std::string& path, ResponseCache& card, const RunOptions& opts,
+                      Progress& progress, Work&& work) {
+    VolumeOutcome out;
+    out.path = path;
+    auto fail = [&out](const LuksError& e) {
+        out.ok = false;
+        out.code = e.code;
+        out.summary = "failed: " + e.message;
+    };
+    try {
+        progress.step(path, "opening");
+        auto vol = Volume::open(path);
+        if (!vol) { fail(vol.error()); return out; }
+        VolumeJob job(std::move(*vol), card, opts, progress, out);
+        auto st = job.load();
+        if (st && !opts.dry_run) st = job.recover();
+        if (st) st = work(job);
+        if (!st) { fail(st.error()); return out; }
+        out.ok = true;
+    } catch (const std::exception& e) {
+        // Only resource exhaustion gets here (OpenSSL, allocation).
+        fail(LuksError{LuksErrc::internal, path + ": " + e.what()});
+    }
+    return out;
+}
+
+}  // namespace
+
+std::vector<VolumeOutcome> enroll(const std::vector<std::string>& volumes,
+                                  const std::vector<proto::Secret>& passphrases, ResponseCache& card,
+                                  const RunOptions& opts, Progress& progress) {
+    std::vector<VolumeOutcome> outcomes;
+    const std::vector<unsigned char> seed = make_seed();
+    std::optional<LuksError> card_failure;
+    if (!opts.dry_run) {
+        auto det = card.check_deterministic(seed);
+        if (!det) card_failure = det.error();
+    }
+    for (std::size_t i = 0; i < volumes.size(); ++i) {
+        const proto::Secret& pass = passphrases.size() == 1 ? passphrases[0] : passphrases.at(i);
+        outcomes.push_back(run_one(volumes[i], card, opts, progress, [&](VolumeJob& job) -> LuksStatus {
+            if (card_failure) return proto::unexpected(*card_failure);
+            return job.enroll(pass, seed);
+        }));
+    }
+    return outcomes;
+}
+
+std::vector<VolumeOutcome> rotate(const std::vector<std::string>& volumes, ResponseCache& card,
+                                  const RunOptions& opts, Progress& progress) {
+    std::vector<VolumeOutcome> outcomes;
+    const std::vector<unsigned char> seed = make_seed();
+    for (const std::string& path : volumes)
+        outcomes.push_back(run_one(path, card, opts, progress,
+                                   [&](VolumeJob& job) { return job.rotate(seed); }));
+    return outcomes;
+}
+
+LuksResult<VolumeSeeds> candidates_for_volume(const std::string& path, const StoreOptions& opts) {
+    auto vol = Volume::open(path);
+    if (!vol) return proto::unexpected(vol.error());
+    auto store = store_for(*vol, opts);
+    auto loaded = store->load(*vol);
+    if (!loaded) return proto::unexpected(loaded.error());
+    VolumeSeeds out;
+    out.uuid = vol->uuid();
+    if (loaded->record) {
+        out.profile = loaded->record->profile;
+        out.generations = loaded->record->generations();
+    }
+    return out;
+}
+
+}  // namespace ca::agent::luks

@@ -1,0 +1,104 @@
+// Enrolment and crash-safe rotation of the agent's one-time LUKS keys.
+//
+// A volume's agent key is HKDF(card response to a seed, seed, volume UUID)
+// (smartcard/derive.hpp).  Rotation swaps the seed.  Per volume, each step is
+// one durable write, and the seed record names every agent keyslot *before*
+// the keyslot exists, so a crash at any instant leaves:
+//
+//   step                               record after the step          what opens
+//   1 record intent                    {current c, pending p}         c (+ person)
+//   2 add keyslot p (unlocked by c)    {current c, pending p}         c, p
+//   3 verify p opens                   (no write)
+//   4 record switch                    {current p, previous c}        p, c
+//   5 destroy keyslot c                {current p, previous c}        p
+//   6 record cleanup                   {current p}                    p
+//
+// The next run (rotate or enroll) first recovers: a pending keyslot is rolled
+// back, a previous one is destroyed once the current key is proven to open,
+// and any cheap keyslot that no record names but a known derived key opens is
+// removed as an orphan.  A keyslot is destroyed only after one of our derived
+// keys has opened it in this run, so the person's keyslot is never touched.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "agent/luks/seed_store.hpp"
+#include "agent/luks/volume.hpp"
+#include "proto/secret.hpp"
+#include "proto/seed_token.hpp"
+#include "smartcard/derive.hpp"
+
+namespace ca::agent::luks {
+
+struct CardAccess {
+    smartcard::ChallengeFn challenge;  // seed -> the card's response
+    std::string profile_id;            // recorded in each record; checked at rotate
+};
+
+// Asks the card once per distinct seed and remembers the answer (or the failure)
+// for the rest of the run: one card operation per seed, however many volumes.
+class ResponseCache {
+public:
+    explicit ResponseCache(CardAccess& card) : card_(card) {}
+    LuksResult<const proto::Secret*> response(const std::vector<unsigned char>& seed);
+    // Asks the card a second time for `seed` and compares (enrolment only).
+    LuksStatus check_deterministic(const std::vector<unsigned char>& seed);
+    [[nodiscard]] int card_operations() const noexcept { return operations_; }
+    [[nodiscard]] const std::string& profile_id() const noexcept { return card_.profile_id; }
+
+private:
+    CardAccess& card_;
+    std::map<std::vector<unsigned char>, std::variant<proto::Secret, LuksError>> answers_;
+    int operations_ = 0;
+};
+
+struct VolumeOutcome {
+    std::string path;
+    bool ok = false;
+    LuksErrc code = LuksErrc::internal;  // meaningful when !ok
+    std::string summary;                 // one line for the journal
+    std::vector<std::string> notes;      // recovery actions and warnings, in order
+};
+
+// Receives progress while a run works (a terminal shows it; the journal does not).
+class Progress {
+public:
+    virtual ~Progress() = default;
+    virtual void step(const std::string& volume, const std::string& what) = 0;
+};
+
+struct RunOptions {
+    bool dry_run = false;
+    StoreOptions store;
+};
+
+// Enrols each volume with one fresh seed for the whole run.  `passphrases`
+// holds one existing passphrase for every volume, or one per volume in order.
+// The person's keyslot is only used to unlock; it is never changed.
+std::vector<VolumeOutcome> enroll(const std::vector<std::string>& volumes,
+                                  const std::vector<proto::Secret>& passphrases,
+                                  ResponseCache& card, const RunOptions& opts, Progress& progress);
+
+// Rotates each volume to one fresh seed (one card operation for it), after
+// recovering any half-done earlier run.  Failures are isolated per volume.
+std::vector<VolumeOutcome> rotate(const std::vector<std::string>& volumes, ResponseCache& card,
+                                  const RunOptions& opts, Progress& progress);
+
+// What the agent offers at boot: every generation the record names (current
+// first; during a rotation's window also the previous or pending one), with
+// the volume's UUID for derivation.  Reads the header or the LUKS1 store only.
+struct VolumeSeeds {
+    std::string uuid;
+    std::string profile;
+    std::vector<proto::SeedGeneration> generations;
+};
+LuksResult<VolumeSeeds> candidates_for_volume(const std::string& path, const StoreOptions& opts);
+
+// 32 bytes from getrandom(): a multiple of 16 as the vicc AES profile requires.
+std::vector<unsigned char> make_seed();
+
+}  // namespace ca::agent::luks

@@ -1,0 +1,203 @@
+#include "agent/luks/volume.hpp"
+
+#include <libcryptsetup.h>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+namespace ca::agent::luks {
+namespace {
+
+// systemd-cryptenroll's choice for random keys: PBKDF2 at the floor libcryptsetup
+// accepts, no benchmark (a benchmark would raise the count to ~1 s of work).
+constexpr std::uint32_t kCheapIterations = 1000;
+
+void capture_log(int level, const char* msg, void* usrptr) {
+    if (level != CRYPT_LOG_ERROR || !msg || !usrptr) return;
+    auto* sink = static_cast<std::string*>(usrptr);
+    *sink = msg;
+    while (!sink->empty() && (sink->back() == '\n' || sink->back() == ' ')) sink->pop_back();
+}
+
+std::string errno_text(int negative_errno) { return std::strerror(-negative_errno); }
+
+}  // namespace
+
+LuksResult<Volume> Volume::open(const std::string& path) {
+    Volume v;
+    v.path_ = path;
+    v.library_log_ = std::make_unique<std::string>();
+    int r = crypt_init(&v.cd_, path.c_str());
+    if (r < 0)
+        return luks_error(LuksErrc::open_failed, path + ": cannot open: " + errno_text(r));
+    crypt_set_log_callback(v.cd_, capture_log, v.library_log_.get());
+    r = crypt_load(v.cd_, CRYPT_LUKS, nullptr);
+    if (r < 0)
+        return luks_error(LuksErrc::not_luks, path + ": no LUKS header could be read (" +
+                                                  errno_text(r) + ")");
+    const char* type = crypt_get_type(v.cd_);
+    v.luks2_ = type && std::strcmp(type, CRYPT_LUKS2) == 0;
+    const char* uuid = crypt_get_uuid(v.cd_);
+    if (!uuid || !*uuid)
+        return luks_error(LuksErrc::not_luks, path + ": the LUKS header has no UUID");
+    v.uuid_ = uuid;
+    return v;
+}
+
+Volume::Volume(Volume&& o) noexcept
+    : path_(std::move(o.path_)), uuid_(std::move(o.uuid_)), luks2_(o.luks2_),
+      cd_(std::exchange(o.cd_, nullptr)), lock_fd_(std::exchange(o.lock_fd_, -1)),
+      library_log_(std::move(o.library_log_)) {}
+
+Volume& Volume::operator=(Volume&& o) noexcept {
+    if (this != &o) {
+        Volume old(std::move(*this));  // releases our handles when it goes out of scope
+        path_ = std::move(o.path_);
+        uuid_ = std::move(o.uuid_);
+        luks2_ = o.luks2_;
+        cd_ = std::exchange(o.cd_, nullptr);
+        lock_fd_ = std::exchange(o.lock_fd_, -1);
+        library_log_ = std::move(o.library_log_);
+    }
+    return *this;
+}
+
+Volume::~Volume() {
+    if (cd_) crypt_free(cd_);
+    if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+int Volume::keyslot_max() const noexcept { return crypt_keyslot_max(luks2_ ? CRYPT_LUKS2 : CRYPT_LUKS1); }
+
+bool Volume::keyslot_active(int slot) const {
+    const crypt_keyslot_info info = crypt_keyslot_status(cd_, slot);
+    return info == CRYPT_SLOT_ACTIVE || info == CRYPT_SLOT_ACTIVE_LAST ||
+           info == CRYPT_SLOT_UNBOUND;
+}
+
+std::vector<int> Volume::active_keyslots() const {
+    std::vector<int> out;
+    for (int s = 0; s < keyslot_max(); ++s)
+        if (keyslot_active(s)) out.push_back(s);
+    return out;
+}
+
+std::optional<int> Volume::first_free_keyslot() const {
+    for (int s = 0; s < keyslot_max(); ++s)
+        if (crypt_keyslot_status(cd_, s) == CRYPT_SLOT_INACTIVE) return s;
+    return std::nullopt;
+}
+
+bool Volume::is_cheap_keyslot(int slot) const {
+    crypt_pbkdf_type pbkdf{};
+    if (crypt_keyslot_get_pbkdf(cd_, slot, &pbkdf) < 0 || !pbkdf.type) return false;
+    return std::strcmp(pbkdf.type, CRYPT_KDF_PBKDF2) == 0 && pbkdf.iterations <= kCheapIterations;
+}
+
+bool Volume::opens(int slot, const proto::Secret& key) const {
+    return crypt_activate_by_passphrase(cd_, nullptr, slot, key.chars(), key.size(), 0) == slot;
+}
+
+std::optional<int> Volume::slot_opened_by(const proto::Secret& key) const {
+    const int r = crypt_activate_by_passphrase(cd_, nullptr, CRYPT_ANY_SLOT, key.chars(), key.size(), 0);
+    if (r < 0) return std::nullopt;
+    return r;
+}
+
+std::string Volume::last_library_error() const {
+    return library_log_->empty() ? std::string() : " (" + *library_log_ + ")";
+}
+
+LuksStatus Volume::add_cheap_keyslot(int slot, const proto::Secret& unlock,
+                                     const proto::Secret& new_key) {
+    crypt_pbkdf_type pbkdf{};
+    pbkdf.type = CRYPT_KDF_PBKDF2;
+    pbkdf.hash = "sha256";
+    pbkdf.iterations = kCheapIterations;
+    pbkdf.flags = CRYPT_PBKDF_NO_BENCHMARK;
+    int r = crypt_set_pbkdf_type(cd_, &pbkdf);
+    if (r < 0)
+        return luks_error(LuksErrc::internal, path_ + ": libcryptsetup refused PBKDF2 settings: " +
+                                                  errno_text(r) + last_library_error());
+    library_log_->clear();
+    r = crypt_keyslot_add_by_passphrase(cd_, slot, unlock.chars(), unlock.size(),
+                                        new_key.chars(), new_key.size());
+    if (r >= 0) return Done{};
+    const std::string where = path_ + ": cannot add keyslot " + std::to_string(slot) + ": ";
+    if (r == -ENOSPC || library_log_->find("No space") != std::string::npos)
+        return luks_error(LuksErrc::keyslot_area_full,
+                          where + "the keyslot area is full; remove an unused keyslot "
+                                  "(cryptsetup luksKillSlot) or enlarge the LUKS2 metadata" +
+                              last_library_error());
+    if (r == -EPERM && !library_log_->empty() &&
+        library_log_->find("passphrase") != std::string::npos)
+        return luks_error(LuksErrc::wrong_key, where + "the unlocking key was refused");
+    return luks_error(LuksErrc::header_write,
+                      where + errno_text(r) + last_library_error() +
+                          "; is the device or image read-only?");
+}
+
+LuksStatus Volume::destroy_keyslot(int slot) {
+    library_log_->clear();
+    const int r = crypt_keyslot_destroy(cd_, slot);
+    if (r >= 0) return Done{};
+    return luks_error(LuksErrc::header_write,
+                      path_ + ": cannot remove keyslot " + std::to_string(slot) + ": " +
+                          errno_text(r) + last_library_error() + "; is the device or image read-only?");
+}
+
+LuksResult<std::optional<std::pair<int, std::string>>> Volume::read_agent_token() const {
+    for (int id = 0; id < crypt_token_max(CRYPT_LUKS2); ++id) {
+        const char* type = nullptr;
+        const crypt_token_info info = crypt_token_status(cd_, id, &type);
+        if (info == CRYPT_TOKEN_INACTIVE || info == CRYPT_TOKEN_INVALID || !type) continue;
+        if (std::strcmp(type, "crypt-agent") != 0) continue;
+        const char* json = nullptr;
+        const int r = crypt_token_json_get(cd_, id, &json);
+        if (r < 0 || !json)
+            return luks_error(LuksErrc::internal, path_ + ": cannot read token " +
+                                                      std::to_string(id) + ": " + errno_text(r));
+        return std::optional<std::pair<int, std::string>>(std::pair{id, std::string(json)});
+    }
+    return std::optional<std::pair<int, std::string>>{};
+}
+
+LuksStatus Volume::write_agent_token(int id, const std::string& json) {
+    library_log_->clear();
+    const int r = crypt_token_json_set(cd_, id < 0 ? CRYPT_ANY_TOKEN : id,
+                                       json.empty() ? nullptr : json.c_str());
+    if (r >= 0) return Done{};
+    return luks_error(LuksErrc::header_write,
+                      path_ + ": cannot write the crypt-agent token: " + errno_text(r) +
+                          last_library_error() + "; is the device or image read-only?");
+}
+
+LuksStatus Volume::lock_exclusive(const std::string& lock_dir) {
+    if (lock_fd_ >= 0) return Done{};
+    // A lock file of our own, named by UUID: libcryptsetup takes its own locks on
+    // the device, and an flock of ours on the same file could deadlock against them.
+    ::mkdir(lock_dir.c_str(), 0700);
+    const std::string lock_path = lock_dir + "/" + uuid_ + ".lock";
+    const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return luks_error(LuksErrc::open_failed, path_ + ": cannot open the lock file " +
+                                                     lock_path + ": " + std::strerror(errno));
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        const int e = errno;
+        ::close(fd);
+        if (e == EWOULDBLOCK)
+            return luks_error(LuksErrc::busy, path_ + ": another crypt-agent enroll or rotate "
+                                                      "is working on this volume");
+        return luks_error(LuksErrc::internal, path_ + ": cannot lock: " + std::strerror(e));
+    }
+    lock_fd_ = fd;
+    return Done{};
+}
+
+}  // namespace ca::agent::luks

@@ -1,0 +1,236 @@
+#include "agent/luks_cli.hpp"
+
+#include <boost/program_options.hpp>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+
+namespace ca::agent {
+namespace po = boost::program_options;
+namespace {
+
+CardOpener& card_opener() {
+    static CardOpener opener;
+    return opener;
+}
+
+enum Exit { kAllDone = 0, kSomeFailed = 1, kUsage = 2 };
+
+// Progress on a terminal; priority-prefixed lines for the journal otherwise.
+class Reporter final : public luks::Progress {
+public:
+    explicit Reporter(std::string command) : command_(std::move(command)), tty_(::isatty(2) == 1) {}
+
+    void step(const std::string& volume, const std::string& what) override {
+        if (tty_) std::fprintf(stderr, "  %s: %s...\n", volume.c_str(), what.c_str());
+    }
+
+    void line(int priority, const std::string& text) const {
+        if (tty_) std::fprintf(stderr, "%s\n", text.c_str());
+        else std::fprintf(stderr, "<%d>crypt-agent %s: %s\n", priority, command_.c_str(), text.c_str());
+    }
+
+    int summarise(const std::vector<luks::VolumeOutcome>& outcomes, int card_operations) const {
+        int failed = 0;
+        for (const auto& o : outcomes) {
+            for (const auto& note : o.notes) line(5, o.path + ": " + note);
+            line(o.ok ? 5 : 3, o.path + ": " + o.summary);
+            failed += o.ok ? 0 : 1;
+        }
+        line(failed ? 4 : 6, std::to_string(outcomes.size() - static_cast<std::size_t>(failed)) + " of " +
+                                 std::to_string(outcomes.size()) + " volumes done, " + std::to_string(failed) +
+                                 " failed; card operations: " + std::to_string(card_operations));
+        return failed ? kSomeFailed : kAllDone;
+    }
+
+private:
+    std::string command_;
+    bool tty_;
+};
+
+struct CommonOptions {
+    std::vector<std::string> volumes;
+    bool dry_run = false;
+    bool passphrase_stdin = false;
+    std::string crypttab = "/etc/crypttab";
+    std::string reader;
+    std::string profile;
+    luks::StoreOptions store;
+};
+
+po::options_description common_description(CommonOptions& o) {
+    po::options_description d("options");
+    d.add_options()
+        ("dry-run", po::bool_switch(&o.dry_run), "show what would happen; change nothing")
+        ("luks1-store", po::value(&o.store.luks1_dir)->default_value(o.store.luks1_dir),
+         "directory of LUKS1 seed records (must be readable in the initramfs)")
+        ("lock-dir", po::value(&o.store.lock_dir)->default_value(o.store.lock_dir),
+         "directory for per-volume run locks")
+        ("reader", po::value(&o.reader), "smartcard reader name (default: the first with a card)")
+        ("profile", po::value(&o.profile), "card profile id")
+        ("volume", po::value(&o.volumes), "LUKS volume: block device or image file");
+    return d;
+}
+
+std::optional<CommonOptions> parse(const std::vector<std::string>& args, bool is_enroll) {
+    CommonOptions o;
+    po::options_description d = common_description(o);
+    if (is_enroll)
+        d.add_options()("passphrase-stdin", po::bool_switch(&o.passphrase_stdin),
+                        "read each volume's existing passphrase from stdin, one line each "
+                        "(one line for all)");
+    else
+        d.add_options()("crypttab", po::value(&o.crypttab)->default_value(o.crypttab),
+                        "with no VOLUME: rotate every enrolled volume listed here");
+    po::positional_options_description pos;
+    pos.add("volume", -1);
+    try {
+        po::variables_map vm;
+        po::store(po::command_line_parser(args).options(d).positional(pos).run(), vm);
+        po::notify(vm);
+    } catch (const po::error& e) {
+        std::fprintf(stderr, "crypt-agent %s: %s\n", is_enroll ? "enroll" : "rotate", e.what());
+        return std::nullopt;
+    }
+    return o;
+}
+
+// Resolves crypttab's UUID=/PARTUUID=/LABEL=/PARTLABEL= spellings to /dev/disk links.
+std::string resolve_source(const std::string& source) {
+    static const std::pair<const char*, const char*> kinds[] = {
+        {"UUID=", "/dev/disk/by-uuid/"}, {"PARTUUID=", "/dev/disk/by-partuuid/"},
+        {"LABEL=", "/dev/disk/by-label/"}, {"PARTLABEL=", "/dev/disk/by-partlabel/"}};
+    for (const auto& [prefix, dir] : kinds)
+        if (source.rfind(prefix, 0) == 0) return dir + source.substr(std::char_traits<char>::length(prefix));
+    return source;
+}
+
+std::vector<std::string> crypttab_sources(const std::string& path) {
+    std::vector<std::string> out;
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) {
+        std::istringstream fields(line);
+        std::string name, source;
+        if (!(fields >> name >> source) || name[0] == '#') continue;
+        out.push_back(resolve_source(source));
+    }
+    return out;
+}
+
+// Only volumes with a crypt-agent record: the others are not ours to rotate.
+std::vector<std::string> enrolled_volumes(const std::vector<std::string>& candidates,
+                                          const luks::StoreOptions& store) {
+    std::vector<std::string> out;
+    for (const auto& path : candidates) {
+        auto seeds = luks::candidates_for_volume(path, store);
+        if (seeds && !seeds->generations.empty()) out.push_back(path);
+    }
+    return out;
+}
+
+// Reads stdin into locked memory and splits it into lines (trailing newline stripped).
+std::vector<proto::Secret> read_passphrases() {
+    proto::Secret all;
+    unsigned char buf[512];
+    for (;;) {
+        const ssize_t n = ::read(0, buf, sizeof buf);
+        if (n <= 0) break;
+        all.append(std::span<const unsigned char>(buf, static_cast<std::size_t>(n)));
+    }
+    proto::wipe(buf, sizeof buf);
+    std::vector<proto::Secret> lines;
+    std::size_t start = 0;
+    for (std::size_t i = 0; i <= all.size(); ++i) {
+        if (i < all.size() && all.data()[i] != '\n') continue;
+        if (i > start || i < all.size())
+            lines.push_back(proto::Secret::copy_of(all.bytes().subspan(start, i - start)));
+        start = i + 1;
+    }
+    return lines;
+}
+
+std::optional<luks::CardAccess> open_card(const CommonOptions& o) {
+    if (!card_opener()) {
+        std::fprintf(stderr, "crypt-agent: this build has no smartcard support wired in\n");
+        return std::nullopt;
+    }
+    auto card = card_opener()(o.reader, o.profile);
+    if (!card) {
+        std::fprintf(stderr, "crypt-agent: cannot use the card: %s\n", card.error().message.c_str());
+        return std::nullopt;
+    }
+    return std::move(*card);
+}
+
+}  // namespace
+
+void set_card_opener(CardOpener opener) { card_opener() = std::move(opener); }
+
+int run_enroll(const std::vector<std::string>& args, luks::CardAccess& card) {
+    auto o = parse(args, true);
+    if (!o) return kUsage;
+    if (o->volumes.empty()) {
+        std::fprintf(stderr, "crypt-agent enroll: name at least one VOLUME\n");
+        return kUsage;
+    }
+    if (!o->passphrase_stdin) {
+        std::fprintf(stderr, "crypt-agent enroll: --passphrase-stdin is required "
+                             "(asking through ask-password is not implemented yet)\n");
+        return kUsage;
+    }
+    const std::vector<proto::Secret> passphrases = read_passphrases();
+    if (passphrases.size() != 1 && passphrases.size() != o->volumes.size()) {
+        std::fprintf(stderr, "crypt-agent enroll: stdin gave %zu passphrases for %zu volumes "
+                             "(give one for all, or one line per volume)\n",
+                     passphrases.size(), o->volumes.size());
+        return kUsage;
+    }
+    luks::ResponseCache responses(card);
+    Reporter reporter("enroll");
+    luks::RunOptions opts{o->dry_run, o->store};
+    auto outcomes = luks::enroll(o->volumes, passphrases, responses, opts, reporter);
+    return reporter.summarise(outcomes, responses.card_operations());
+}
+
+int run_rotate(const std::vector<std::string>& args, luks::CardAccess& card) {
+    auto o = parse(args, false);
+    if (!o) return kUsage;
+    std::vector<std::string> volumes = o->volumes;
+    if (volumes.empty()) {
+        volumes = enrolled_volumes(crypttab_sources(o->crypttab), o->store);
+        if (volumes.empty()) {
+            std::fprintf(stderr, "crypt-agent rotate: no enrolled volume in %s; nothing to do\n",
+                         o->crypttab.c_str());
+            return kAllDone;
+        }
+    }
+    luks::ResponseCache responses(card);
+    Reporter reporter("rotate");
+    luks::RunOptions opts{o->dry_run, o->store};
+    auto outcomes = luks::rotate(volumes, responses, opts, reporter);
+    return reporter.summarise(outcomes, responses.card_operations());
+}
+
+int enroll_main(const std::vector<std::string>& args, const GlobalOptions&) {
+    auto o = parse(args, true);
+    if (!o) return kUsage;
+    auto card = open_card(*o);
+    if (!card) return kUsage;
+    return run_enroll(args, *card);
+}
+
+int rotate_main(const std::vector<std::string>& args, const GlobalOptions&) {
+    auto o = parse(args, false);
+    if (!o) return kUsage;
+    auto card = open_card(*o);
+    if (!card) return kUsage;
+    return run_rotate(args, *card);
+}
+
+}  // namespace ca::agent

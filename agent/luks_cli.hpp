@@ -1,0 +1,35 @@
+// The `enroll` and `rotate` subcommands of crypt-agent.
+//
+//   crypt-agent enroll [--passphrase-stdin] [--dry-run] [--luks1-store DIR] VOLUME...
+//   crypt-agent rotate [--dry-run] [--luks1-store DIR] [--crypttab FILE] [VOLUME...]
+//
+// Exit status: 0 every volume done; 1 at least one volume failed (each failed
+// volume is left on its old key, the summary says which); 2 usage error or no
+// card.  One summary line per volume goes to stderr with a <N> priority prefix
+// (the journal's level) or, on a terminal, progress lines and plain summaries.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "agent/luks/rotation.hpp"
+
+namespace ca::agent {
+
+struct GlobalOptions;  // the lead's CLI (agent/cli); not needed by these commands yet
+
+// How the commands reach a card: the binary installs the smartcard layer's
+// opener at start (reader name and profile id from the options, empty = default).
+using CardOpener = std::function<luks::LuksResult<luks::CardAccess>(const std::string& reader,
+                                                                    const std::string& profile)>;
+void set_card_opener(CardOpener opener);
+
+int enroll_main(const std::vector<std::string>& args, const GlobalOptions& globals);
+int rotate_main(const std::vector<std::string>& args, const GlobalOptions& globals);
+
+// The same commands with the card given by the caller (`finish`, tests).
+int run_enroll(const std::vector<std::string>& args, luks::CardAccess& card);
+int run_rotate(const std::vector<std::string>& args, luks::CardAccess& card);
+
+}  // namespace ca::agent

@@ -1,0 +1,88 @@
+#define BOOST_TEST_MODULE seed_token
+#include <boost/test/unit_test.hpp>
+
+#include "proto/seed_token.hpp"
+
+using namespace ca::proto;
+
+namespace {
+SeedRecord sample() {
+    SeedRecord r;
+    r.profile = "vicc-aes128";
+    r.current = SeedGeneration{std::vector<unsigned char>(32, 0x11), 7, 1};
+    r.previous = SeedGeneration{std::vector<unsigned char>(32, 0x22), 6, 2};
+    return r;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(token_round_trip_keeps_every_generation) {
+    const SeedRecord r = sample();
+    const int bound[] = {1, 2};
+    const std::string json = encode_seed_token(r, bound);
+    BOOST_TEST(json.find("\"type\":\"crypt-agent\"") != std::string::npos);
+    BOOST_TEST(json.find("\"keyslots\":[\"1\",\"2\"]") != std::string::npos);
+    auto back = decode_seed_token(json);
+    BOOST_REQUIRE(back.has_value());
+    BOOST_TEST((*back == r));
+    BOOST_TEST(back->generations().size() == 2u);
+    BOOST_TEST(back->generations().front().generation == 7u);  // current first
+}
+
+BOOST_AUTO_TEST_CASE(token_as_json_c_reformats_it_still_parses) {
+    // json-c hands tokens back with spaces and its own key order.
+    const std::string json =
+        "{ \"keyslots\": [ \"3\" ], \"version\": 1, \"type\": \"crypt-agent\", \"profile\": \"p\", "
+        "\"current\": { \"keyslot\": 3, \"generation\": 2, \"seed\": \"00ff\" } }";
+    auto r = decode_seed_token(json);
+    BOOST_REQUIRE(r.has_value());
+    BOOST_TEST(r->current->keyslot == 3);
+    BOOST_TEST(r->current->seed.size() == 2u);
+    BOOST_TEST(!r->pending.has_value());
+}
+
+BOOST_AUTO_TEST_CASE(token_refuses_what_could_mislead_recovery) {
+    const char* bad[] = {
+        "{\"type\":\"systemd-tpm2\",\"version\":1,\"profile\":\"p\"}",
+        "{\"type\":\"crypt-agent\",\"version\":2,\"profile\":\"p\"}",
+        "{\"type\":\"crypt-agent\",\"version\":1}",
+        // two generations on one keyslot: recovery could destroy the live one
+        "{\"type\":\"crypt-agent\",\"version\":1,\"profile\":\"p\",\"current\":{\"seed\":\"00\",\"generation\":1,"
+        "\"keyslot\":1},\"previous\":{\"seed\":\"01\",\"generation\":0,\"keyslot\":1}}",
+        "{\"type\":\"crypt-agent\",\"version\":1,\"profile\":\"p\",\"current\":{\"seed\":\"0\",\"generation\":1,"
+        "\"keyslot\":1}}",
+        "{\"type\":\"crypt-agent\",\"version\":1,\"profile\":\"p\",\"current\":{\"seed\":\"00\",\"generation\":-1,"
+        "\"keyslot\":1}}",
+        "{\"type\":\"crypt-agent\",\"version\":1,\"profile\":\"p\",\"current\":{\"seed\":\"00\",\"generation\":1,"
+        "\"keyslot\":32}}",
+        "{\"type\":\"crypt-agent\",\"type\":\"crypt-agent\",\"version\":1,\"profile\":\"p\"}",
+        "{\"type\":\"crypt-agent\",\"version\":1,\"profile\":\"p\"} trailing",
+        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+        "{\"type\":\"crypt-agent\"",
+        "",
+    };
+    for (const char* j : bad) BOOST_TEST(!decode_seed_token(j).has_value(), j);
+}
+
+BOOST_AUTO_TEST_CASE(store_record_round_trip_and_checksum) {
+    StoreRecord s{"2b5c2a0e-8f36-4a5e-9d1c-0123456789ab", sample()};
+    const std::string text = encode_store_record(s);
+    auto back = decode_store_record(text);
+    BOOST_REQUIRE(back.has_value());
+    BOOST_TEST(back->uuid == s.uuid);
+    BOOST_TEST((back->record == s.record));
+
+    // Any single flipped byte is caught (CRC-32 detects every 1-byte error).
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        std::string bad = text;
+        bad[i] = static_cast<char>(bad[i] ^ 0x20);
+        BOOST_TEST(!decode_store_record(bad).has_value(), "flip at " << i);
+    }
+    // A torn write: every proper prefix is refused.
+    for (std::size_t n = 0; n < text.size(); ++n)
+        BOOST_TEST(!decode_store_record(text.substr(0, n)).has_value(), "prefix " << n);
+}
+
+BOOST_AUTO_TEST_CASE(crc32_matches_the_standard_check_value) {
+    const std::string s = "123456789";
+    BOOST_TEST(crc32({reinterpret_cast<const unsigned char*>(s.data()), s.size()}) == 0xCBF43926u);
+}
