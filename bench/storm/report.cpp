@@ -119,7 +119,9 @@ std::string fmt(double v, int decimals = 1) {
 
 std::string axis_label(double us) {
     char buf[32];
-    if (us >= 1000)
+    if (us >= 1e6)
+        std::snprintf(buf, sizeof buf, "%g s", us / 1e6);
+    else if (us >= 1000)
         std::snprintf(buf, sizeof buf, "%g ms", us / 1000);
     else
         std::snprintf(buf, sizeof buf, "%g µs", us);
