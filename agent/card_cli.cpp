@@ -138,7 +138,10 @@ int run_derive(const CardCommandOptions& o, const CardCliEnv& env, const Log& lo
     boost::asio::steady_timer deadline(io);
     boost::asio::signal_set stop_signals(io, SIGINT, SIGTERM);
     boost::asio::signal_set status_signal(io, SIGUSR1);
+    bool finished = false;
     auto finish = [&](int code) {
+        if (finished) return;  // the first reason to stop is the exit code
+        finished = true;
         rc = code;
         deadline.cancel();
         stop_signals.cancel();

@@ -178,7 +178,10 @@ Expected<std::vector<unsigned char>> CardConnection::transmit(std::span<const un
         }
         if (len < 2) {
             proto::wipe(buf, sizeof buf);
-            return make_error(Errc::card_status, "the card sent a response without a status word");
+            // vpcd (and some USB readers) report a card pulled mid-command as a
+            // "successful" empty response: treat it as the removal it is.
+            return make_error(Errc::card_removed, "the card in reader \"" + reader_ +
+                                                      "\" broke off a command (removed?)");
         }
         const unsigned char sw1 = buf[len - 2], sw2 = buf[len - 1];
         if (sw1 == 0x6C && round == 0) {  // wrong Le: resend with the length the card wants

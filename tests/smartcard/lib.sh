@@ -1,0 +1,119 @@
+# Shared helpers for the smartcard tests (sourced).  Each test gets a private
+# pcscd + virtual card (fixture/fixture.sh), a private ask directory, and
+# stops everything it started, by PID, on exit.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+FIXTURE="$HERE/fixture/fixture.sh"
+: "${CARD_TOOL:?CARD_TOOL (the card command driver) not set}"
+: "${PCSC_WAIT:?PCSC_WAIT not set}"
+export PCSC_WAIT
+REPLY_PASSWORD=/lib/systemd/systemd-reply-password
+[ -x "$REPLY_PASSWORD" ] || { echo "SKIP: $REPLY_PASSWORD (package systemd) missing" >&2; exit 77; }
+[ "$(id -u)" = 0 ] || { echo "SKIP: needs root (private mount namespace for pcscd, root-only PIN replies)" >&2; exit 77; }
+
+T=$(mktemp -d /tmp/crypt-agent-sc.XXXXXX)
+ASK="$T/ask"; mkdir -p "$ASK"
+PIDS=()
+FIXTURE_UP=0
+PIN=123456
+UUIDS=(0b7c5a6e-2f3d-4a1b-9c8d-7e6f5a4b3c2d 5f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0 c0ffee00-1234-4abc-8def-0123456789ab)
+# LAB.md vector: card key 000102..0F, seed = 32 bytes of 0x11.
+LAB_RESPONSE=35D14E6D3E3A279CF01E343E34E7DED3B9227EA666F1D6B8D105C10405844F4D
+printf '11%.0s' $(seq 32) > "$T/seed.hex"
+
+cleanup() {
+  local rc=$?
+  for p in "${PIDS[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  [ $FIXTURE_UP = 1 ] && "$FIXTURE" stop "$T/fx" || true
+  if [ $rc = 0 ] || [ $rc = 77 ]; then rm -rf "$T"; else echo "test files kept in $T" >&2; fi
+  exit $rc
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; for f in "$T"/*.log "$T"/*.err; do [ -f "$f" ] && { echo "--- $f" >&2; tail -30 "$f" >&2; }; done; exit 1; }
+ok() { echo "ok: $*"; }
+
+fixture() {   # fixture start|pull|insert|... [options]
+  local c=$1; shift
+  "$FIXTURE" "$c" "$T/fx" "$@"
+  [ "$c" = start ] && FIXTURE_UP=1
+  set -a; . "$T/fx/env"; set +a
+}
+
+card() { "$CARD_TOOL" --ask-dir "$ASK" --log-level 7 card "$@"; }
+
+# start_card NAME CARD-ARGS...: `card CARD-ARGS` in the background (BG = its
+# own PID, not a subshell's), stdout NAME.out, stderr NAME.err
+start_card() {
+  local name=$1; shift
+  "$CARD_TOOL" --ask-dir "$ASK" --log-level 7 card "$@" > "$T/$name.out" 2> "$T/$name.err" &
+  BG=$!
+  PIDS+=("$BG")
+}
+
+# answer_pins PIN...: answers successive PIN questions (Id crypt-agent:pin:*) in
+# $ASK with the given PINs through systemd's own reply sender; each question's
+# Message goes to $T/prompts.  Stops after the last PIN.
+answer_pins() {
+  (
+    seen=" "
+    for pin in "$@"; do
+      while :; do
+        f=""
+        for a in "$ASK"/ask.*; do
+          [ -e "$a" ] || continue
+          case "$seen" in *" $a "*) continue;; esac
+          grep -q '^Id=crypt-agent:pin:' "$a" 2>/dev/null || continue
+          f=$a; break
+        done
+        [ -n "$f" ] && break
+        sleep 0.05
+      done
+      seen="$seen$f "
+      sed -n 's/^Message=//p' "$f" >> "$T/prompts"
+      sock=$(sed -n 's/^Socket=//p' "$f")
+      printf '%s' "$pin" | "$REPLY_PASSWORD" 1 "$sock" || true
+    done
+  ) &
+  PIDS+=("$!")
+}
+
+# expected_pass RESPONSE_HEX SEED_HEX UUID: the passphrase by an independent
+# HKDF-SHA256 (Python's hmac), per the layout documented in smartcard/derive.hpp.
+expected_pass() {
+  python3 - "$@" <<'PY'
+import hashlib, hmac, sys
+resp, seed, uuid = bytes.fromhex(sys.argv[1]), bytes.fromhex(sys.argv[2]), sys.argv[3].lower()
+prk = hmac.new(seed, resp, hashlib.sha256).digest()
+okm = hmac.new(prk, b"luks-sc-agent-v1" + uuid.encode() + b"\x01", hashlib.sha256).digest()
+print(okm.hex())
+PY
+}
+
+# apdus INS: how many commands with that instruction byte the card received.
+apdus() { grep -c "^..$1" "$T/fx/apdu.log" 2>/dev/null || true; }
+# verifies_with_pin: VERIFY commands that carried a PIN (Lc present; each may spend a try).
+verifies_with_pin() { grep -c '^0020....[0-9A-F][0-9A-F] ' "$T/fx/apdu.log" 2>/dev/null || true; }
+
+# no_secrets_in_logs SECRET...: none of these strings in any log or error output.
+no_secrets_in_logs() {
+  local s f
+  for s in "$@"; do
+    [ -n "$s" ] || continue
+    for f in "$T"/*.err "$T"/fx/*.log; do
+      [ -f "$f" ] || continue
+      if grep -qiF -- "$s" "$f"; then fail "a secret appears in $f"; fi
+    done
+  done
+  ok "no PIN, response or passphrase in any log"
+}
+
+wait_for() {   # wait_for SECONDS CMD...: polls CMD every 0.05 s
+  local end=$(( $(date +%s%N) + ${1%.*} * 1000000000 )); shift
+  while ! "$@" 2>/dev/null; do
+    [ "$(date +%s%N)" -lt $end ] || return 1
+    sleep 0.05
+  done
+}
