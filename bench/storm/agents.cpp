@@ -268,10 +268,10 @@ std::vector<AgentSpec> known_agents(const std::string& floor_bin, const std::str
         // A private session keyring is joined by the harness itself (see
         // main), so "--keyring session" never reaches root's @u.
         out.push_back({"crypt-agent",
-                       {crypt_agent_bin, "--keyring", "session", "--ask-dir", paths.ask_dir, "--log-level",
-                        "warning", "serve"},
-                       {crypt_agent_bin, "--keyring", "session", "--ask-dir", paths.ask_dir, "cache", "put"},
-                       {crypt_agent_bin, "--keyring", "session", "--ask-dir", paths.ask_dir, "cache", "flush"},
+                       {crypt_agent_bin, "serve", "--keyring", "session", "--ask-dir", paths.ask_dir,
+                        "--log-level", "warning"},
+                       {crypt_agent_bin, "cache", "put", "--keyring", "session", "--ask-dir", paths.ask_dir},
+                       {crypt_agent_bin, "cache", "flush", "--keyring", "session", "--ask-dir", paths.ask_dir},
                        false});
     }
     if (!floor_bin.empty() && access(floor_bin.c_str(), X_OK) == 0)

@@ -301,6 +301,7 @@ int main(int argc, char** argv) {
     explicit_bzero(password.data(), password.size());
 
     storm::print_table(std::cout, runs);
+    storm::print_targets(std::cout, runs);
     if (!o.csv.empty() && !storm::write_csv(o.csv, runs))
         std::cerr << "storm: cannot write " << o.csv << "\n";
     if (!o.svg.empty() && !storm::write_svg(o.svg, runs))

@@ -159,6 +159,36 @@ void print_table(std::ostream& out, const std::vector<RunResult>& runs) {
     }
 }
 
+void print_targets(std::ostream& out, const std::vector<RunResult>& runs) {
+    const auto sums = summarise(runs);
+    const auto verdict = [](bool measured, bool met) { return !measured ? "not measured" : met ? "met" : "NOT met"; };
+    std::vector<std::string> agents;
+    for (const auto& s : sums)
+        if (s.agent != "floor" && std::find(agents.begin(), agents.end(), s.agent) == agents.end())
+            agents.push_back(s.agent);
+    for (const auto& agent : agents) {
+        out << "targets for " << agent << " (medians):\n";
+        for (const auto& s : sums) {
+            if (s.agent != agent)
+                continue;
+            const Summary* f = floor_of(sums, s);
+            if (s.scenario == Scenario::live) {
+                const bool have = s.cpu_per_q_us >= 0 && f && f->cpu_per_q_us > 0;
+                out << "  live N=" << s.n << ": CPU/question " << fmt(s.cpu_per_q_us, 2) << " us = "
+                    << (f ? ratio(s.cpu_per_q_us, f->cpu_per_q_us) : "-") << " floor (<= 1.5x): "
+                    << verdict(have, have && s.cpu_per_q_us <= 1.5 * f->cpu_per_q_us) << "; p99 " << fmt(s.p99, 0)
+                    << " us (< 1000; floor " << (f ? fmt(f->p99, 0) : "-") << "): " << verdict(s.p99 >= 0, s.p99 < 1000)
+                    << "\n";
+            } else if (s.scenario == Scenario::startup) {
+                out << "  start to first answer " << fmt(s.first_ms, 2) << " ms (<= 2; floor "
+                    << (f ? fmt(f->first_ms, 2) : "-") << "): " << verdict(s.first_ms >= 0, s.first_ms <= 2.0)
+                    << "\n  idle RSS " << fmt(s.rss_kib, 0) << " KiB (<= 4096; floor " << (f ? fmt(f->rss_kib, 0) : "-")
+                    << "): " << verdict(s.rss_kib >= 0, s.rss_kib <= 4096) << "\n";
+            }
+        }
+    }
+}
+
 void print_machine_lines(std::ostream& out, const std::vector<RunResult>& runs) {
     const auto sums = summarise(runs);
     unsigned total_n = 0, answered = 0, wrong = 0, cancelled = 0, unanswered = 0, duplicates = 0, ignored = 0;
