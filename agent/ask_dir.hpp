@@ -1,0 +1,58 @@
+// The system-call side of one question: reading an ask file safely, checking
+// where its Socket= leads, and sending the datagram.  No logging here: each
+// function returns what went wrong, and the loop logs it once.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <span>
+#include <string>
+
+#include "agent/fd.hpp"
+#include "proto/ask_file.hpp"
+#include "proto/result.hpp"
+
+namespace ca::agent {
+
+// Only names starting with "ask." are questions; systemd writes "tmp.*" (v252)
+// or ".#ask.*" (newer) first and renames.
+[[nodiscard]] inline bool is_question_name(std::string_view name) noexcept {
+    return name.size() > 4 && name.substr(0, 4) == "ask.";
+}
+
+struct AskFile {
+    proto::Question q;
+    ino_t ino = 0;
+};
+
+struct AskFileError {
+    enum Kind { vanished, not_regular, bad_owner, world_writable, too_large, io, parse } kind;
+    std::string reason;
+};
+
+// Opens `name` under `dirfd` without following symlinks and without blocking on a
+// FIFO, and accepts only a regular file owned by `owner`, not group/world
+// writable, within the size cap.
+[[nodiscard]] proto::Expected<AskFile, AskFileError> read_ask_file(int dirfd, const char* name, uid_t owner);
+
+// Resolves Socket= and returns an O_PATH descriptor of the socket if, and only if,
+// it is a socket whose parent directory is the ask directory itself (compared by
+// device and inode after the kernel resolves the path: "//", "..", symlinked
+// directories all resolve before the comparison) and it is owned by `owner`.
+[[nodiscard]] proto::Expected<Fd, std::string> resolve_socket(const struct stat& ask_dir, const std::string& socket_path,
+                                                             uid_t owner);
+
+enum class SendStatus { sent, gone, again, refused };
+// Sends `datagram` through the unbound SOCK_DGRAM `sender` to the socket behind
+// `target` (an O_PATH fd from resolve_socket), addressed as /proc/self/fd/N so the
+// checked inode is the one that receives it.  `err` gets errno on failure.
+[[nodiscard]] SendStatus send_datagram(int sender, int target, std::span<const unsigned char> datagram, int& err);
+
+// A non-blocking, close-on-exec, unbound datagram socket for sending replies.
+[[nodiscard]] proto::Expected<Fd, int> make_sender();
+
+// True if a process with this PID exists (EPERM counts as alive).
+[[nodiscard]] bool pid_alive(std::int64_t pid) noexcept;
+
+}  // namespace ca::agent

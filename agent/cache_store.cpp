@@ -1,0 +1,177 @@
+#include "agent/cache_store.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "agent/clock.hpp"
+#include "agent/fd.hpp"
+#include "agent/keyring.hpp"
+
+namespace ca::agent {
+
+const char* to_string(StoreKind k) noexcept { return k == StoreKind::keyring ? "kernel keyring" : "tmpfs file"; }
+
+CacheStore::CacheStore(const GlobalOptions& o) : o_(o) {}
+
+std::string CacheStore::file_path() const { return (o_.cache_dir / "cache").string(); }
+
+namespace {
+
+std::string errno_text(int e) { return std::strerror(e); }
+
+bool keyring_absent(int e) { return e == ENOKEY || e == EKEYEXPIRED || e == EKEYREVOKED; }
+
+proto::Expected<proto::Secret, int> read_file_locked(const std::string& path) {
+    Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd) return proto::unexpected(errno);
+    struct stat st{};
+    if (fstat(fd.get(), &st) < 0) return proto::unexpected(errno);
+    if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0) return proto::unexpected(EPERM);
+    if (st.st_size <= 0 || static_cast<std::size_t>(st.st_size) > proto::kCachePayloadMax)
+        return proto::unexpected(EFBIG);
+    proto::Secret buf(static_cast<std::size_t>(st.st_size));
+    std::size_t got = 0;
+    while (got < buf.size()) {
+        ssize_t n = ::read(fd.get(), buf.data() + got, buf.size() - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return proto::unexpected(n < 0 ? errno : EIO);
+        got += static_cast<std::size_t>(n);
+    }
+    return buf;
+}
+
+}  // namespace
+
+LoadResult CacheStore::load() {
+    LoadResult r;
+    std::optional<proto::Secret> bytes;
+    auto id = keyring::find(o_.keyring, kCacheKeyName);
+    if (id) {
+        auto b = keyring::read(*id);
+        if (b) { bytes = std::move(*b); r.from = StoreKind::keyring; }
+        else r.warning = std::string("cannot read the cache key: ") + errno_text(b.error());
+    } else if (!keyring_absent(id.error())) {
+        r.warning = std::string("cannot search the ") + to_string(o_.keyring) + " keyring: " + errno_text(id.error());
+    }
+    if (!bytes) {
+        auto f = read_file_locked(file_path());
+        if (f) { bytes = std::move(*f); r.from = StoreKind::file; }
+        else if (f.error() != ENOENT) r.warning += (r.warning.empty() ? "" : "; ") + std::string("cannot read ") + file_path() + ": " + errno_text(f.error());
+    }
+    if (!bytes) return r;
+    auto p = proto::decode_cache(bytes->bytes());
+    if (!p) {
+        r.warning += (r.warning.empty() ? "" : "; ") + std::string("the stored cache is unreadable (") + proto::to_string(p.error()) + "), ignoring it";
+        r.from.reset();
+        return r;
+    }
+    if (boottime_us() >= p->expires_us) {
+        r.expired = true;
+        r.from.reset();
+        (void)flush(false);
+        return r;
+    }
+    r.payload = std::move(*p);
+    return r;
+}
+
+proto::Expected<StoreKind, std::string> CacheStore::save(const proto::CachePayload& p) {
+    if (finished()) return proto::unexpected(std::string("finish already ran this boot; not storing the cache again"));
+    auto bytes = proto::encode_cache(p);
+    if (!bytes) return proto::unexpected(std::string("cannot encode the cache: ") + proto::to_string(bytes.error()));
+    const auto now = boottime_us();
+    if (p.expires_us <= now) return proto::unexpected(std::string("the cache has reached its lifetime"));
+    const auto ttl = static_cast<unsigned>((p.expires_us - now + 999999) / 1000000);
+    auto id = keyring::put(o_.keyring, kCacheKeyName, bytes->bytes(), ttl);
+    if (id) {
+        std::string ignored;
+        (void)wipe_file(ignored);  // a keyring copy supersedes an older fallback file
+        return StoreKind::keyring;
+    }
+    const int e = id.error();
+    auto f = save_file(*bytes);
+    if (!f) return proto::unexpected(std::string("cannot store the cache in the keyring (") + errno_text(e) + ") nor in a file (" + f.error() + ")");
+    return StoreKind::file;
+}
+
+proto::Expected<StoreKind, std::string> CacheStore::save_file(const proto::Secret& bytes) {
+    if (::mkdir(o_.cache_dir.c_str(), 0700) < 0 && errno != EEXIST)
+        return proto::unexpected(o_.cache_dir.string() + ": " + errno_text(errno));
+    const std::string tmp = file_path() + ".new";
+    (void)::unlink(tmp.c_str());
+    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd) return proto::unexpected(tmp + ": " + errno_text(errno));
+    std::size_t off = 0;
+    while (off < bytes.size()) {
+        ssize_t n = ::write(fd.get(), bytes.data() + off, bytes.size() - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) { int e = errno; (void)::unlink(tmp.c_str()); return proto::unexpected(tmp + ": " + errno_text(e)); }
+        off += static_cast<std::size_t>(n);
+    }
+    (void)::fsync(fd.get());
+    if (::rename(tmp.c_str(), file_path().c_str()) < 0) {
+        int e = errno;
+        (void)::unlink(tmp.c_str());
+        return proto::unexpected(file_path() + ": " + errno_text(e));
+    }
+    return StoreKind::file;
+}
+
+bool CacheStore::wipe_file(std::string& errors) {
+    const std::string path = file_path();
+    Fd fd(::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd) {
+        if (errno != ENOENT) errors += path + ": " + errno_text(errno) + "; ";
+        return false;
+    }
+    // Overwrite before unlinking: on tmpfs the pages are freed at unlink, but a
+    // fallback store on a real disk would otherwise keep the bytes.
+    struct stat st{};
+    if (fstat(fd.get(), &st) == 0 && st.st_size > 0) {
+        static const unsigned char zeros[4096] = {};
+        auto left = static_cast<std::size_t>(st.st_size);
+        while (left > 0) {
+            ssize_t n = ::write(fd.get(), zeros, left < sizeof zeros ? left : sizeof zeros);
+            if (n <= 0) break;
+            left -= static_cast<std::size_t>(n);
+        }
+        (void)::fsync(fd.get());
+    }
+    if (::unlink(path.c_str()) < 0 && errno != ENOENT) {
+        errors += path + ": " + errno_text(errno) + "; ";
+        return false;
+    }
+    return true;
+}
+
+FlushReport CacheStore::flush(bool systemd_entry) {
+    FlushReport r;
+    auto k = keyring::remove(o_.keyring, kCacheKeyName);
+    if (k) r.keyring_key = *k;
+    else r.errors += std::string("keyring: ") + errno_text(k.error()) + "; ";
+    r.file = wipe_file(r.errors);
+    if (systemd_entry) {
+        auto s = keyring::remove(o_.keyring, o_.systemd_key_name);
+        if (s) r.systemd_entry = *s;
+        else r.errors += std::string("systemd's '") + o_.systemd_key_name + "' key: " + errno_text(s.error()) + "; ";
+    }
+    return r;
+}
+
+bool CacheStore::finished() const {
+    struct stat st{};
+    return ::lstat((o_.cache_dir / "finished").c_str(), &st) == 0;
+}
+
+void CacheStore::mark_finished() {
+    (void)::mkdir(o_.cache_dir.c_str(), 0700);
+    Fd fd(::open((o_.cache_dir / "finished").c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+}
+
+void CacheStore::clear_finished() { (void)::unlink((o_.cache_dir / "finished").c_str()); }
+
+}  // namespace ca::agent

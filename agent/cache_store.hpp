@@ -1,0 +1,62 @@
+// Where the boot-scoped cache lives between agent instances.
+//
+// The kernel keyring is the default store: it survives switch-root, is never on a
+// filesystem, and its key timeout is a second, kernel-enforced bound on the
+// cache's lifetime.  Where keyrings are missing (CONFIG_KEYS=n, or a seccomp
+// filter), a 0600 file on the tmpfs /run is the fallback; /run also survives
+// switch-root.  A "finished" marker (no secret in it) records that `finish` ran,
+// so an instance still running cannot write the cache back afterwards.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "agent/options.hpp"
+#include "proto/cache_codec.hpp"
+#include "proto/result.hpp"
+
+namespace ca::agent {
+
+inline constexpr const char* kCacheKeyName = "crypt-agent:cache";
+
+enum class StoreKind { keyring, file };
+[[nodiscard]] const char* to_string(StoreKind k) noexcept;
+
+struct LoadResult {
+    std::optional<proto::CachePayload> payload;  // nullopt: nothing cached (or expired, now removed)
+    std::optional<StoreKind> from;
+    bool expired = false;                        // a payload past its bound was found and removed
+    std::string warning;                         // a store that could not be read, for the log
+};
+
+struct FlushReport {
+    bool keyring_key = false;   // our key was invalidated
+    bool file = false;          // the fallback file was overwritten and unlinked
+    bool systemd_entry = false; // systemd's "cryptsetup" entry was invalidated
+    std::string errors;         // what could not be removed, for the log and the exit status
+};
+
+class CacheStore {
+public:
+    explicit CacheStore(const GlobalOptions& o);
+
+    [[nodiscard]] LoadResult load();
+    // Saves to the keyring, or the file when the keyring is unavailable.
+    // `ttl_s` becomes the key's kernel timeout.  Error: a reason for the log.
+    [[nodiscard]] proto::Expected<StoreKind, std::string> save(const proto::CachePayload& p);
+    // Removes every copy.  With `systemd_entry`, systemd's "cryptsetup" entry too.
+    FlushReport flush(bool systemd_entry);
+
+    [[nodiscard]] bool finished() const;
+    void mark_finished();
+    void clear_finished();
+
+    [[nodiscard]] std::string file_path() const;
+
+private:
+    [[nodiscard]] proto::Expected<StoreKind, std::string> save_file(const proto::Secret& bytes);
+    bool wipe_file(std::string& errors);
+    const GlobalOptions& o_;
+};
+
+}  // namespace ca::agent

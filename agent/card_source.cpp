@@ -1,0 +1,255 @@
+// g++ 12 -O2 reports false "potential null pointer dereference" warnings
+// inside Asio's own headers; they must be silenced before the headers are read.
+#pragma GCC diagnostic ignored "-Wnull-dereference"
+
+#include "agent/card_source.hpp"
+
+#include <charconv>
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <stdexcept>
+
+#include "agent/log.hpp"
+#include "agent/pin_asker.hpp"
+#include "smartcard/derive.hpp"
+#include "smartcard/profile.hpp"
+
+#if __has_include("agent/luks/rotation.hpp")
+#include "agent/luks/rotation.hpp"
+#define CA_CARD_SOURCE_LUKS 1
+#endif
+
+namespace ca::agent {
+namespace {
+
+namespace sc = ca::smartcard;
+
+std::optional<bool> parse_bool(const std::string& v) {
+    if (v == "yes" || v == "true" || v == "1" || v == "on") return true;
+    if (v == "no" || v == "false" || v == "0" || v == "off") return false;
+    return std::nullopt;
+}
+
+std::optional<double> parse_seconds(const std::string& v) {
+    double d = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), d);
+    if (ec != std::errc{} || end != v.data() + v.size() || d <= 0) return std::nullopt;
+    return d;
+}
+
+// A seed file holds raw bytes, or the same bytes as hex text.
+std::vector<unsigned char> read_seed_file(const std::filesystem::path& path, std::size_t length) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot read card-seed-file " + path.string());
+    std::vector<unsigned char> raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string text(raw.begin(), raw.end());
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    if (text.size() == 2 * length)
+        if (auto d = sc::unhex(text); d && d->size() == length) return *d;
+    if (raw.size() != length)
+        throw std::runtime_error("card-seed-file " + path.string() + " holds " + std::to_string(raw.size()) +
+                                 " bytes; the card profile needs " + std::to_string(length));
+    return raw;
+}
+
+#ifdef CA_CARD_SOURCE_LUKS
+// systemd-cryptsetup's Id is "cryptsetup:" + the source device as crypttab names it.
+std::optional<std::string> device_of(const std::string& id) {
+    static constexpr std::string_view prefix = "cryptsetup:";
+    if (id.rfind(prefix, 0) != 0) return std::nullopt;
+    std::string dev = id.substr(prefix.size());
+    if (dev.rfind("UUID=", 0) == 0) return "/dev/disk/by-uuid/" + dev.substr(5);
+    if (dev.rfind("PARTUUID=", 0) == 0) return "/dev/disk/by-partuuid/" + dev.substr(9);
+    if (dev.empty() || dev[0] != '/') return std::nullopt;
+    return dev;
+}
+#endif
+
+class CardSource final : public CandidateSource {
+public:
+    CardSource(boost::asio::io_context& io, const CardSourceConfig& config, const std::filesystem::path& ask_dir,
+               SeedLookup lookup, Deliver deliver)
+        : asker_(io, PinAskerOptions{ask_dir, config.pin_timeout, 0}),
+          lookup_(std::move(lookup)),
+          deliver_(std::move(deliver)),
+          service_(sc::CardService::create(io.get_executor(), config.card, &asker_, &CardSource::log_notice)) {}
+
+    ~CardSource() override { stop(); }
+
+    [[nodiscard]] const char* name() const noexcept override { return "smartcard"; }
+
+    [[nodiscard]] bool handles(const std::string& id) const override { return find(id).has_value(); }
+
+    void request(const std::string& id) override {
+        if (stopped_ || in_progress_.count(id)) return;
+        auto set = find(id);
+        if (!set || set->seeds.empty()) return;
+        in_progress_.insert(id);
+        if (!started_) {
+            started_ = true;
+            service_->start();  // the PC/SC thread only once a card volume is asked for
+        }
+        auto job = std::make_shared<Job>();
+        job->id = id;
+        job->set = std::move(*set);
+        job->got.resize(job->set.seeds.size());
+        job->outstanding = job->set.seeds.size();
+        CA_LOG(info) << "asking the smartcard for '" << id << "' (" << job->set.seeds.size()
+                     << " seed generation(s)); waiting for a card if none is inserted";
+        for (std::size_t i = 0; i < job->set.seeds.size(); ++i)
+            service_->request_response(job->set.seeds[i], false,
+                                       [this, job, i](sc::Expected<proto::Secret> r) { on_response(job, i, std::move(r)); });
+    }
+
+    void stop() override {
+        if (stopped_) return;
+        stopped_ = true;
+        service_->stop();
+        asker_.cancel();
+    }
+
+private:
+    struct Job {
+        std::string id;
+        VolumeSeedSet set;
+        std::vector<std::optional<proto::Secret>> got;  // derived passphrases
+        std::size_t outstanding = 0;
+        std::optional<sc::Error> first_error;
+    };
+
+    static void log_notice(const sc::Notice& n) {
+        switch (n.severity) {
+        case sc::Notice::error: CA_LOG(err) << "smartcard: " << n.text; break;
+        case sc::Notice::warning: CA_LOG(warning) << "smartcard: " << n.text; break;
+        case sc::Notice::info: CA_LOG(info) << "smartcard: " << n.text; break;
+        }
+    }
+
+    std::optional<VolumeSeedSet> find(const std::string& id) const {
+        if (auto it = lookups_.find(id); it != lookups_.end()) return it->second;
+        auto r = lookup_ ? lookup_(id) : std::nullopt;
+        lookups_[id] = r;  // a header read once per Id, not per question
+        return r;
+    }
+
+    void on_response(const std::shared_ptr<Job>& job, std::size_t i, sc::Expected<proto::Secret> r) {
+        if (r) {
+            job->got[i] = sc::derive_volume_key(*r, job->set.seeds[i], job->set.uuid);
+        } else if (!job->first_error) {
+            job->first_error = r.error();
+        }
+        if (--job->outstanding != 0) return;
+        in_progress_.erase(job->id);
+        std::vector<proto::Secret> candidates;
+        for (auto& g : job->got)
+            if (g) candidates.push_back(std::move(*g));
+        if (job->first_error && job->first_error->code != sc::Errc::cancelled)
+            CA_LOG(warning) << "no smartcard key for '" << job->id << "': " << job->first_error->message
+                            << "; leaving the question to other agents";
+        if (!candidates.empty() && !stopped_) deliver_(job->id, std::move(candidates));
+    }
+
+    PinAsker asker_;
+    SeedLookup lookup_;
+    Deliver deliver_;
+    std::shared_ptr<sc::CardService> service_;
+    mutable std::map<std::string, std::optional<VolumeSeedSet>> lookups_;
+    std::set<std::string> in_progress_;
+    bool started_ = false;
+    bool stopped_ = false;
+};
+
+}  // namespace
+
+std::optional<std::string> apply_card_setting(CardSourceConfig& c, const std::string& name, const std::string& value) {
+    auto profile = [&](const char* key) -> std::optional<std::string> {
+        auto st = sc::set_profile_field(c.card.profile, key, value);
+        if (!st) return st.error().message;
+        return std::nullopt;
+    };
+    if (name == "card-enable" || name == "card-luks-tokens" || name == "card-allow-last-pin-try") {
+        auto b = parse_bool(value);
+        if (!b) return "expected yes or no";
+        if (name == "card-enable") c.enable = *b;
+        else if (name == "card-luks-tokens") c.luks_tokens = *b;
+        else c.card.allow_last_pin_try = *b;
+        return std::nullopt;
+    }
+    if (name == "card-volume") {
+        const auto sp = value.find_last_of(" \t");
+        if (sp == std::string::npos || sp == 0) return "expected \"QUESTION-ID UUID\"";
+        std::string id = value.substr(0, sp);
+        while (!id.empty() && (id.back() == ' ' || id.back() == '\t')) id.pop_back();
+        const std::string uuid = value.substr(sp + 1);
+        if (uuid.size() != 36 || uuid[8] != '-' || uuid[13] != '-' || uuid[18] != '-' || uuid[23] != '-')
+            return "\"" + uuid + "\" is not a LUKS UUID (8-4-4-4-12 hex digits)";
+        c.volumes[id] = uuid;
+        return std::nullopt;
+    }
+    if (name == "card-seed-file") { c.seed_file = value; return std::nullopt; }
+    if (name == "card-luks1-dir") { c.luks1_dir = value; return std::nullopt; }
+    if (name == "card-reader") { c.card.reader_filter = value; return std::nullopt; }
+    if (name == "card-aid") return profile("aid");
+    if (name == "card-command") return profile("command");
+    if (name == "card-challenge-length") return profile("challenge-length");
+    if (name == "card-pin-reference") return profile("pin-reference");
+    if (name == "card-profile-name") return profile("name");
+    if (name == "card-watchdog" || name == "card-pin-timeout") {
+        auto s = parse_seconds(value);
+        if (!s) return "expected a positive number of seconds";
+        if (name == "card-watchdog") c.card.watchdog = std::chrono::milliseconds(static_cast<long>(*s * 1000));
+        else c.pin_timeout = std::chrono::seconds(static_cast<long>(*s));
+        return std::nullopt;
+    }
+    return "unknown setting";
+}
+
+SeedLookup make_seed_lookup(const CardSourceConfig& c) {
+    std::optional<std::vector<unsigned char>> seed;
+    if (!c.volumes.empty()) {
+        if (c.seed_file.empty()) throw std::runtime_error("card-volume is set but card-seed-file is not");
+        seed = read_seed_file(c.seed_file, c.card.profile.challenge_length);
+    }
+    const auto volumes = c.volumes;
+    const bool tokens = c.luks_tokens;
+    const std::string luks1_dir = c.luks1_dir;
+    return [seed, volumes, tokens, luks1_dir](const std::string& id) -> std::optional<VolumeSeedSet> {
+        if (auto it = volumes.find(id); it != volumes.end()) return VolumeSeedSet{it->second, {*seed}};
+        if (!tokens) return std::nullopt;
+#ifdef CA_CARD_SOURCE_LUKS
+        auto dev = device_of(id);
+        if (!dev) return std::nullopt;
+        luks::StoreOptions so;
+        so.luks1_dir = luks1_dir;
+        auto r = luks::candidates_for_volume(*dev, so);
+        if (!r) {
+            CA_LOG(debug) << "'" << id << "' has no smartcard seed record: " << r.error().message;
+            return std::nullopt;
+        }
+        VolumeSeedSet set{r->uuid, {}};
+        for (const auto& g : r->generations) set.seeds.push_back(g.seed);
+        if (set.seeds.empty()) return std::nullopt;
+        return set;
+#else
+        (void)luks1_dir;
+        return std::nullopt;
+#endif
+    };
+}
+
+std::unique_ptr<CandidateSource> make_card_source(boost::asio::io_context& io, const CardSourceConfig& config,
+                                                  const std::filesystem::path& ask_dir, SeedLookup lookup,
+                                                  CandidateSource::Deliver deliver) {
+    if (!config.enabled()) return nullptr;
+    return std::make_unique<CardSource>(io, config, ask_dir, std::move(lookup), std::move(deliver));
+}
+
+std::unique_ptr<CandidateSource> make_card_source(boost::asio::io_context& io, const CardSourceConfig& config,
+                                                  const std::filesystem::path& ask_dir,
+                                                  CandidateSource::Deliver deliver) {
+    if (!config.enabled()) return nullptr;
+    return make_card_source(io, config, ask_dir, make_seed_lookup(config), std::move(deliver));
+}
+
+}  // namespace ca::agent

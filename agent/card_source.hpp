@@ -1,0 +1,78 @@
+// Candidates from the smartcard for `cryptsetup:` questions (serve).
+//
+// For a question's Id the source finds the volume's UUID and its seeds, asks
+// the card once per seed (one PIN prompt, one challenge per seed however many
+// volumes share it: smartcard::CardService remembers responses), and delivers
+// HKDF(response, seed, UUID) for each seed generation.  Until a card is in a
+// reader the request simply waits: the question stays open for other agents
+// too, and insertion answers every waiting volume.
+//
+// Where the seeds come from, in order:
+//   * `card-volume = ID UUID` lines with `card-seed-file` (the interim setup
+//     before enrolment: one seed for every listed volume);
+//   * with `card-luks-tokens = yes` (default), the seed record that
+//     `crypt-agent enroll` wrote into the volume (LUKS2 token or LUKS1 store)
+//     for Ids of the form cryptsetup:<device path> or cryptsetup:UUID=<uuid>.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/source.hpp"
+#include "smartcard/service.hpp"
+
+namespace ca::agent {
+
+struct CardSourceConfig {
+    smartcard::CardOptions card;
+    std::filesystem::path seed_file;           // raw bytes or hex text
+    std::map<std::string, std::string> volumes;  // question Id -> LUKS UUID
+    bool luks_tokens = true;
+    std::string luks1_dir = "/boot/crypt-agent";
+    std::chrono::seconds pin_timeout{180};
+    bool enable = false;  // card-enable; any card-volume line enables too
+    [[nodiscard]] bool enabled() const { return enable || !volumes.empty(); }
+};
+
+// Applies one configuration setting whose name starts with "card-":
+//   card-enable yes|no, card-volume "ID UUID" (repeatable), card-seed-file PATH,
+//   card-luks-tokens yes|no, card-luks1-dir DIR, card-reader SUBSTRING, card-aid HEX,
+//   card-command CLAINSP1P2, card-challenge-length N, card-pin-reference HEX|none,
+//   card-watchdog SECONDS, card-pin-timeout SECONDS, card-allow-last-pin-try yes|no.
+// Returns the reason for a refusal, or nullopt.  Unknown card-* names are refused.
+[[nodiscard]] std::optional<std::string> apply_card_setting(CardSourceConfig& c, const std::string& name,
+                                                            const std::string& value);
+
+// What one volume needs from the card.
+struct VolumeSeedSet {
+    std::string uuid;
+    std::vector<std::vector<unsigned char>> seeds;  // current first
+};
+// Finds the seeds for a question Id; nullopt when the Id is not a card volume.
+using SeedLookup = std::function<std::optional<VolumeSeedSet>(const std::string& id)>;
+
+// The configured lookup (card-volume + card-seed-file, then LUKS seed records).
+// Throws std::runtime_error when the seed file cannot be read (a start-up error).
+[[nodiscard]] SeedLookup make_seed_lookup(const CardSourceConfig& c);
+
+// nullptr when the configuration enables no card volumes.
+[[nodiscard]] std::unique_ptr<CandidateSource> make_card_source(boost::asio::io_context& io,
+                                                                const CardSourceConfig& config,
+                                                                const std::filesystem::path& ask_dir,
+                                                                CandidateSource::Deliver deliver);
+// The same with an explicit lookup (tests).
+[[nodiscard]] std::unique_ptr<CandidateSource> make_card_source(boost::asio::io_context& io,
+                                                                const CardSourceConfig& config,
+                                                                const std::filesystem::path& ask_dir,
+                                                                SeedLookup lookup,
+                                                                CandidateSource::Deliver deliver);
+
+}  // namespace ca::agent

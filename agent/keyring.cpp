@@ -1,0 +1,94 @@
+#include "agent/keyring.hpp"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <vector>
+
+namespace ca::agent::keyring {
+
+key_serial_t special_id(KeyringKind k) noexcept {
+    return k == KeyringKind::user ? KEY_SPEC_USER_KEYRING : KEY_SPEC_SESSION_KEYRING;
+}
+
+proto::Expected<key_serial_t, int> find(KeyringKind k, const std::string& description) {
+    long id = keyctl_search(special_id(k), "user", description.c_str(), 0);
+    if (id < 0) return proto::unexpected(errno);
+    return static_cast<key_serial_t>(id);
+}
+
+proto::Expected<proto::Secret, int> read(key_serial_t key) {
+    // Ask for the size, then read into locked memory; retry if the key grew between.
+    for (int attempt = 0; attempt < 4; ++attempt) {
+        long size = keyctl_read(key, nullptr, 0);
+        if (size < 0) return proto::unexpected(errno);
+        proto::Secret buf(static_cast<std::size_t>(size) + 1);
+        long got = keyctl_read(key, reinterpret_cast<char*>(buf.data()), buf.size());
+        if (got < 0) return proto::unexpected(errno);
+        if (got <= size) {
+            buf.truncate(static_cast<std::size_t>(got));
+            return buf;
+        }
+    }
+    return proto::unexpected(EAGAIN);
+}
+
+proto::Expected<key_serial_t, int> put(KeyringKind k, const std::string& description,
+                                       std::span<const unsigned char> payload, unsigned timeout_s) {
+    key_serial_t id = add_key("user", description.c_str(), payload.data(), payload.size(), special_id(k));
+    if (id < 0) return proto::unexpected(errno);
+    (void)keyctl_setperm(id, KEY_POS_ALL | KEY_USR_VIEW);
+    if (timeout_s != 0 && keyctl_set_timeout(id, timeout_s) < 0) {
+        int e = errno;
+        (void)keyctl_invalidate(id);
+        return proto::unexpected(e);
+    }
+    return id;
+}
+
+proto::Expected<bool, int> remove(KeyringKind k, const std::string& description) {
+    auto id = find(k, description);
+    if (!id) {
+        if (id.error() == ENOKEY || id.error() == EKEYEXPIRED || id.error() == EKEYREVOKED) return false;
+        return proto::unexpected(id.error());
+    }
+    if (keyctl_invalidate(*id) < 0) {
+        // Old kernels without KEYCTL_INVALIDATE: revoke, then unlink.
+        if (keyctl_revoke(*id) < 0) return proto::unexpected(errno);
+        (void)keyctl_unlink(*id, special_id(k));
+    }
+    return true;
+}
+
+std::optional<long> timeout_left(key_serial_t key) {
+    // /proc/keys shows the expiry column ("perm", "3m", "45s", ...); keyctl has no getter.
+    FILE* f = std::fopen("/proc/keys", "re");
+    if (f == nullptr) return std::nullopt;
+    char line[512];
+    std::optional<long> out;
+    while (std::fgets(line, sizeof line, f) != nullptr) {
+        unsigned long id = 0;
+        char flags[16], expiry[32];
+        int usage = 0;
+        if (std::sscanf(line, "%lx %15s %d %31s", &id, flags, &usage, expiry) != 4) continue;
+        if (static_cast<key_serial_t>(id) != key) continue;
+        char* end = nullptr;
+        long v = std::strtol(expiry, &end, 10);
+        if (end == expiry) break;  // "perm"
+        switch (*end) {
+            case 's': out = v; break;
+            case 'm': out = v * 60; break;
+            case 'h': out = v * 3600; break;
+            case 'd': out = v * 86400; break;
+            case 'w': out = v * 604800; break;
+            default: break;
+        }
+        break;
+    }
+    std::fclose(f);
+    return out;
+}
+
+}  // namespace ca::agent::keyring

@@ -1,0 +1,28 @@
+// Logging: Boost.Log to stderr, each line prefixed with a syslog priority "<N>"
+// so journald records levels when the agent runs under systemd.  Secrets never
+// reach these macros: log fingerprints (proto::FingerprintKey) and counts.
+#pragma once
+
+#include <boost/log/sources/record_ostream.hpp>
+#include <boost/log/sources/severity_logger.hpp>
+#include <optional>
+#include <string_view>
+
+namespace ca::agent {
+
+// Values are syslog priorities.
+enum class Level : int { crit = 2, err = 3, warning = 4, notice = 5, info = 6, debug = 7 };
+
+[[nodiscard]] std::optional<Level> parse_level(std::string_view s) noexcept;
+[[nodiscard]] const char* to_string(Level l) noexcept;
+
+// Installs the stderr sink; safe to call again to change the level.
+void init_logging(Level min_level);
+void set_log_level(Level min_level);
+[[nodiscard]] bool log_enabled(Level l) noexcept;
+
+boost::log::sources::severity_logger_mt<Level>& logger();
+
+}  // namespace ca::agent
+
+#define CA_LOG(lvl) BOOST_LOG_SEV(::ca::agent::logger(), ::ca::agent::Level::lvl)

@@ -1,0 +1,3 @@
+#include "agent/cli.hpp"
+
+int main(int argc, char** argv) { return ca::agent::main_cli(argc, argv); }

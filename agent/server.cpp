@@ -1,0 +1,806 @@
+#include "agent/server.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/inotify.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/signal_set.hpp>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "agent/clock.hpp"
+#include "agent/keyring.hpp"
+#include "agent/log.hpp"
+#include "agent/notify.hpp"
+#include "proto/glob.hpp"
+#include "proto/reply.hpp"
+
+namespace ca::agent {
+
+namespace asio = boost::asio;
+
+struct Server::Question {
+    enum class State { waiting, answered, ignored };
+    explicit Question(asio::io_context& io) : timer(io) {}
+    std::string name;
+    ino_t ino = 0;
+    proto::Question q;
+    std::string id;  // q.id or "" when missing
+    State state = State::waiting;
+    bool told_waiting = false;  // "no candidate yet" logged once
+    std::vector<std::uint64_t> sent;
+    asio::steady_timer timer;   // NotAfter, or the EAGAIN back-off
+    unsigned backoff_ms = 0;
+    Fd pending_target;          // socket to retry after EAGAIN
+    proto::Secret pending_reply;
+};
+
+namespace {
+
+constexpr std::uint32_t kWatchMask = IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM | IN_ATTRIB |
+                                     IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW;
+
+std::string quoted_id(const std::string& id) { return id.empty() ? std::string("(no Id)") : id; }
+
+// The names of the questions, for the admin: "ask.XXXX (Id cryptsetup:/dev/vda2)".
+std::string describe(const std::string& name, const std::string& id) { return name + " (" + quoted_id(id) + ")"; }
+
+std::vector<proto::Secret> split_nul_list(const proto::Secret& s) {
+    std::vector<proto::Secret> out;
+    std::size_t start = 0;
+    for (std::size_t i = 0; i <= s.size(); ++i) {
+        if (i == s.size() || s.data()[i] == 0) {
+            if (i > start) out.push_back(proto::Secret::copy_of(s.bytes().subspan(start, i - start)));
+            start = i + 1;
+        }
+    }
+    return out;
+}
+
+bool is_literal(const std::string& pattern) { return pattern.find_first_of("*?[\\") == std::string::npos; }
+
+}  // namespace
+
+Server::Server(asio::io_context& io, GlobalOptions options)
+    : io_(io), o_(std::move(options)), store_(o_), owner_(geteuid()), rewatch_timer_(io), save_timer_(io),
+      expiry_timer_(io) {
+    unsigned char key[32];
+    if (getrandom(key, sizeof key, 0) != static_cast<ssize_t>(sizeof key)) throw std::runtime_error("getrandom failed");
+    std::memcpy(&k0_, key, 8);
+    std::memcpy(&k1_, key + 8, 8);
+    fp_ = std::make_unique<proto::FingerprintKey>(std::span<const unsigned char, 16>(key + 16, 16));
+    proto::wipe(key, sizeof key);
+}
+
+Server::~Server() = default;
+
+std::uint64_t Server::hash_of(const proto::Secret& s) const noexcept { return proto::siphash24(k0_, k1_, s.bytes()); }
+
+std::optional<std::size_t> Server::index_of(std::uint64_t h) const noexcept {
+    for (std::size_t i = 0; i < cache_hashes_.size(); ++i)
+        if (cache_hashes_[i] == h) return i;
+    return std::nullopt;
+}
+
+bool Server::id_matches(const std::string& id) const {
+    return std::any_of(o_.match.begin(), o_.match.end(), [&](const std::string& p) { return proto::glob_match(p, id); });
+}
+
+// ---- start, stop ---------------------------------------------------------------------
+
+void Server::start() {
+    auto s = make_sender();
+    if (!s) throw std::runtime_error(std::string("cannot create the reply socket: ") + std::strerror(s.error()));
+    sender_ = std::move(*s);
+
+    int ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (ifd < 0) throw std::runtime_error(std::string("inotify_init1: ") + std::strerror(errno));
+    inotify_ = std::make_unique<asio::posix::stream_descriptor>(io_, ifd);
+
+    sources_ = make_sources(io_, o_, [this](const std::string& id, std::vector<proto::Secret> c) {
+        on_source_delivery(id, std::move(c));
+    });
+
+    load_cache();
+    open_ask_dir();  // throws if the directory cannot be made or watched
+    arm_watch();
+    CA_LOG(notice) << "crypt-agent " << to_string(o_.phase) << " instance watching " << o_.ask_dir.string()
+                   << " for Ids " << [&] {
+                          std::string ids;
+                          for (const auto& m : o_.match) ids += (ids.empty() ? "" : ", ") + m;
+                          return ids;
+                      }();
+    sd_notify("READY=1\nSTATUS=Watching for questions");
+    full_scan();
+}
+
+void Server::stop() {
+    if (stopping_) return;
+    stopping_ = true;
+    sd_notify("STOPPING=1");
+    if (dirty_) save_now();
+    for (auto& s : sources_) s->stop();
+    boost::system::error_code ec;
+    if (inotify_) inotify_->close(ec);
+    rewatch_timer_.cancel();
+    save_timer_.cancel();
+    expiry_timer_.cancel();
+    for (auto& [name, q] : questions_) q->timer.cancel();
+    CA_LOG(notice) << "stopping: answered " << stats_.answered << " question(s), left " << stats_.ignored
+                   << " to other agents";
+}
+
+void Server::reconfigure(GlobalOptions options) {
+    const bool dir_changed = options.ask_dir != o_.ask_dir;
+    o_.match = std::move(options.match);
+    o_.log_level = options.log_level;
+    o_.cache_lifetime = options.cache_lifetime;
+    o_.harvest = options.harvest;
+    o_.systemd_entry = options.systemd_entry;
+    o_.push_systemd = options.push_systemd;
+    set_log_level(o_.log_level);
+    if (dir_changed) CA_LOG(warning) << "ask-dir cannot change while running; restart the agent to use " << options.ask_dir.string();
+    CA_LOG(notice) << "configuration reloaded";
+    // Questions ignored under the old patterns may be ours now.
+    for (auto it = questions_.begin(); it != questions_.end();) {
+        if (it->second->state == Question::State::ignored) it = questions_.erase(it);
+        else ++it;
+    }
+    full_scan();
+}
+
+// ---- the ask directory -------------------------------------------------------------------
+
+void Server::open_ask_dir() {
+    const auto& dir = o_.ask_dir;
+    if (::mkdir(dir.c_str(), 0755) == 0) CA_LOG(info) << "created " << dir.string();
+    Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd) {
+        const int e = errno;
+        throw std::runtime_error(dir.string() + ": cannot open the ask directory: " +
+                                 (e == ELOOP || e == ENOTDIR ? std::string("it is not a directory (a symlink is refused)") : std::strerror(e)));
+    }
+    struct stat st{};
+    if (fstat(fd.get(), &st) < 0) throw std::runtime_error(dir.string() + ": " + std::strerror(errno));
+    if (st.st_uid != owner_ || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+        throw std::runtime_error(dir.string() + ": the ask directory must be owned by uid " + std::to_string(owner_) +
+                                 " and writable by nobody else");
+    const int wd = inotify_add_watch(inotify_->native_handle(), dir.c_str(), kWatchMask);
+    if (wd < 0) throw std::runtime_error(dir.string() + ": inotify_add_watch: " + std::strerror(errno));
+    watch_ = wd;
+    dir_fd_ = std::move(fd);
+    dir_st_ = st;
+}
+
+void Server::arm_watch() {
+    inotify_->async_wait(asio::posix::stream_descriptor::wait_read, [this](const boost::system::error_code& ec) {
+        if (ec || stopping_) return;
+        on_inotify();
+        if (!stopping_) arm_watch();
+    });
+}
+
+void Server::on_inotify() {
+    // Drain everything queued, then act: the events are a doorbell plus hints.
+    alignas(inotify_event) char buf[64 * 1024];
+    bool rescan = false, lost_dir = false, dir_touched = false;
+    std::vector<std::pair<std::string, bool>> names;  // name, appeared (true) or went (false)
+    for (;;) {
+        ssize_t n = ::read(inotify_->native_handle(), buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN) CA_LOG(err) << "reading inotify events failed: " << std::strerror(errno) << "; rescanning";
+            break;
+        }
+        if (n == 0) break;
+        for (ssize_t off = 0; off + static_cast<ssize_t>(sizeof(inotify_event)) <= n;) {
+            inotify_event ev;
+            std::memcpy(&ev, buf + off, sizeof ev);  // aligned copy of the header
+            const char* name = buf + off + sizeof(inotify_event);
+            off += static_cast<ssize_t>(sizeof(inotify_event) + ev.len);
+            if (ev.mask & IN_Q_OVERFLOW) { rescan = true; continue; }
+            if (ev.mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) { lost_dir = true; continue; }
+            if (ev.len == 0) {
+                if (ev.mask & IN_ATTRIB) dir_touched = true;
+                continue;
+            }
+            std::string nm(name, strnlen(name, ev.len));
+            if (!is_question_name(nm)) continue;
+            if (ev.mask & (IN_DELETE | IN_MOVED_FROM)) names.emplace_back(std::move(nm), false);
+            else if (ev.mask & (IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB)) names.emplace_back(std::move(nm), true);
+        }
+    }
+    if (lost_dir) {
+        CA_LOG(warning) << o_.ask_dir.string() << " was removed or moved; re-creating and watching it again";
+        questions_.clear();
+        rewatch_later();
+        return;
+    }
+    if (dir_touched) {
+        // systemd touches the directory after pushing an answer into its keyring entry.
+        harvest_systemd_entry();
+        load_cache();
+        revisit_waiting();
+    }
+    if (rescan) {
+        CA_LOG(info) << "inotify queue overflowed; rescanning " << o_.ask_dir.string();
+        full_scan();
+        return;
+    }
+    for (auto& [nm, appeared] : names) {
+        if (appeared) process_name(nm, 0);
+        else forget(nm);
+    }
+}
+
+void Server::rewatch_later() {
+    if (watch_ >= 0) (void)inotify_rm_watch(inotify_->native_handle(), watch_);
+    watch_ = -1;
+    dir_fd_.reset();
+    rewatch_timer_.expires_after(std::chrono::milliseconds(10));
+    rewatch_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (ec || stopping_) return;
+        try {
+            open_ask_dir();
+            full_scan();
+        } catch (const std::exception& e) {
+            CA_LOG(err) << e.what() << "; retrying in 1 s";
+            rewatch_timer_.expires_after(std::chrono::seconds(1));
+            rewatch_timer_.async_wait([this](const boost::system::error_code& ec2) {
+                if (!ec2 && !stopping_) rewatch_later();
+            });
+        }
+    });
+}
+
+void Server::full_scan() {
+    if (!dir_fd_) return;
+    Fd dup(::fcntl(dir_fd_.get(), F_DUPFD_CLOEXEC, 3));
+    if (!dup) { CA_LOG(err) << "cannot scan " << o_.ask_dir.string() << ": " << std::strerror(errno); return; }
+    DIR* d = ::fdopendir(dup.get());
+    if (d == nullptr) { CA_LOG(err) << "cannot scan " << o_.ask_dir.string() << ": " << std::strerror(errno); return; }
+    dup.release();
+    ::rewinddir(d);
+    std::unordered_set<std::string> present;
+    std::vector<std::pair<std::string, ino_t>> found;
+    while (dirent* de = ::readdir(d)) {
+        std::string nm = de->d_name;
+        if (!is_question_name(nm)) continue;
+        present.insert(nm);
+        found.emplace_back(std::move(nm), de->d_ino);
+    }
+    ::closedir(d);
+    for (auto it = questions_.begin(); it != questions_.end();) {
+        if (!present.count(it->first)) {
+            auto name = it->first;
+            ++it;
+            forget(name);
+        } else {
+            ++it;
+        }
+    }
+    for (auto& [nm, ino] : found) process_name(nm, ino);
+}
+
+// ---- one question -------------------------------------------------------------------------
+
+void Server::process_name(const std::string& name, ino_t hint_ino) {
+    auto it = questions_.find(name);
+    if (it != questions_.end()) {
+        if (hint_ino == 0) {
+            struct stat st{};
+            if (fstatat(dir_fd_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) return;
+            hint_ino = st.st_ino;
+        }
+        if (it->second->ino == hint_ino) return;  // seen already
+        forget(name);                             // same name, new file
+    }
+    auto file = read_ask_file(dir_fd_.get(), name.c_str(), owner_);
+    auto q = std::make_unique<Question>(io_);
+    q->name = name;
+    if (!file) {
+        const auto& e = file.error();
+        if (e.kind == AskFileError::vanished) return;
+        struct stat st{};
+        if (fstatat(dir_fd_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) q->ino = st.st_ino;
+        q->state = Question::State::ignored;
+        ++stats_.ignored;
+        CA_LOG(warning) << name << ": " << e.reason << ", ignoring";
+        questions_.emplace(name, std::move(q));
+        return;
+    }
+    q->ino = file->ino;
+    q->q = std::move(file->q);
+    q->id = q->q.id.value_or(std::string());
+    auto& ref = *q;
+    questions_.emplace(name, std::move(q));
+    consider(ref);
+}
+
+void Server::consider(Question& q) {
+    if (!id_matches(q.id)) {
+        q.state = Question::State::ignored;
+        ++stats_.ignored;
+        CA_LOG(info) << describe(q.name, q.id) << ": Id not configured to be answered, leaving it to other agents";
+        return;
+    }
+    if (q.q.has_deadline() && monotonic_us() >= q.q.not_after_us) {
+        q.state = Question::State::ignored;
+        ++stats_.ignored;
+        CA_LOG(info) << describe(q.name, q.id) << ": its deadline (NotAfter) has passed, ignoring";
+        return;
+    }
+    if (!pid_alive(q.q.pid)) {
+        q.state = Question::State::ignored;
+        ++stats_.gone;
+        CA_LOG(info) << describe(q.name, q.id) << ": asker PID " << q.q.pid << " is gone, ignoring";
+        return;
+    }
+    CA_LOG(debug) << describe(q.name, q.id) << ": new question from PID " << q.q.pid
+                  << (q.q.accept_cached ? "" : " (AcceptCached=0)");
+    auto& ids = ids_[q.id];
+    // Harvest before learning, so a passphrase just typed for another volume is known.
+    harvest_systemd_entry();
+    if (!q.q.accept_cached) learn_from_retry(q, ids);
+    ids.seen = true;
+    ids.last_ask_us = boottime_us();
+    arm_deadline(q);
+    answer_or_wait(q);
+}
+
+void Server::learn_from_retry(Question& q, IdState& ids) {
+    // AcceptCached=0 from systemd-cryptsetup means: what this volume was given last failed.
+    std::size_t newly = 0;
+    for (auto h : ids.sent)
+        if (ids.rejected.insert(h).second) ++newly;
+    ids.sent.clear();
+    if (cache_) {
+        for (std::size_t i = 0; i < cache_->candidates.size(); ++i) {
+            const auto& c = cache_->candidates[i];
+            // A first question already marked AcceptCached=0: systemd silently tried its keyring
+            // entry (which holds what was typed or harvested) and it failed.  On a later retry, what
+            // was typed since this Id last asked is most likely what it was just given.
+            const bool typed = c.origin == proto::Origin::harvested;
+            const bool tried = !ids.seen ? typed : (typed && c.added_us > ids.last_ask_us);
+            if (tried && ids.rejected.insert(cache_hashes_[i]).second) ++newly;
+        }
+    }
+    if (newly != 0) {
+        CA_LOG(notice) << describe(q.name, q.id) << ": asked again after a failed attempt; " << newly
+                       << " candidate(s) will not be offered to it again";
+        dirty_ = true;
+        schedule_save();
+    }
+}
+
+void Server::answer_or_wait(Question& q) {
+    if (q.state != Question::State::waiting) return;
+    if (store_.finished()) {
+        if (!finished_logged_) CA_LOG(info) << "finish ran this boot; the cache is gone, leaving questions to other agents";
+        finished_logged_ = true;
+        if (cache_) { cache_.reset(); cache_hashes_.clear(); }
+    }
+    auto& ids = ids_[q.id];
+    std::vector<std::size_t> eligible;
+    if (cache_) {
+        for (std::size_t i = 0; i < cache_->candidates.size(); ++i) {
+            const auto& c = cache_->candidates[i];
+            const auto h = cache_hashes_[i];
+            if (ids.rejected.count(h)) continue;
+            if (std::find(q.sent.begin(), q.sent.end(), h) != q.sent.end()) continue;
+            if (!c.patterns.empty() &&
+                std::none_of(c.patterns.begin(), c.patterns.end(), [&](const std::string& p) { return proto::glob_match(p, q.id); }))
+                continue;
+            eligible.push_back(i);
+        }
+        // Most likely first: a key made for exactly this Id, then one that opened some
+        // volume, then the newest (a passphrase just typed after a typo).
+        auto rank = [&](std::size_t i) {
+            const auto& c = cache_->candidates[i];
+            const bool exact = std::any_of(c.patterns.begin(), c.patterns.end(),
+                                           [&](const std::string& p) { return is_literal(p) && p == q.id; });
+            return std::make_tuple(exact, c.opened, c.added_us);
+        };
+        std::stable_sort(eligible.begin(), eligible.end(), [&](std::size_t a, std::size_t b) { return rank(a) > rank(b); });
+    }
+    if (eligible.empty()) {
+        for (auto& s : sources_) {
+            if (s->handles(q.id)) {
+                CA_LOG(debug) << describe(q.name, q.id) << ": asking the " << s->name() << " source";
+                s->request(q.id);
+            }
+        }
+        if (!q.told_waiting) {
+            q.told_waiting = true;
+            CA_LOG(info) << describe(q.name, q.id) << ": no untried candidate for it"
+                         << (cache_ ? "" : " (nothing cached)") << "; leaving it to other agents for now";
+        }
+        return;
+    }
+    send_to(q, std::move(eligible));
+}
+
+void Server::send_to(Question& q, std::vector<std::size_t> chosen) {
+    std::vector<const proto::Secret*> ptrs;
+    for (auto i : chosen) ptrs.push_back(&cache_->candidates[i].value);
+    const auto fit = proto::candidates_that_fit(ptrs);
+    if (fit == 0) {
+        q.state = Question::State::ignored;
+        CA_LOG(err) << describe(q.name, q.id) << ": no cached candidate fits in one reply (2049 bytes), ignoring";
+        return;
+    }
+    ptrs.resize(fit);
+    chosen.resize(fit);
+    auto reply = proto::encode_reply(ptrs);
+    if (!reply) {
+        q.state = Question::State::ignored;
+        CA_LOG(err) << describe(q.name, q.id) << ": cannot encode a reply: " << proto::to_string(reply.error());
+        return;
+    }
+    if (!pid_alive(q.q.pid)) {
+        q.state = Question::State::ignored;
+        ++stats_.gone;
+        CA_LOG(info) << describe(q.name, q.id) << ": asker PID " << q.q.pid << " is gone, ignoring";
+        return;
+    }
+    auto target = resolve_socket(dir_st_, q.q.socket, owner_);
+    if (!target) {
+        q.state = Question::State::ignored;
+        ++stats_.ignored;
+        CA_LOG(warning) << describe(q.name, q.id) << ": " << target.error() << "; not sending anything there";
+        return;
+    }
+    int err = 0;
+    switch (send_datagram(sender_.get(), target->get(), reply->bytes(), err)) {
+        case SendStatus::sent: break;
+        case SendStatus::gone:
+            q.state = Question::State::ignored;
+            ++stats_.gone;
+            CA_LOG(debug) << describe(q.name, q.id) << ": asker gone (" << std::strerror(err) << ")";
+            return;
+        case SendStatus::refused:
+            q.state = Question::State::ignored;
+            ++stats_.ignored;
+            CA_LOG(warning) << describe(q.name, q.id) << ": cannot send to its socket: " << std::strerror(err) << ", ignoring";
+            return;
+        case SendStatus::again:
+            // The asker's receive queue is full: keep this exact reply and try again later.
+            q.pending_target = std::move(*target);
+            q.pending_reply = std::move(*reply);
+            for (auto i : chosen) q.sent.push_back(cache_hashes_[i]);
+            q.state = Question::State::answered;
+            retry_send_later(q);
+            return;
+    }
+    auto& ids = ids_[q.id];
+    std::string fps;
+    for (auto i : chosen) {
+        q.sent.push_back(cache_hashes_[i]);
+        ids.sent.insert(cache_hashes_[i]);
+        fps += (fps.empty() ? "" : ",") + fp_->fingerprint(cache_->candidates[i].value);
+    }
+    q.state = Question::State::answered;
+    q.timer.cancel();
+    ++stats_.answered;
+    dirty_ = true;
+    schedule_save();
+    CA_LOG(info) << describe(q.name, q.id) << ": answered with " << chosen.size() << " candidate(s) [" << fps << "]";
+    if (stats_.answered % 64 == 1)
+        sd_notify("STATUS=Answered " + std::to_string(stats_.answered) + " question(s)");
+}
+
+void Server::retry_send_later(Question& q) {
+    q.backoff_ms = q.backoff_ms == 0 ? 1 : std::min(q.backoff_ms * 2, 200u);
+    q.timer.expires_after(std::chrono::milliseconds(q.backoff_ms));
+    const std::string name = q.name;
+    q.timer.async_wait([this, name](const boost::system::error_code& ec) {
+        if (ec || stopping_) return;
+        auto it = questions_.find(name);
+        if (it == questions_.end()) return;
+        auto& qq = *it->second;
+        if (qq.q.has_deadline() && monotonic_us() >= qq.q.not_after_us) {
+            CA_LOG(info) << describe(qq.name, qq.id) << ": deadline passed while its socket stayed full";
+            qq.state = Question::State::ignored;
+            qq.pending_reply = {};
+            qq.pending_target.reset();
+            return;
+        }
+        int err = 0;
+        switch (send_datagram(sender_.get(), qq.pending_target.get(), qq.pending_reply.bytes(), err)) {
+            case SendStatus::again: retry_send_later(qq); return;
+            case SendStatus::sent: {
+                auto& ids = ids_[qq.id];
+                for (auto h : qq.sent) ids.sent.insert(h);
+                ++stats_.answered;
+                dirty_ = true;
+                schedule_save();
+                CA_LOG(info) << describe(qq.name, qq.id) << ": answered after its socket drained";
+                break;
+            }
+            default:
+                CA_LOG(info) << describe(qq.name, qq.id) << ": asker gone before its socket drained";
+                qq.state = Question::State::ignored;
+                break;
+        }
+        qq.pending_reply = {};
+        qq.pending_target.reset();
+    });
+}
+
+void Server::arm_deadline(Question& q) {
+    if (!q.q.has_deadline()) return;
+    // NotAfter is CLOCK_MONOTONIC, which is what steady_clock reads on Linux.
+    const auto when = std::chrono::steady_clock::time_point(std::chrono::microseconds(q.q.not_after_us));
+    q.timer.expires_at(when);
+    const std::string name = q.name;
+    q.timer.async_wait([this, name](const boost::system::error_code& ec) {
+        if (ec || stopping_) return;
+        auto it = questions_.find(name);
+        if (it == questions_.end() || it->second->state != Question::State::waiting) return;
+        it->second->state = Question::State::ignored;
+        CA_LOG(info) << describe(name, it->second->id) << ": deadline reached without an answer from us";
+    });
+}
+
+void Server::forget(const std::string& name) {
+    auto it = questions_.find(name);
+    if (it == questions_.end()) return;
+    auto& q = *it->second;
+    // The asker deleted its file.  If we answered with exactly one candidate and the same Id
+    // does not come back with AcceptCached=0, that candidate worked: prefer it elsewhere.
+    if (q.state == Question::State::answered && q.sent.size() == 1 && cache_) {
+        if (auto idx = index_of(q.sent.front()); idx && !cache_->candidates[*idx].opened) {
+            cache_->candidates[*idx].opened = true;
+            dirty_ = true;
+            schedule_save();
+        }
+    }
+    q.timer.cancel();
+    questions_.erase(it);
+}
+
+void Server::revisit_waiting() {
+    std::vector<Question*> waiting;
+    for (auto& [name, q] : questions_)
+        if (q->state == Question::State::waiting) waiting.push_back(q.get());
+    for (auto* q : waiting) {
+        if (!pid_alive(q->q.pid)) { q->state = Question::State::ignored; continue; }
+        answer_or_wait(*q);
+    }
+}
+
+// ---- the cache ----------------------------------------------------------------------------
+
+void Server::load_cache() {
+    if (store_.finished()) {
+        if (cache_) { cache_.reset(); cache_hashes_.clear(); CA_LOG(notice) << "finish ran: forgetting the cache"; }
+        return;
+    }
+    auto r = store_.load();
+    if (!r.warning.empty()) CA_LOG(warning) << "cache: " << r.warning;
+    if (r.expired) CA_LOG(notice) << "the stored cache had reached its lifetime and was removed";
+    if (!r.payload) {
+        if (cache_ && !dirty_) {
+            // Someone flushed the store (cache flush); follow it.
+            CA_LOG(notice) << "the stored cache was removed; forgetting it";
+            cache_.reset();
+            cache_hashes_.clear();
+        }
+        return;
+    }
+    const bool first = !cache_;
+    // Merge: the stored copy may come from `cache put` or the previous phase; keep our learning.
+    if (!cache_) {
+        cache_ = std::move(*r.payload);
+        cache_hashes_.clear();
+        for (const auto& c : cache_->candidates) cache_hashes_.push_back(hash_of(c.value));
+    } else {
+        cache_->expires_us = std::min(cache_->expires_us, r.payload->expires_us);
+        for (auto& c : r.payload->candidates) {
+            const auto h = hash_of(c.value);
+            if (auto i = index_of(h)) {
+                auto& mine = cache_->candidates[*i];
+                mine.opened = mine.opened || c.opened;
+                for (auto& id : c.rejected_by) ids_[id].rejected.insert(h);
+                continue;
+            }
+            cache_hashes_.push_back(h);
+            cache_->candidates.push_back(std::move(c));
+        }
+    }
+    // Restore what earlier instances learnt, per Id.
+    for (std::size_t i = 0; i < cache_->candidates.size(); ++i) {
+        auto& c = cache_->candidates[i];
+        for (auto& id : c.rejected_by) ids_[id].rejected.insert(cache_hashes_[i]);
+        for (auto& id : c.sent_to) {
+            auto& st = ids_[id];
+            if (!st.rejected.count(cache_hashes_[i])) st.sent.insert(cache_hashes_[i]);
+            st.seen = true;
+        }
+    }
+    if (first) {
+        const auto left = cache_->expires_us > boottime_us() ? (cache_->expires_us - boottime_us()) / 1000000 : 0;
+        CA_LOG(info) << "cache loaded from the " << to_string(*r.from) << ": " << cache_->candidates.size()
+                     << " candidate(s), " << left << " s left";
+    }
+    arm_cache_expiry();
+}
+
+void Server::ensure_cache() {
+    if (cache_) return;
+    cache_.emplace();
+    cache_->created_us = boottime_us();
+    cache_->expires_us = cache_->created_us + static_cast<std::uint64_t>(o_.cache_lifetime.count()) * 1000000ULL;
+    cache_hashes_.clear();
+    arm_cache_expiry();
+}
+
+void Server::add_candidate(proto::Secret value, proto::Origin origin, std::vector<std::string> patterns) {
+    if (value.empty() || value.contains_byte(0)) return;
+    ensure_cache();
+    const auto h = hash_of(value);
+    if (auto i = index_of(h)) {
+        auto& c = cache_->candidates[*i];
+        if (c.origin == proto::Origin::harvested || origin == proto::Origin::harvested) {
+            c.added_us = boottime_us();  // typed again: most recent
+        }
+        return;
+    }
+    if (cache_->candidates.size() >= proto::kCacheMaxCandidates) {
+        CA_LOG(warning) << "cache is full (" << proto::kCacheMaxCandidates << " candidates); dropping the oldest";
+        cache_->candidates.erase(cache_->candidates.begin());
+        cache_hashes_.erase(cache_hashes_.begin());
+    }
+    proto::CachedCandidate c;
+    c.value = std::move(value);
+    c.origin = origin;
+    c.added_us = boottime_us();
+    c.patterns = std::move(patterns);
+    cache_->candidates.push_back(std::move(c));
+    cache_hashes_.push_back(h);
+    dirty_ = true;
+    schedule_save();
+}
+
+void Server::harvest_systemd_entry() {
+    if (!o_.harvest || store_.finished()) return;
+    auto id = keyring::find(o_.keyring, o_.systemd_key_name);
+    if (!id) return;  // absent, the common case
+    auto payload = keyring::read(*id);
+    if (!payload) {
+        CA_LOG(warning) << "cannot read systemd's '" << o_.systemd_key_name << "' key: " << std::strerror(payload.error())
+                        << " (the agent's session keyring must link the user keyring: KeyringMode=shared)";
+        return;
+    }
+    std::size_t before = cache_ ? cache_->candidates.size() : 0;
+    auto list = split_nul_list(*payload);
+    for (auto& s : list) add_candidate(std::move(s), proto::Origin::harvested, {});
+    const std::size_t added = (cache_ ? cache_->candidates.size() : 0) - before;
+    if (added != 0) {
+        CA_LOG(notice) << "took " << added << " typed passphrase(s) from systemd's '" << o_.systemd_key_name
+                       << "' keyring entry into the boot-scoped cache";
+        save_now();
+    }
+    if (o_.systemd_entry == SystemdEntryPolicy::clear && !dirty_) {
+        // Only once our own copy is stored: systemd tries this entry silently before the first
+        // question of every other volume, which with different passphrases or per-volume keys
+        // burns a try and a slow PBKDF each time.  We answer those volumes ourselves.
+        auto r = keyring::remove(o_.keyring, o_.systemd_key_name);
+        if (r && *r) CA_LOG(info) << "cleared systemd's '" << o_.systemd_key_name << "' entry (systemd-entry=clear)";
+    }
+}
+
+void Server::on_source_delivery(const std::string& id, std::vector<proto::Secret> candidates) {
+    if (stopping_) return;
+    const std::size_t n = candidates.size();
+    for (auto& c : candidates) add_candidate(std::move(c), proto::Origin::card, {id});
+    CA_LOG(info) << "received " << n << " candidate(s) for " << quoted_id(id);
+    save_now();
+    revisit_waiting();
+}
+
+void Server::schedule_save() {
+    if (save_armed_ || stopping_) return;
+    save_armed_ = true;
+    // Coalesce: a storm of answers costs one keyring write per 20 ms, not one per answer.
+    save_timer_.expires_after(std::chrono::milliseconds(20));
+    save_timer_.async_wait([this](const boost::system::error_code& ec) {
+        save_armed_ = false;
+        if (!ec && dirty_) save_now();
+    });
+}
+
+void Server::save_now() {
+    if (!cache_) { dirty_ = false; return; }
+    // Record per candidate what this boot learnt, so the next instance knows it.
+    for (std::size_t i = 0; i < cache_->candidates.size(); ++i) {
+        auto& c = cache_->candidates[i];
+        c.sent_to.clear();
+        c.rejected_by.clear();
+    }
+    for (const auto& [id, st] : ids_) {
+        for (std::size_t i = 0; i < cache_->candidates.size(); ++i) {
+            auto& c = cache_->candidates[i];
+            const auto h = cache_hashes_[i];
+            if (st.rejected.count(h) && c.rejected_by.size() < proto::kCacheMaxListEntries) c.rejected_by.push_back(id);
+            else if (st.sent.count(h) && c.sent_to.size() < proto::kCacheMaxListEntries) c.sent_to.push_back(id);
+        }
+    }
+    auto r = store_.save(*cache_);
+    dirty_ = false;
+    if (!r) {
+        CA_LOG(warning) << "cache not stored: " << r.error();
+        return;
+    }
+    static bool warned_file = false;
+    if (*r == StoreKind::file && !warned_file) {
+        warned_file = true;
+        CA_LOG(warning) << "the kernel keyring is unavailable; the cache is kept in " << store_.file_path()
+                        << " (tmpfs fallback)";
+    }
+}
+
+void Server::arm_cache_expiry() {
+    if (!cache_) return;
+    const auto now = boottime_us();
+    const auto left = cache_->expires_us > now ? cache_->expires_us - now : 0;
+    expiry_timer_.expires_after(std::chrono::microseconds(left));
+    expiry_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (!ec && !stopping_) expire_cache();
+    });
+}
+
+void Server::expire_cache() {
+    if (!cache_) return;
+    if (boottime_us() < cache_->expires_us) { arm_cache_expiry(); return; }
+    CA_LOG(notice) << "the boot-scoped cache reached its lifetime; flushing it";
+    cache_.reset();
+    cache_hashes_.clear();
+    dirty_ = false;
+    auto r = store_.flush(false);
+    if (!r.errors.empty()) CA_LOG(err) << "flushing the expired cache: " << r.errors;
+}
+
+// ---- serve --------------------------------------------------------------------------------
+
+int run_serve(GlobalOptions options) {
+    asio::io_context io(1);
+    std::unique_ptr<Server> server;
+    try {
+        server = std::make_unique<Server>(io, options);
+        server->start();
+    } catch (const std::exception& e) {
+        CA_LOG(err) << "cannot start: " << e.what();
+        return 1;
+    }
+    asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+    std::function<void(const boost::system::error_code&, int)> on_signal;
+    on_signal = [&](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        if (sig == SIGHUP) {
+            GlobalOptions fresh = options;
+            if (auto err = load_config_file(fresh)) {
+                CA_LOG(err) << "SIGHUP: keeping the old configuration: " << err->describe();
+            } else {
+                sd_notify("RELOADING=1");
+                server->reconfigure(std::move(fresh));
+                sd_notify("READY=1");
+            }
+            signals.async_wait(on_signal);
+            return;
+        }
+        CA_LOG(info) << "received " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << ", stopping";
+        server->stop();
+        signals.cancel();
+        io.stop();
+    };
+    signals.async_wait(on_signal);
+    io.run();
+    return 0;
+}
+
+}  // namespace ca::agent

@@ -1,0 +1,128 @@
+// The agent's loop: one io_context, one thread.
+//
+// One question's way: inotify doorbell -> read and check the ask file ->
+// match its Id -> learn from AcceptCached=0 -> choose candidates (cache, then
+// sources) -> send one datagram -> remember what was sent, per question and per Id.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "agent/ask_dir.hpp"
+#include "agent/cache_store.hpp"
+#include "agent/fd.hpp"
+#include "agent/options.hpp"
+#include "agent/source.hpp"
+#include "proto/cache_codec.hpp"
+
+namespace ca::agent {
+
+struct ServerStats {
+    std::uint64_t answered = 0;   // datagrams delivered
+    std::uint64_t ignored = 0;    // questions left to other agents
+    std::uint64_t gone = 0;       // askers that vanished before we could answer
+};
+
+class Server {
+public:
+    Server(boost::asio::io_context& io, GlobalOptions options);
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    // Creates the ask directory if missing, adds the watch, loads the cache, scans.
+    // Throws std::runtime_error when the agent cannot work at all.
+    void start();
+    // Saves what was learnt and stops every asynchronous operation.
+    void stop();
+    // SIGHUP: new settings (patterns, log level, lifetime for new caches).
+    void reconfigure(GlobalOptions options);
+
+    [[nodiscard]] const ServerStats& stats() const noexcept { return stats_; }
+
+private:
+    struct Question;
+    struct IdState {
+        bool seen = false;                         // a question with this Id was seen
+        std::uint64_t last_ask_us = 0;             // CLOCK_BOOTTIME of its latest question
+        std::unordered_set<std::uint64_t> sent;     // candidate hashes sent to this Id, not yet judged
+        std::unordered_set<std::uint64_t> rejected; // never offer these to this Id again
+        std::unordered_set<std::uint64_t> requested_from_sources;
+    };
+
+    // ask directory and watch
+    void open_ask_dir();
+    void arm_watch();
+    void on_inotify();
+    void rewatch_later();
+    void full_scan();
+    void process_name(const std::string& name, ino_t hint_ino);
+    void forget(const std::string& name);
+
+    // one question
+    void consider(Question& q);
+    void learn_from_retry(Question& q, IdState& ids);
+    void answer_or_wait(Question& q);
+    void send_to(Question& q, std::vector<std::size_t> chosen);
+    void arm_deadline(Question& q);
+    void retry_send_later(Question& q);
+    void drop(const std::string& name);
+
+    // cache
+    void load_cache();
+    void harvest_systemd_entry();
+    void add_candidate(proto::Secret value, proto::Origin origin, std::vector<std::string> patterns);
+    void ensure_cache();
+    void schedule_save();
+    void save_now();
+    void arm_cache_expiry();
+    void expire_cache();
+    void revisit_waiting();
+    void on_source_delivery(const std::string& id, std::vector<proto::Secret> candidates);
+    [[nodiscard]] std::uint64_t hash_of(const proto::Secret& s) const noexcept;
+    [[nodiscard]] std::optional<std::size_t> index_of(std::uint64_t h) const noexcept;
+    [[nodiscard]] bool id_matches(const std::string& id) const;
+
+    boost::asio::io_context& io_;
+    GlobalOptions o_;
+    CacheStore store_;
+    uid_t owner_;
+    std::uint64_t k0_ = 0, k1_ = 0;  // per-process key for candidate identity (never logged)
+    std::unique_ptr<proto::FingerprintKey> fp_;  // a separate key for 4-hex fingerprints in logs
+
+    Fd dir_fd_;
+    struct stat dir_st_{};
+    std::unique_ptr<boost::asio::posix::stream_descriptor> inotify_;
+    int watch_ = -1;
+    boost::asio::steady_timer rewatch_timer_;
+    Fd sender_;
+
+    std::unordered_map<std::string, std::unique_ptr<Question>> questions_;
+    std::unordered_map<std::string, IdState> ids_;
+    std::optional<proto::CachePayload> cache_;
+    std::vector<std::uint64_t> cache_hashes_;  // parallel to cache_->candidates
+    bool dirty_ = false;
+    boost::asio::steady_timer save_timer_;
+    bool save_armed_ = false;
+    boost::asio::steady_timer expiry_timer_;
+    bool finished_logged_ = false;
+
+    SourceList sources_;
+    ServerStats stats_;
+    bool stopping_ = false;
+};
+
+// `crypt-agent serve`: runs the loop until SIGTERM/SIGINT; SIGHUP re-reads the configuration.
+int run_serve(GlobalOptions options);
+
+}  // namespace ca::agent

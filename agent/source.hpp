@@ -1,0 +1,42 @@
+// A source of candidates beyond the cache (a smartcard, a LUKS token's seed).
+//
+// The server asks a source for a question's Id when the cache has no untried
+// candidate for it.  The source answers later, on the loop's thread, through
+// `deliver` (possibly never: a card that is not inserted yet keeps the question
+// open for other agents too).  Candidates delivered for an Id join the cache,
+// restricted to that Id, and every question waiting for it is re-evaluated.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "agent/options.hpp"
+#include "proto/secret.hpp"
+
+namespace ca::agent {
+
+class CandidateSource {
+public:
+    using Deliver = std::function<void(const std::string& id, std::vector<proto::Secret> candidates)>;
+    virtual ~CandidateSource() = default;
+    [[nodiscard]] virtual const char* name() const noexcept = 0;
+    // Whether this source may produce candidates for this Id at all.
+    [[nodiscard]] virtual bool handles(const std::string& id) const = 0;
+    // Starts producing candidates for `id`; repeated calls for an Id already in
+    // progress must be cheap (one card operation serves every volume).
+    virtual void request(const std::string& id) = 0;
+    // Stops background work (threads, card sessions) for shutdown.
+    virtual void stop() = 0;
+};
+
+// Builds the sources the configuration asks for (none by default).  Start-up
+// errors throw std::runtime_error with a message for the administrator.
+using SourceList = std::vector<std::unique_ptr<CandidateSource>>;
+[[nodiscard]] SourceList make_sources(boost::asio::io_context& io, const GlobalOptions& o,
+                                      CandidateSource::Deliver deliver);
+
+}  // namespace ca::agent
