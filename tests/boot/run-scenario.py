@@ -89,7 +89,7 @@ class Card:
 
 
 class Boot:
-    def __init__(self, name, initrd, disks, append="", nic=None, timeout=300):
+    def __init__(self, name, initrd, disks, append="", nic=None, timeout=480):
         self.name, self.initrd, self.disks = name, initrd, disks
         self.append, self.nic, self.timeout = append, nic, timeout
         self.out = b""
