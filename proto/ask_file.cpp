@@ -15,7 +15,6 @@ const char* to_string(AskError e) noexcept {
         case AskError::duplicate_key: return "duplicate-key";
         case AskError::bad_number: return "bad-number";
         case AskError::bad_boolean: return "bad-boolean";
-        case AskError::bad_escape: return "bad-escape";
         case AskError::missing_pid: return "missing-pid";
         case AskError::missing_socket: return "missing-socket";
         case AskError::bad_socket: return "bad-socket";
@@ -68,47 +67,6 @@ std::optional<bool> parse_boolean(std::string_view s) noexcept {
     for (auto f : {"0", "no", "n", "false", "f", "off"})
         if (iequals(s, f)) return false;
     return std::nullopt;
-}
-
-std::optional<std::string> c_unescape(std::string_view in) {
-    std::string out;
-    out.reserve(in.size());
-    for (std::size_t i = 0; i < in.size(); ++i) {
-        char c = in[i];
-        if (c != '\\') { out.push_back(c); continue; }
-        if (++i >= in.size()) return std::nullopt;
-        c = in[i];
-        switch (c) {
-            case 'a': out.push_back('\a'); break;
-            case 'b': out.push_back('\b'); break;
-            case 'f': out.push_back('\f'); break;
-            case 'n': out.push_back('\n'); break;
-            case 'r': out.push_back('\r'); break;
-            case 't': out.push_back('\t'); break;
-            case 'v': out.push_back('\v'); break;
-            case '\\': case '"': case '\'': case '?': out.push_back(c); break;
-            case 'x': {
-                if (i + 2 >= in.size()) return std::nullopt;
-                unsigned v = 0;
-                auto [p, ec] = std::from_chars(in.data() + i + 1, in.data() + i + 3, v, 16);
-                if (ec != std::errc() || p != in.data() + i + 3 || v == 0) return std::nullopt;
-                out.push_back(static_cast<char>(v));
-                i += 2;
-                break;
-            }
-            case '0': case '1': case '2': case '3': {
-                if (i + 2 >= in.size()) return std::nullopt;
-                unsigned v = 0;
-                auto [p, ec] = std::from_chars(in.data() + i, in.data() + i + 3, v, 8);
-                if (ec != std::errc() || p != in.data() + i + 3 || v == 0 || v > 255) return std::nullopt;
-                out.push_back(static_cast<char>(v));
-                i += 2;
-                break;
-            }
-            default: return std::nullopt;
-        }
-    }
-    return out;
 }
 
 Expected<Question, AskParseError> parse_ask_file(std::string_view text) {
@@ -189,12 +147,7 @@ Expected<Question, AskParseError> parse_ask_file(std::string_view text) {
             case kAcceptCached: e = boolean(q.accept_cached); break;
             case kEcho: e = boolean(q.echo); break;
             case kSilent: e = boolean(q.silent); break;
-            case kMessage: {
-                auto m = c_unescape(value);
-                if (!m) e = err(AskError::bad_escape, lineno, "Message= has an invalid escape sequence");
-                else q.message = std::move(*m);
-                break;
-            }
+            case kMessage: q.message = std::string(value); break;
             case kIcon: q.icon = std::string(value); break;
             case kId: q.id = std::string(value); break;
             case kKeyCount: break;

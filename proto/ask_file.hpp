@@ -30,7 +30,7 @@ struct Question {
     bool echo = false;               // Echo=
     std::uint64_t not_after_us = 0;  // NotAfter=, CLOCK_MONOTONIC µs; 0 = never
     bool silent = false;             // Silent=
-    std::optional<std::string> message;  // Message=, C-escaped by systemd; unescaped here
+    std::optional<std::string> message;  // Message=, as written (systemd 252 writes it unescaped)
     std::optional<std::string> icon;     // Icon=
     std::optional<std::string> id;       // Id=, e.g. "cryptsetup:/dev/vda2"
 
@@ -48,7 +48,6 @@ enum class AskError {
     duplicate_key,     // a known key given twice (systemd would take the last; we refuse to guess)
     bad_number,        // PID or NotAfter not a decimal number in range
     bad_boolean,       // AcceptCached/Echo/Silent not a boolean systemd accepts
-    bad_escape,        // Message with an invalid C escape
     missing_pid,
     missing_socket,
     bad_socket,        // Socket= not an absolute path, or longer than sun_path allows
@@ -64,9 +63,6 @@ struct AskParseError {
 
 // Parses one ask file's contents.  Pure: no I/O.
 [[nodiscard]] Expected<Question, AskParseError> parse_ask_file(std::string_view text);
-
-// Undoes systemd's cescape() on Message= (\\, \", \n, \t, \xNN, \NNN ...).
-[[nodiscard]] std::optional<std::string> c_unescape(std::string_view in);
 
 // systemd's parse_boolean(): 1/yes/y/true/t/on and 0/no/n/false/f/off, case-insensitive.
 [[nodiscard]] std::optional<bool> parse_boolean(std::string_view s) noexcept;

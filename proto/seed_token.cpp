@@ -26,6 +26,7 @@ struct JsonValue {
 };
 
 constexpr int kMaxDepth = 16;
+constexpr std::size_t kMaxSaltText = 128;
 
 class JsonReader {
 public:
@@ -210,6 +211,13 @@ SeedResult<std::optional<SeedGeneration>> generation_from(const JsonObject& root
     if (!slot || *slot > static_cast<std::uint64_t>(kMaxKeyslot))
         return bad("keyslot is not 0 to 31");
     g.keyslot = static_cast<int>(*slot);
+    if (const JsonValue* salt = member(*o, "keyslot_salt")) {
+        const std::string* text = as_string(salt);
+        if (!text || text->empty() || text->size() > kMaxSaltText) return bad("keyslot_salt is not a short string");
+        for (char c : *text)
+            if (c <= ' ' || c > '~') return bad("keyslot_salt is not printable");
+        g.keyslot_salt = *text;
+    }
     return std::optional<SeedGeneration>(std::move(g));
 }
 
@@ -263,7 +271,12 @@ void append_generation(std::string& out, std::string_view key, const SeedGenerat
     out += ":{\"seed\":";
     append_quoted(out, to_hex(g.seed));
     out += ",\"generation\":" + std::to_string(g.generation);
-    out += ",\"keyslot\":" + std::to_string(g.keyslot) + "}";
+    out += ",\"keyslot\":" + std::to_string(g.keyslot);
+    if (!g.keyslot_salt.empty()) {
+        out += ",\"keyslot_salt\":";
+        append_quoted(out, g.keyslot_salt);
+    }
+    out += "}";
 }
 
 void append_body(std::string& out, const SeedRecord& r) {
@@ -364,6 +377,18 @@ SeedResult<StoreRecord> decode_store_record(std::string_view text) {
     if (!rec) return unexpected(rec.error());
     out.record = std::move(*rec);
     return out;
+}
+
+std::optional<std::string> luks2_keyslot_salt(std::string_view header_json, int slot) {
+    auto doc = JsonReader(header_json).document();
+    if (!doc) return std::nullopt;
+    const JsonObject* root = as_object(&*doc);
+    const JsonObject* keyslots = root ? as_object(member(*root, "keyslots")) : nullptr;
+    const JsonObject* ks = keyslots ? as_object(member(*keyslots, std::to_string(slot))) : nullptr;
+    const JsonObject* kdf = ks ? as_object(member(*ks, "kdf")) : nullptr;
+    const std::string* salt = kdf ? as_string(member(*kdf, "salt")) : nullptr;
+    if (!salt || salt->empty()) return std::nullopt;
+    return *salt;
 }
 
 std::uint32_t crc32(std::span<const unsigned char> bytes) noexcept {

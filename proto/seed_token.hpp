@@ -45,6 +45,12 @@ struct SeedGeneration {
     std::vector<unsigned char> seed;
     std::uint64_t generation = 0;
     int keyslot = -1;
+    // The keyslot's PBKDF salt as the header shows it (LUKS2: base64; LUKS1: hex),
+    // once the keyslot exists; empty before.  It identifies *this* keyslot even
+    // after a destroy was cut short (libcryptsetup wipes the key material before
+    // it rewrites the header, so a half-destroyed slot stays listed but opens with
+    // nothing), without mistaking a new slot someone else added at that number.
+    std::string keyslot_salt;
     friend bool operator==(const SeedGeneration&, const SeedGeneration&) = default;
 };
 
@@ -85,6 +91,9 @@ struct StoreRecord {
 
 // CRC-32 (IEEE 802.3, as zlib): detects torn writes, not tampering.
 [[nodiscard]] std::uint32_t crc32(std::span<const unsigned char> bytes) noexcept;
+
+// The "salt" of keyslot `slot` in a LUKS2 header's JSON (crypt_dump_json), if any.
+[[nodiscard]] std::optional<std::string> luks2_keyslot_salt(std::string_view header_json, int slot);
 
 [[nodiscard]] std::string to_hex(std::span<const unsigned char> bytes);
 [[nodiscard]] std::optional<std::vector<unsigned char>> from_hex(std::string_view text);
