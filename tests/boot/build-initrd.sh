@@ -2,9 +2,11 @@
 # An initramfs for the boot tests: dracut with the project's module, taken
 # from the staging tree (stage.sh), never from this machine's /usr/lib/dracut.
 #   OUT=FILE      output (default $BOOT_WORK/initrd.img)
-#   CARD=1        add what the smartcard scenario needs: virtio_net and a
-#                 static address for QEMU's user network (test only), so the
-#                 card emulator on the host reaches the guest's vpcd
+#   CARD=1        add what the smartcard scenarios need: a configuration that
+#                 uses a card (CARD_CONF=FILE, default `card-enable = yes`),
+#                 so the module adds pcscd and the reader drivers; virtio_net
+#                 and a static address on QEMU's user network (test only), so
+#                 the card emulator on the host reaches the guest's vpcd
 # Prints what the module put into the image (lsinitrd) and fails if the
 # agent, its units or its initramfs drop-in are missing.
 source "$(dirname "$0")/lib.sh"
@@ -29,6 +31,14 @@ INSTALL="keyctl journalctl"
 if [ "${CARD:-0}" = 1 ]; then
     DRIVERS="$DRIVERS virtio_net"; INSTALL="$INSTALL ip"
     cp -a "$BOOT_SRC/initrd-overlay-card/." "$TMP/overlay/"
+    # The module installs pcscd and the reader drivers when the configuration
+    # uses a card: a copy of the stage with such a configuration.
+    cp -a "$STAGE" "$TMP/stage"
+    rm -f "$TMP/stage/etc/crypt-agent.conf"
+    if [ -n "${CARD_CONF:-}" ]; then install -D -m 644 "$CARD_CONF" "$TMP/stage/etc/crypt-agent.conf"
+    else install -d "$TMP/stage/etc"; printf '[crypt-agent]\ncard-enable = yes\n' > "$TMP/stage/etc/crypt-agent.conf"; fi
+    export CRYPT_AGENT_STAGING=$TMP/stage
+    ln -sfn "$TMP/stage/usr/lib/dracut/modules.d/91crypt-agent" "$TMP/base/modules.d/91crypt-agent"
 fi
 # A small generic image with systemd: only the modules a LUKS root needs.
 dracut --force --no-hostonly --no-hostonly-cmdline --no-early-microcode \
@@ -48,6 +58,12 @@ for f in usr/bin/crypt-agent usr/lib/systemd/system/crypt-agent.path usr/lib/sys
          etc/systemd/system/sysinit.target.wants/crypt-agent.path; do
     grep -q " $f\( \|$\)" <<< "$contents" || die "the image lacks $f"
 done
-if [ -f "$STAGE/etc/crypt-agent.conf" ]; then
+if [ -f "$CRYPT_AGENT_STAGING/etc/crypt-agent.conf" ]; then
     grep -q ' etc/crypt-agent.conf$' <<< "$contents" || die "the image lacks etc/crypt-agent.conf"
+fi
+if [ "${CARD:-0}" = 1 ]; then
+    for f in usr/sbin/pcscd usr/lib/pcsc/drivers/serial/libifdvpcd.so etc/reader.conf.d/vpcd \
+             usr/lib/systemd/system/crypt-agent-pcscd.service usr/lib/systemd/system/crypt-agent.service.d/60-card.conf; do
+        grep -q " $f\( \|$\)" <<< "$contents" || die "the card image lacks $f"
+    done
 fi

@@ -49,3 +49,17 @@ secret_file() {
     fi
     printf '%s' "$f"
 }
+
+# The card scenarios also need a PC/SC stack: pcscd and the vpcd driver go
+# into the initramfs, the card emulator runs on the host. Prints what is
+# missing and fails when something is.
+card_tools_present() {
+    local missing=()
+    command -v pcscd >/dev/null || missing+=("pcscd (pcscd)")
+    [ -e /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] || missing+=("the vpcd driver (vsmartcard-vpcd)")
+    [ -d /usr/lib/python3/site-packages/virtualsmartcard ] || missing+=("virtualsmartcard (python3-virtualsmartcard)")
+    /usr/bin/python3 -c 'import Cryptodome' 2>/dev/null || missing+=("Cryptodome (python3-pycryptodome)")
+    [ ${#missing[@]} = 0 ] && return 0
+    echo "missing for the card scenarios: ${missing[*]}"
+    return 1
+}

@@ -64,7 +64,7 @@ install -d -m 700 "$ROOT/etc/test-boot/secrets"
 install -m 600 "$BOOT_WORK"/secrets/* "$ROOT/etc/test-boot/secrets/"
 [ -f "$STAGE/etc/crypt-agent.conf" ] || rm -f "$ROOT/etc/crypt-agent.conf"
 
-systemctl --root="$ROOT" enable crypt-agent.path crypt-agent-finish.service test-boot-report.service
+systemctl --root="$ROOT" enable crypt-agent.path crypt-agent-finish.service test-boot-report.service test-boot-diagnose.service
 # No login prompt on the serial console: it would only add noise to the log.
 systemctl --root="$ROOT" mask serial-getty@ttyS0.service getty@tty1.service
 

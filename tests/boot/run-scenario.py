@@ -89,8 +89,8 @@ class Card:
 
 
 class Boot:
-    def __init__(self, name, initrd, disks, append="", nic=None, timeout=480):
-        self.name, self.initrd, self.disks = name, initrd, disks
+    def __init__(self, name, initrd, disks, append="", nic=None, timeout=480, luks_root=True):
+        self.name, self.initrd, self.disks, self.luks_root = name, initrd, disks, luks_root
         self.append, self.nic, self.timeout = append, nic, timeout
         self.out = b""
         self.events = []
@@ -111,10 +111,13 @@ class Boot:
         print(line, flush=True)
 
     def command(self):
-        root_uuid = luks_uuid(os.path.join(WORK, "root.img"))
-        append = (f"console=ttyS0 rd.luks.uuid={root_uuid} root=/dev/mapper/luks-{root_uuid} rootfstype=ext4 ro "
-                  "loglevel=4 systemd.show_status=1 rd.shell=0 rd.emergency=poweroff panic=-1 net.ifnames=0 "
-                  + self.append)
+        if self.luks_root:
+            root_uuid = luks_uuid(os.path.join(WORK, "root.img"))
+            root = f"rd.luks.uuid={root_uuid} root=/dev/mapper/luks-{root_uuid} rootfstype=ext4 ro"
+        else:
+            root = "root=LABEL=no-root-in-this-test"
+        append = (f"console=ttyS0 {root} loglevel=4 systemd.show_status=1 rd.shell=0 rd.emergency=poweroff "
+                  "panic=-1 net.ifnames=0 " + self.append)
         cmd = ["qemu-system-x86_64", "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
                "-m", "1024", "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "1",
                "-kernel", KERNEL, "-initrd", self.initrd, "-append", append]
@@ -332,12 +335,39 @@ def wrong_key(name):
     return v.finish(boot, report_at)
 
 
+def card_reaches_guest(name):
+    """Infrastructure of the smartcard scenarios: the card emulator on the
+    host reaches the initramfs's pcscd (installed by the dracut module because
+    the configuration uses a card) through QEMU's hostfwd and the vpcd driver,
+    and `crypt-agent card status` in the initramfs sees the card."""
+    initrd = os.path.join(WORK, "initrd-card.img")
+    port = free_port()
+    nic = f"user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:35963"
+    boot = Boot(name, initrd, [], append="test.card-status", nic=nic, timeout=300, luks_root=False)
+    card = Card(port, boot.log_path.replace(".log", ".vicc.log"),
+                ["--secret", "000102030405060708090a0b0c0d0e0f", "--pin", "123456", "--strict"])
+    card.start(timeout=300)
+    try:
+        end, _, _ = drive(boot, None, stall=0)
+    finally:
+        boot.stop()
+        card.stop()
+    m = re.search(rb"CARD-STATUS-BEGIN(.*?)CARD-STATUS-END", boot.out, re.S)
+    status = m.group(1).decode(errors="replace") if m else ""
+    print("  card status in the guest:", status.strip().replace("\n", " | ") or "none")
+    v = Verdict(name)
+    v.check(m is not None, f"the initramfs ran crypt-agent card status (ended by: {end})")
+    v.check("card present" in status, "it saw the host's card through vpcd")
+    return v.finish(boot, None)
+
+
 # "fakeclock": these boots expire systemd's 150 s keyring cache at once (see
 # initrd-overlay/etc/systemd/system/test-expire-systemd-cache.service).
 SCENARIOS = {
     "typed-once-fakeclock": typed_once,
     "control-agent-masked-fakeclock": agent_masked,
     "control-wrong-key-fakeclock": wrong_key,
+    "card-reaches-guest": card_reaches_guest,
 }
 
 if __name__ == "__main__":
