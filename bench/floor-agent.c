@@ -22,7 +22,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <search.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -50,38 +49,101 @@ struct agent {
     unsigned long drop_every;
     unsigned long seen;
     long fake_uid; /* -1: send with our own credentials */
-    /* Names answered and not yet closed by their asker (tsearch tree of
-     * strdup'ed names).  It keeps a file seen both by the start-up scan and
-     * by an event, or by an overflow rescan, from being answered twice. */
-    void *answered;
-    size_t answered_count;
+    /* Names answered and not yet closed by their asker: an open-addressing
+     * hash set, so the check costs one hash and usually one compare.  It keeps
+     * a file seen both by the start-up scan and by an event, or by an overflow
+     * rescan, from being answered twice. */
+    struct slot *slots;
+    size_t capacity, used, tombstones;
 };
 
-static int cmp_name(const void *a, const void *b) { return strcmp(a, b); }
+/* systemd's names are "ask." plus 6 characters; a longer name is answered
+ * but not remembered (at worst answered again after an overflow rescan). */
+enum { NAME_MAX_STORED = 31 };
+enum slot_state { SLOT_EMPTY, SLOT_USED, SLOT_DELETED };
+struct slot {
+    uint32_t hash;
+    unsigned char state;
+    char name[NAME_MAX_STORED + 1];
+};
 
-static void forget_answered(struct agent *a, const char *name) {
-    void *node = tfind(name, &a->answered, cmp_name);
-    if (!node)
-        return;
-    char *stored = *(char **)node;
-    tdelete(name, &a->answered, cmp_name);
-    free(stored);
-    a->answered_count--;
+static uint32_t hash_name(const char *name) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h;
+}
+
+/* The slot holding `name`, or NULL; with `insert`, the slot to store it in. */
+static struct slot *find_slot(struct agent *a, const char *name, uint32_t h, int insert) {
+    if (a->capacity == 0)
+        return NULL;
+    struct slot *free_slot = NULL;
+    for (size_t i = h & (a->capacity - 1), n = 0; n < a->capacity; i = (i + 1) & (a->capacity - 1), n++) {
+        struct slot *s = &a->slots[i];
+        if (s->state == SLOT_EMPTY)
+            return insert ? (free_slot ? free_slot : s) : NULL;
+        if (s->state == SLOT_DELETED) {
+            if (!free_slot)
+                free_slot = s;
+        } else if (s->hash == h && strcmp(s->name, name) == 0) {
+            return s;
+        }
+    }
+    return insert ? free_slot : NULL;
+}
+
+static int rehash(struct agent *a) {
+    size_t old_cap = a->capacity;
+    struct slot *old = a->slots;
+    /* Mostly tombstones (answered and closed): rehash in place, don't grow. */
+    a->capacity = old_cap == 0 ? 1024 : (a->used + 1) * 4 > old_cap ? old_cap * 2 : old_cap;
+    a->slots = calloc(a->capacity, sizeof *a->slots);
+    if (!a->slots) {
+        a->slots = old;
+        a->capacity = old_cap;
+        return -1;
+    }
+    a->used = a->tombstones = 0;
+    for (size_t i = 0; i < old_cap; i++) {
+        if (old[i].state != SLOT_USED)
+            continue;
+        *find_slot(a, old[i].name, old[i].hash, 1) = old[i];
+        a->used++;
+    }
+    free(old);
+    return 0;
 }
 
 static int is_answered(struct agent *a, const char *name) {
-    return tfind(name, &a->answered, cmp_name) != NULL;
+    return find_slot(a, name, hash_name(name), 0) != NULL;
+}
+
+static void forget_answered(struct agent *a, const char *name) {
+    struct slot *s = find_slot(a, name, hash_name(name), 0);
+    if (s) {
+        s->state = SLOT_DELETED;
+        a->used--;
+        a->tombstones++;
+    }
 }
 
 static void remember_answered(struct agent *a, const char *name) {
-    char *copy = strdup(name);
-    if (!copy)
+    size_t len = strlen(name);
+    if (len > NAME_MAX_STORED)
+        return;
+    if ((a->used + a->tombstones + 1) * 2 > a->capacity && rehash(a) < 0)
         return; /* at worst a duplicate answer later; the asker ignores it */
-    void *node = tsearch(copy, &a->answered, cmp_name);
-    if (node && *(char **)node != copy)
-        free(copy);
-    else if (node)
-        a->answered_count++;
+    uint32_t h = hash_name(name);
+    struct slot *s = find_slot(a, name, h, 1);
+    if (!s || s->state == SLOT_USED)
+        return;
+    if (s->state == SLOT_DELETED)
+        a->tombstones--;
+    s->hash = h;
+    s->state = SLOT_USED;
+    memcpy(s->name, name, len + 1);
+    a->used++;
 }
 
 /* Returns the value of the first "Socket=" line in the buffer, NUL-terminated
