@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/program_options.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <fstream>
 #include <future>
@@ -21,6 +22,10 @@
 #include <thread>
 
 #include "agent/pin_asker.hpp"
+#if __has_include("agent/options.hpp")
+#include "agent/options.hpp"
+#define CA_CARD_CLI_GLOBAL_OPTIONS 1
+#endif
 #include "smartcard/derive.hpp"
 #include "smartcard/profile.hpp"
 #include "smartcard/service.hpp"
@@ -89,9 +94,14 @@ std::optional<CardCommandOptions> parse(const std::vector<std::string>& args, bo
             ("wait", po::value(&o.wait_seconds)->default_value(30.0), "seconds to wait for a usable card")
             ("check-determinism", po::bool_switch(&o.check_determinism), "send each challenge twice and compare");
     }
+    d.add_options()("help", "show these options");
     try {
         po::variables_map vm;
         po::store(po::command_line_parser(args).options(d).run(), vm);
+        if (vm.count("help")) {
+            std::cout << d;
+            return std::nullopt;
+        }
         po::notify(vm);
     } catch (const po::error& e) {
         log(3, std::string("usage: ") + e.what());
@@ -268,10 +278,19 @@ int card_main(const std::vector<std::string>& args, const CardCliEnv& env) {
         return 2;
     }
     auto o = parse(rest, cmd == "derive", log);
-    if (!o) return 2;
+    if (!o) return std::find(rest.begin(), rest.end(), "--help") != rest.end() ? 0 : 2;
     if (cmd == "status") return run_status(*o, log);
     if (cmd == "derive") return run_derive(*o, env, log);
     return run_watch(*o, log);
 }
+
+#ifdef CA_CARD_CLI_GLOBAL_OPTIONS
+int card_main(const std::vector<std::string>& args, const GlobalOptions& global) {
+    CardCliEnv env;
+    env.ask_dir = global.ask_dir;
+    env.log_level = static_cast<int>(global.log_level);
+    return card_main(args, env);
+}
+#endif
 
 }  // namespace ca::agent

@@ -99,7 +99,10 @@ public:
                      << " seed generation(s)); waiting for a card if none is inserted";
         for (std::size_t i = 0; i < job->set.seeds.size(); ++i)
             service_->request_response(job->set.seeds[i], false,
-                                       [this, job, i](sc::Expected<proto::Secret> r) { on_response(job, i, std::move(r)); });
+                                       [this, alive = std::weak_ptr<int>(alive_), job, i](sc::Expected<proto::Secret> r) {
+                                           // Completions may run after this source is gone (stop() fails them later).
+                                           if (alive.lock()) on_response(job, i, std::move(r));
+                                       });
     }
 
     void stop() override {
@@ -150,6 +153,7 @@ private:
         if (!candidates.empty() && !stopped_) deliver_(job->id, std::move(candidates));
     }
 
+    std::shared_ptr<int> alive_ = std::make_shared<int>(0);
     PinAsker asker_;
     SeedLookup lookup_;
     Deliver deliver_;

@@ -42,13 +42,13 @@ fixture() {   # fixture start|pull|insert|... [options]
   set -a; . "$T/fx/env"; set +a
 }
 
-card() { "$CARD_TOOL" --ask-dir "$ASK" --log-level 7 card "$@"; }
+card() { "$CARD_TOOL" --ask-dir "$ASK" --log-level debug card "$@"; }
 
 # start_card NAME CARD-ARGS...: `card CARD-ARGS` in the background (BG = its
 # own PID, not a subshell's), stdout NAME.out, stderr NAME.err
 start_card() {
   local name=$1; shift
-  "$CARD_TOOL" --ask-dir "$ASK" --log-level 7 card "$@" > "$T/$name.out" 2> "$T/$name.err" &
+  "$CARD_TOOL" --ask-dir "$ASK" --log-level debug card "$@" > "$T/$name.out" 2> "$T/$name.err" &
   BG=$!
   PIDS+=("$BG")
 }
