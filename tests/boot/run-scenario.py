@@ -212,7 +212,7 @@ def parse_report(out):
     m = re.search(rb"BOOT-REPORT-BEGIN(.*?)BOOT-REPORT-END", out, re.S)
     if not m:
         return None
-    text = m.group(1).decode(errors="replace")
+    text = m.group(1).decode(errors="replace").replace("\r", "")
     rep = {"text": text, "volumes": {}, "secrets": {}, "keys": [], "uptime": None}
     u = re.match(r" uptime=([0-9.]+)", text)
     rep["uptime"] = float(u.group(1)) if u else None
