@@ -66,6 +66,8 @@ public:
 
     LuksStatus load() {
         if (!opts_.dry_run) {
+            auto writable = vol_.check_writable();
+            if (!writable) return writable;
             auto locked = vol_.lock_exclusive(opts_.store.lock_dir);
             if (!locked) return locked;
         }
@@ -83,7 +85,7 @@ public:
     // Finishes or rolls back whatever an interrupted run left, then removes orphans.
     LuksStatus recover() {
         if (rec_.pending) {
-            auto st = roll_back_pending();
+            auto st = roll_forward_pending();
             if (!st) return st;
         }
         if (rec_.previous) {
@@ -108,12 +110,12 @@ public:
                            ", agent key in " + slot_text(*slot) + ", record in " + store_->describe(vol_);
             return Done{};
         }
-        const proto::SeedGeneration next{seed, 1, *slot};
+        const proto::SeedGeneration next{seed, 1, *slot, {}};
         auto key = key_for(next);
         if (!key) return proto::unexpected(key.error());
-        auto st = install(next, passphrase, **key, "enroll");
-        if (!st) return st;
-        auto done = save_with(next, std::nullopt, std::nullopt, "enroll: record names the new keyslot");
+        auto installed = install(next, passphrase, **key, "enroll");
+        if (!installed) return proto::unexpected(installed.error());
+        auto done = save_with(*installed, std::nullopt, std::nullopt, "enroll: record names the new keyslot");
         if (!done) return done;
         out_.summary = "enrolled: " + gen_text(next.generation) + " in " + slot_text(next.keyslot) +
                        ", record in " + store_->describe(vol_);
@@ -143,21 +145,21 @@ public:
                               vol_.path() + ": the card's key for " + gen_text(cur.generation) + " does not open " +
                                   slot_text(cur.keyslot) + " (another card, or a header restored from a backup?); "
                                   "left unchanged");
-        const proto::SeedGeneration next{seed, cur.generation + 1, *slot};
+        const proto::SeedGeneration next{seed, cur.generation + 1, *slot, {}};
         auto new_key = key_for(next);
         if (!new_key) return proto::unexpected(new_key.error());
 
-        auto st = install(next, **old_key, **new_key, "rotate");
-        if (!st) return st;
+        auto installed = install(next, **old_key, **new_key, "rotate");
+        if (!installed) return proto::unexpected(installed.error());
         progress_.step(vol_.path(), "recording the new key");
-        st = save_with(next, std::nullopt, cur, "rotate: record names the new keyslot");
+        auto st = save_with(*installed, std::nullopt, cur, "rotate: record names the new keyslot");
         if (!st) return st;
         progress_.step(vol_.path(), "removing the old key");
         st = destroy(cur.keyslot, "rotate: old keyslot removed");
         if (!st)
             return luks_error(st.error().code, st.error().message +
                                                    "; the old key still opens it until the next rotate removes it");
-        st = save_with(next, std::nullopt, std::nullopt, "rotate: record cleaned");
+        st = save_with(*installed, std::nullopt, std::nullopt, "rotate: record cleaned");
         if (!st) return st;
         out_.summary = "rotated " + gen_text(cur.generation) + " -> " + gen_text(next.generation) + ", " +
                        slot_text(cur.keyslot) + " -> " + slot_text(next.keyslot);
@@ -169,16 +171,17 @@ public:
 private:
     // Steps 1 to 3: record the intent, add the keyslot, prove it opens.  On a
     // failure the intent is rolled back so the volume stays as it was.
-    LuksStatus install(const proto::SeedGeneration& next, const proto::Secret& unlock,
-                       const proto::Secret& new_key, const std::string& what) {
+    // Returns `next` with the new keyslot's salt filled in.
+    LuksResult<proto::SeedGeneration> install(proto::SeedGeneration next, const proto::Secret& unlock,
+                                              const proto::Secret& new_key, const std::string& what) {
         progress_.step(vol_.path(), "recording the intent");
         auto st = save_with(rec_.current, next, std::nullopt, (what + ": record intent").c_str());
-        if (!st) return st;
+        if (!st) return proto::unexpected(st.error());
         progress_.step(vol_.path(), "adding " + slot_text(next.keyslot));
         st = vol_.add_cheap_keyslot(next.keyslot, unlock, new_key);
         if (!st) {
             drop_pending_after_failure();
-            return st;
+            return proto::unexpected(st.error());
         }
         fault_point("keyslot added");
         progress_.step(vol_.path(), "verifying " + slot_text(next.keyslot));
@@ -189,7 +192,8 @@ private:
                                                        " does not open with its key; removed it, volume unchanged");
         }
         fault_point("new keyslot verified");
-        return Done{};
+        next.keyslot_salt = vol_.keyslot_salt(next.keyslot).value_or("");
+        return next;
     }
 
     void drop_pending_after_failure() {
@@ -197,46 +201,64 @@ private:
         (void)save_with(rec_.current, std::nullopt, std::nullopt, "rollback: intent dropped");
     }
 
-    LuksStatus roll_back_pending() {
-        const proto::SeedGeneration g = *rec_.pending;
+    // A pending generation whose keyslot exists and opens with its key was
+    // added completely (libcryptsetup writes the key material before the header
+    // lists the slot), so it is rolled forward: it becomes current, and the old
+    // current becomes previous, retired by finish_previous().  Rolling forward
+    // rather than back means recovery never destroys a slot it cannot identify.
+    LuksStatus roll_forward_pending() {
+        proto::SeedGeneration g = *rec_.pending;
         if (vol_.keyslot_active(g.keyslot)) {
             auto key = key_for(g);
             if (!key) return proto::unexpected(key.error());
             if (vol_.opens(g.keyslot, **key)) {
-                progress_.step(vol_.path(), "rolling back an interrupted run");
-                auto st = destroy(g.keyslot, "recover: pending keyslot removed");
-                if (!st) return st;
-                out_.notes.push_back("rolled back an interrupted run: removed " + slot_text(g.keyslot) +
-                                     " (" + gen_text(g.generation) + ")");
-            } else {
-                out_.notes.push_back(slot_text(g.keyslot) + " was named as pending but does not open with "
-                                     "the card's key: not ours, left alone");
+                progress_.step(vol_.path(), "finishing an interrupted run");
+                g.keyslot_salt = vol_.keyslot_salt(g.keyslot).value_or("");
+                out_.notes.push_back("finished an interrupted run: " + slot_text(g.keyslot) + " (" +
+                                     gen_text(g.generation) + ") is now current");
+                return save_with(g, std::nullopt, rec_.current, "recover: pending rolled forward");
             }
+            out_.notes.push_back(slot_text(g.keyslot) + " was named as pending but does not open with "
+                                 "the card's key: not ours, left alone");
         }
         return save_with(rec_.current, std::nullopt, rec_.previous, "recover: intent dropped");
+    }
+
+    // The previous generation's keyslot is ours if it still carries the salt we
+    // recorded (it may be half-destroyed: key material wiped, header not yet
+    // rewritten) or if its key opens it.  Anything else is someone else's slot
+    // that took the number after our destroy finished.
+    [[nodiscard]] bool is_our_previous_slot(const proto::SeedGeneration& g) {
+        if (!g.keyslot_salt.empty()) {
+            const auto salt = vol_.keyslot_salt(g.keyslot);
+            if (salt) return *salt == g.keyslot_salt;
+        }
+        auto key = key_for(g);
+        return key && vol_.opens(g.keyslot, **key);
     }
 
     LuksStatus finish_previous() {
         const proto::SeedGeneration g = *rec_.previous;
         if (vol_.keyslot_active(g.keyslot)) {
             // Destroy the old key only once the new one is proven to open.
+            if (!rec_.current)
+                return luks_error(LuksErrc::internal, vol_.path() + ": record names a previous generation "
+                                                                    "but no current one; left unchanged");
             auto cur_key = key_for(*rec_.current);
             if (!cur_key) return proto::unexpected(cur_key.error());
             if (!vol_.opens(rec_.current->keyslot, **cur_key))
                 return luks_error(LuksErrc::wrong_key,
                                   vol_.path() + ": the current " + slot_text(rec_.current->keyslot) +
                                       " does not open with the card's key; kept the previous " + slot_text(g.keyslot));
-            auto key = key_for(g);
-            if (!key) return proto::unexpected(key.error());
-            if (vol_.opens(g.keyslot, **key)) {
+            if (is_our_previous_slot(g)) {
                 progress_.step(vol_.path(), "finishing an interrupted rotation");
                 auto st = destroy(g.keyslot, "recover: previous keyslot removed");
                 if (!st) return st;
                 out_.notes.push_back("finished an interrupted rotation: removed old " + slot_text(g.keyslot) +
                                      " (" + gen_text(g.generation) + ")");
             } else {
-                out_.notes.push_back(slot_text(g.keyslot) + " was named as previous but does not open with "
-                                     "the card's key: not ours, left alone");
+                out_.notes.push_back(slot_text(g.keyslot) + " was named as previous but is not the agent's "
+                                     "keyslot any more: left alone");
             }
         }
         return save_with(rec_.current, std::nullopt, std::nullopt, "recover: previous dropped");
@@ -320,10 +342,12 @@ VolumeOutcome run_one(const std::string& path, ResponseCache& card, const RunOpt
                       Progress& progress, Work&& work) {
     VolumeOutcome out;
     out.path = path;
-    auto fail = [&out](const LuksError& e) {
+    auto fail = [&out, &path](const LuksError& e) {
         out.ok = false;
         out.code = e.code;
-        out.summary = "failed: " + e.message;
+        // The summary line already starts with the path.
+        const std::string prefix = path + ": ";
+        out.summary = "failed: " + (e.message.rfind(prefix, 0) == 0 ? e.message.substr(prefix.size()) : e.message);
     };
     try {
         progress.step(path, "opening");

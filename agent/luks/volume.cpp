@@ -11,6 +11,8 @@
 #include <cstring>
 #include <utility>
 
+#include "proto/seed_token.hpp"
+
 namespace ca::agent::luks {
 namespace {
 
@@ -100,6 +102,28 @@ bool Volume::is_cheap_keyslot(int slot) const {
     return std::strcmp(pbkdf.type, CRYPT_KDF_PBKDF2) == 0 && pbkdf.iterations <= kCheapIterations;
 }
 
+std::optional<std::string> Volume::keyslot_salt(int slot) const {
+    if (slot < 0 || slot >= keyslot_max()) return std::nullopt;
+    if (luks2_) {
+        const char* json = nullptr;
+        if (crypt_dump_json(cd_, &json, 0) < 0 || !json) return std::nullopt;
+        return proto::luks2_keyslot_salt(json, slot);
+    }
+    // LUKS1 on-disk header (big-endian): 208 bytes of fields, then 8 key blocks
+    // of 48 bytes each: active (4), iterations (4), salt (32), offset, stripes.
+    // libcryptsetup exposes no salt for LUKS1, and the header is public data.
+    constexpr std::size_t kKeyBlocks = 208, kKeyBlockSize = 48, kSaltSize = 32;
+    constexpr unsigned char kActive[4] = {0x00, 0xAC, 0x71, 0xF3};
+    const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return std::nullopt;
+    unsigned char block[kKeyBlockSize];
+    const auto offset = static_cast<off_t>(kKeyBlocks + kKeyBlockSize * static_cast<std::size_t>(slot));
+    const ssize_t n = ::pread(fd, block, sizeof block, offset);
+    ::close(fd);
+    if (n != static_cast<ssize_t>(sizeof block) || std::memcmp(block, kActive, 4) != 0) return std::nullopt;
+    return proto::to_hex(std::span<const unsigned char>(block + 8, kSaltSize));
+}
+
 bool Volume::opens(int slot, const proto::Secret& key) const {
     return crypt_activate_by_passphrase(cd_, nullptr, slot, key.chars(), key.size(), 0) == slot;
 }
@@ -176,6 +200,17 @@ LuksStatus Volume::write_agent_token(int id, const std::string& json) {
     return luks_error(LuksErrc::header_write,
                       path_ + ": cannot write the crypt-agent token: " + errno_text(r) +
                           last_library_error() + "; is the device or image read-only?");
+}
+
+LuksStatus Volume::check_writable() const {
+    const int fd = ::open(path_.c_str(), O_RDWR | O_CLOEXEC | O_NOCTTY);
+    if (fd >= 0) {
+        ::close(fd);
+        return Done{};
+    }
+    return luks_error(LuksErrc::header_write,
+                      path_ + ": the LUKS header is read-only (" + std::strerror(errno) +
+                          "): a read-only device or mount, or an immutable image (chattr +i)?");
 }
 
 LuksStatus Volume::lock_exclusive(const std::string& lock_dir) {

@@ -73,6 +73,11 @@ public:
     // person's Argon2 slot never costs a second of PBKDF per candidate.
     [[nodiscard]] bool is_cheap_keyslot(int slot) const;
 
+    // The keyslot's PBKDF salt as text (LUKS2: the header JSON's base64; LUKS1:
+    // hex of the on-disk key block), or nullopt if the slot is not in the header.
+    // Identifies one keyslot instance: see proto::SeedGeneration::keyslot_salt.
+    [[nodiscard]] std::optional<std::string> keyslot_salt(int slot) const;
+
     // Whether `key` opens `slot` (exactly that slot).
     [[nodiscard]] bool opens(int slot, const proto::Secret& key) const;
     // The keyslot `key` opens, if any.
@@ -89,6 +94,11 @@ public:
     [[nodiscard]] LuksResult<std::optional<std::pair<int, std::string>>> read_agent_token() const;
     // Writes `json` as token `id` (or a new token when id < 0); an empty json removes it.
     LuksStatus write_agent_token(int id, const std::string& json);
+
+    // Whether the header can be written at all (opened read-write), checked
+    // before the first write so a read-only device fails with its own reason
+    // rather than libcryptsetup's generic EINVAL halfway through.
+    LuksStatus check_writable() const;
 
     // Takes an exclusive lock (a file <uuid>.lock in `lock_dir`) for this
     // object's lifetime, so two runs never interleave their steps on one volume.

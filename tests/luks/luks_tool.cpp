@@ -81,14 +81,22 @@ int check_one(const std::string& path, const ToolArgs& t, const proto::Secret& p
         if (i == 0) current_opens = opens;
         if (opens) ours.push_back(g.keyslot);
     }
-    std::string leaked;
+    // A slot the record names but no key opens is a destroy cut short (key
+    // material wiped, header not yet rewritten): the next run removes it, so it
+    // is "retiring", not leaked.  A leak is an active slot nothing accounts for.
+    std::string leaked, retiring;
     for (int s : vol->active_keyslots()) {
         bool known = person_slot && *person_slot == s;
         for (int o : ours) known = known || o == s;
-        if (!known) leaked += (leaked.empty() ? "" : ",") + std::to_string(s);
+        if (known) continue;
+        bool named_slot = false;
+        for (const auto& g : seeds->generations) named_slot = named_slot || g.keyslot == s;
+        std::string& list = named_slot ? retiring : leaked;
+        list += (list.empty() ? "" : ",") + std::to_string(s);
     }
-    std::printf("%s: record=[%s] current_opens=%d person_opens=%d leaked=[%s]\n", path.c_str(),
-                named.c_str(), current_opens ? 1 : 0, person_slot ? 1 : 0, leaked.c_str());
+    std::printf("%s: record=[%s] current_opens=%d person_opens=%d retiring=[%s] leaked=[%s]\n", path.c_str(),
+                named.c_str(), current_opens ? 1 : 0, person_slot ? 1 : 0, retiring.c_str(), leaked.c_str());
+    if (t.strict && !retiring.empty()) return 4;
     if (!current_opens && !person_slot) return 3;
     if (!current_opens || !leaked.empty()) return 4;
     if (t.strict && seeds->generations.size() != 1) return 4;

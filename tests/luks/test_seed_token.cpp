@@ -9,8 +9,8 @@ namespace {
 SeedRecord sample() {
     SeedRecord r;
     r.profile = "vicc-aes128";
-    r.current = SeedGeneration{std::vector<unsigned char>(32, 0x11), 7, 1};
-    r.previous = SeedGeneration{std::vector<unsigned char>(32, 0x22), 6, 2};
+    r.current = SeedGeneration{std::vector<unsigned char>(32, 0x11), 7, 1, "P+z+hoTGs1N2qMBOQ2CTBVw6v1Fw9ovbYxHys1rRXR8="};
+    r.previous = SeedGeneration{std::vector<unsigned char>(32, 0x22), 6, 2, "00ff"};
     return r;
 }
 }  // namespace

@@ -1,0 +1,64 @@
+#!/bin/bash
+# Enrol three volumes (LUKS2, LUKS2, LUKS1), rotate them, and check what an
+# administrator would: the person's passphrase still opens, the agent keys open,
+# tokens/records name them, old keys stop working, one card operation per seed.
+# Software card: computes what the virtual card answers (see software_card.hpp).
+. "$(dirname "$0")/lib.sh"
+need cryptsetup
+
+V=("$WORK/a.luks2" "$WORK/b.luks2" "$WORK/c.luks1")
+make_volume "${V[0]}" luks2; make_volume "${V[1]}" luks2; make_volume "${V[2]}" luks1
+LOG="$WORK/log"
+
+# --dry-run changes nothing
+sums_before=$(sha256sum "${V[@]}")
+enroll --dry-run "${V[@]}" >>"$LOG" 2>&1 || fail "dry-run enroll failed"
+grep -q "would enrol" "$LOG" || fail "dry-run printed no plan"
+[ "$sums_before" = "$(sha256sum "${V[@]}")" ] || fail "dry-run changed an image"
+[ ! -e "$STORE" ] || [ -z "$(ls -A "$STORE")" ] || fail "dry-run wrote the LUKS1 store"
+
+enroll "${V[@]}" >>"$LOG" 2>&1 || fail "enroll failed: $(cat "$LOG")"
+grep -q "card operations: 2" "$LOG" || fail "enrol should ask the card twice (determinism check)"
+for i in 0 1 2; do
+    v=${V[$i]}
+    opens_with "$v" "$WORK/pass" || fail "the person's passphrase no longer opens $v"
+    current_key "$v" "$WORK/key1.$i" || fail "no agent key for $v"
+    opens_with "$v" "$WORK/key1.$i" || fail "the agent key does not open $v"
+done
+for v in "${V[0]}" "${V[1]}"; do
+    cryptsetup token export --token-id 0 "$v" | grep -q '"type":"crypt-agent"' || fail "no crypt-agent token in $v"
+    cryptsetup luksDump "$v" | grep -A2 'crypt-agent' | grep -q 'Keyslot: *1' || fail "token of $v not bound to keyslot 1"
+    cryptsetup luksDump "$v" | grep -A6 '^  1: luks2' | grep -q 'PBKDF: *pbkdf2' || fail "agent keyslot of $v is not PBKDF2"
+done
+ls "$STORE"/*.rec >/dev/null 2>&1 || fail "no LUKS1 store record"
+check --strict "${V[@]}" >>"$LOG" || fail "check after enrol: $(tail -3 "$LOG")"
+
+# enrolling twice is refused per volume, and a wrong passphrase fails alone
+printf 'wrong\n' | "$TOOL" enroll --passphrase-stdin "${S_OPTS[@]}" "${V[0]}" >>"$LOG" 2>&1 && fail "re-enrol accepted"
+grep -q "already enrolled" "$LOG" || fail "re-enrol message unclear"
+
+rotate "${V[@]}" >>"$LOG" 2>&1 || fail "rotate failed: $(tail -5 "$LOG")"
+grep -q "3 of 3 volumes done, 0 failed; card operations: 2" "$LOG" || fail "rotate summary: $(tail -2 "$LOG")"
+for i in 0 1 2; do
+    v=${V[$i]}
+    opens_with "$v" "$WORK/key1.$i" && fail "the old agent key still opens $v after rotation"
+    current_key "$v" "$WORK/key2.$i" || fail "no agent key after rotation for $v"
+    cmp -s "$WORK/key1.$i" "$WORK/key2.$i" && fail "rotation kept the same key for $v"
+    opens_with "$v" "$WORK/key2.$i" || fail "the new agent key does not open $v"
+    opens_with "$v" "$WORK/pass" || fail "the person's passphrase no longer opens $v after rotation"
+done
+"$TOOL" check --strict --luks1-store "$STORE" --passphrase-file "$WORK/pass" "${V[@]}" | tee -a "$LOG" | grep -c 'record=\[2/' | grep -qx 3 \
+    || fail "records not at generation 2"
+for v in "${V[0]}" "${V[1]}"; do
+    cryptsetup token export --token-id 0 "$v" | grep -q '"generation":2' || fail "token of $v not updated"
+done
+
+# A volume that is not enrolled fails alone; the others rotate.
+make_volume "$WORK/d.luks2" luks2
+rotate "${V[0]}" "$WORK/d.luks2" >>"$LOG" 2>&1; rc=$?
+[ $rc = 1 ] || fail "rotate with one unenrolled volume should exit 1, got $rc"
+grep -q "d.luks2: failed: .*not enrolled" "$LOG" || fail "no clear message for the unenrolled volume"
+grep -q "a.luks2: rotated generation 2 -> generation 3" "$LOG" || fail "the enrolled volume did not rotate"
+
+assert_no_secrets_in "$LOG" "$WORK"/key*.*
+echo "PASS: enrol 3 volumes (LUKS2, LUKS2, LUKS1), rotate, old keys refused, person's passphrase kept"
