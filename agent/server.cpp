@@ -115,7 +115,10 @@ void Server::start() {
                           return ids;
                       }();
     sd_notify("READY=1\nSTATUS=Watching for questions");
-    full_scan();
+    if (enter_dir()) {
+        full_scan();
+        dir_fd_.reset();
+    }
 }
 
 void Server::stop() {
@@ -150,7 +153,10 @@ void Server::reconfigure(GlobalOptions options) {
         if (it->second->state == Question::State::ignored) it = questions_.erase(it);
         else ++it;
     }
-    full_scan();
+    if (enter_dir()) {
+        full_scan();
+        dir_fd_.reset();
+    }
 }
 
 // ---- the ask directory -------------------------------------------------------------------
@@ -172,8 +178,24 @@ void Server::open_ask_dir() {
     const int wd = inotify_add_watch(inotify_->native_handle(), dir.c_str(), kWatchMask);
     if (wd < 0) throw std::runtime_error(dir.string() + ": inotify_add_watch: " + std::strerror(errno));
     watch_ = wd;
-    dir_fd_ = std::move(fd);
+    // The directory is not kept open between wakes: an open descriptor would delay the
+    // kernel's IN_DELETE_SELF until it is closed, and we would miss its removal.
     dir_st_ = st;
+    have_dir_ = true;
+}
+
+bool Server::enter_dir() {
+    if (!have_dir_) return false;
+    Fd fd(::open(o_.ask_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    struct stat st{};
+    if (!fd || fstat(fd.get(), &st) < 0 || st.st_dev != dir_st_.st_dev || st.st_ino != dir_st_.st_ino) {
+        CA_LOG(warning) << o_.ask_dir.string() << " was replaced; watching the new directory";
+        questions_.clear();
+        rewatch_later();
+        return false;
+    }
+    dir_fd_ = std::move(fd);
+    return true;
 }
 
 void Server::arm_watch() {
@@ -220,6 +242,11 @@ void Server::on_inotify() {
         rewatch_later();
         return;
     }
+    if (!enter_dir()) return;
+    struct Leave {
+        Fd& fd;
+        ~Leave() { fd.reset(); }
+    } leave{dir_fd_};
     if (dir_touched) {
         // systemd touches the directory after pushing an answer into its keyring entry.
         harvest_systemd_entry();
@@ -241,12 +268,16 @@ void Server::rewatch_later() {
     if (watch_ >= 0) (void)inotify_rm_watch(inotify_->native_handle(), watch_);
     watch_ = -1;
     dir_fd_.reset();
+    have_dir_ = false;
     rewatch_timer_.expires_after(std::chrono::milliseconds(10));
     rewatch_timer_.async_wait([this](const boost::system::error_code& ec) {
         if (ec || stopping_) return;
         try {
             open_ask_dir();
-            full_scan();
+            if (enter_dir()) {
+                full_scan();
+                dir_fd_.reset();
+            }
         } catch (const std::exception& e) {
             CA_LOG(err) << e.what() << "; retrying in 1 s";
             rewatch_timer_.expires_after(std::chrono::seconds(1));

@@ -62,6 +62,7 @@ private:
 
     // ask directory and watch
     void open_ask_dir();
+    bool enter_dir();  // opens the watched directory for this wake; false if it was replaced
     void arm_watch();
     void on_inotify();
     void rewatch_later();
@@ -100,8 +101,9 @@ private:
     std::uint64_t k0_ = 0, k1_ = 0;  // per-process key for candidate identity (never logged)
     std::unique_ptr<proto::FingerprintKey> fp_;  // a separate key for 4-hex fingerprints in logs
 
-    Fd dir_fd_;
-    struct stat dir_st_{};
+    Fd dir_fd_;            // open only while handling one wake
+    struct stat dir_st_{};  // device and inode of the watched directory
+    bool have_dir_ = false;
     std::unique_ptr<boost::asio::posix::stream_descriptor> inotify_;
     int watch_ = -1;
     boost::asio::steady_timer rewatch_timer_;
