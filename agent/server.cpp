@@ -28,6 +28,9 @@ struct Server::Question {
     explicit Question(asio::io_context& io) : timer(io) {}
     std::string name;
     ino_t ino = 0;
+    off_t size = 0;  // of a file we could not use, to notice when it is rewritten
+    time_t mtime_s = 0;
+    long mtime_ns = 0;
     proto::Question q;
     std::string id;  // q.id or "" when missing
     State state = State::waiting;
@@ -41,7 +44,7 @@ struct Server::Question {
 
 namespace {
 
-constexpr std::uint32_t kWatchMask = IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM | IN_ATTRIB |
+constexpr std::uint32_t kWatchMask = IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM | IN_ATTRIB |
                                      IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW;
 
 std::string quoted_id(const std::string& id) { return id.empty() ? std::string("(no Id)") : id; }
@@ -206,6 +209,11 @@ void Server::arm_watch() {
     });
 }
 
+int Server::inotify_dir_fd() {
+    if (!dir_fd_) dir_fd_.reset(::open(o_.ask_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    return dir_fd_.get();
+}
+
 void Server::on_inotify() {
     // Drain everything queued, then act: the events are a doorbell plus hints.
     alignas(inotify_event) char buf[64 * 1024];
@@ -233,15 +241,23 @@ void Server::on_inotify() {
             std::string nm(name, strnlen(name, ev.len));
             if (!is_question_name(nm)) continue;
             if (ev.mask & (IN_DELETE | IN_MOVED_FROM)) names.emplace_back(std::move(nm), false);
-            else if (ev.mask & (IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB)) names.emplace_back(std::move(nm), true);
+            else if (ev.mask & IN_CREATE) {
+                // A regular file created under its final name is still being written: wait
+                // for IN_CLOSE_WRITE.  Anything else (symlink, FIFO, directory) is judged now.
+                struct stat st{};
+                if (fstatat(inotify_dir_fd(), nm.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode))
+                    names.emplace_back(std::move(nm), true);
+            } else if (ev.mask & (IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB)) names.emplace_back(std::move(nm), true);
         }
     }
     if (lost_dir) {
+        dir_fd_.reset();
         CA_LOG(warning) << o_.ask_dir.string() << " was removed or moved; re-creating and watching it again";
         questions_.clear();
         rewatch_later();
         return;
     }
+    dir_fd_.reset();
     if (!enter_dir()) return;
     struct Leave {
         Fd& fd;
@@ -322,13 +338,17 @@ void Server::full_scan() {
 void Server::process_name(const std::string& name, ino_t hint_ino) {
     auto it = questions_.find(name);
     if (it != questions_.end()) {
-        if (hint_ino == 0) {
-            struct stat st{};
+        struct stat st{};
+        if (hint_ino == 0 || it->second->state == Question::State::ignored) {
             if (fstatat(dir_fd_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) return;
             hint_ino = st.st_ino;
         }
-        if (it->second->ino == hint_ino) return;  // seen already
-        forget(name);                             // same name, new file
+        // Seen already, unless a file we could not use has been written to since.
+        const bool rewritten = it->second->state == Question::State::ignored &&
+                               (st.st_size != it->second->size || st.st_mtim.tv_nsec != it->second->mtime_ns ||
+                                st.st_mtim.tv_sec != it->second->mtime_s);
+        if (it->second->ino == hint_ino && !rewritten) return;
+        forget(name);  // same name, new or rewritten file
     }
     auto file = read_ask_file(dir_fd_.get(), name.c_str(), owner_);
     auto q = std::make_unique<Question>(io_);
@@ -337,7 +357,12 @@ void Server::process_name(const std::string& name, ino_t hint_ino) {
         const auto& e = file.error();
         if (e.kind == AskFileError::vanished) return;
         struct stat st{};
-        if (fstatat(dir_fd_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) q->ino = st.st_ino;
+        if (fstatat(dir_fd_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+            q->ino = st.st_ino;
+            q->size = st.st_size;
+            q->mtime_s = st.st_mtim.tv_sec;
+            q->mtime_ns = st.st_mtim.tv_nsec;
+        }
         q->state = Question::State::ignored;
         ++stats_.ignored;
         CA_LOG(warning) << name << ": " << e.reason << ", ignoring";

@@ -62,7 +62,8 @@ private:
 
     // ask directory and watch
     void open_ask_dir();
-    bool enter_dir();  // opens the watched directory for this wake; false if it was replaced
+    bool enter_dir();
+    int inotify_dir_fd();  // the directory, opened on demand while draining events  // opens the watched directory for this wake; false if it was replaced
     void arm_watch();
     void on_inotify();
     void rewatch_later();
