@@ -1,0 +1,19 @@
+#!/bin/sh
+# Produces the figures in bench/README.md: every agent found here, alternating,
+# N = 1, 100, 1000, 10000, live + backlog + startup, three repetitions,
+# medians.  Needs root (storm makes its own mount namespace and keyring).
+# usage: bench/run-figures.sh BUILD_DIR [OUT_DIR]
+set -eu
+build=${1:?usage: run-figures.sh BUILD_DIR [OUT_DIR]}
+out=${2:-$(dirname "$0")/results}
+mkdir -p "$out"
+{
+    echo "# $(date -u +%Y-%m-%dT%H:%MZ) on $(uname -r), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
+    echo "# load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "# crypt-agent: $(git -C "$(dirname "$0")" log -1 --format='%h %s' -- ../agent 2>/dev/null)"
+} >"$out/storm.txt"
+"$build/bench/storm" --compare -n 1,100,1000,10000 --scenario all --reps 3 \
+    --csv "$out/storm.csv" --svg "$out/storm.svg" >>"$out/storm.txt" 2>"$out/storm.log" || true
+echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/storm.txt"
+"$build/bench/parse-bench" >"$out/parse-bench.txt"
+cat "$out/storm.txt" "$out/parse-bench.txt"
