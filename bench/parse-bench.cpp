@@ -6,6 +6,8 @@
 // of (batch time / files), which is robust against a noisy, shared machine.
 // A file that fails to parse makes the run fail: a fast wrong parser is no use.
 #include "proto/ask_file.hpp"
+#include "proto/reply.hpp"
+#include "proto/secret.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -87,6 +89,44 @@ double batch_ns(const Case& c, unsigned rounds) {
     return ns / (static_cast<double>(rounds) * static_cast<double>(c.files.size()));
 }
 
+// For scale beside the parser: encoding one reply with proto::encode_reply,
+// which gives every reply its own locked pages (mmap, madvise x2, mlock, and
+// munlock, munmap when freed), against copying into one reused buffer.
+void reply_cost(unsigned reps) {
+    const auto pw = ca::proto::Secret::copy_of(std::string_view("correct horse battery staple"));
+    const ca::proto::Secret* one[] = {&pw};
+    const auto time_ns = [&](auto&& body) {
+        std::vector<double> t;
+        for (unsigned r = 0; r < reps; ++r) {
+            const auto t0 = Clock::now();
+            for (int i = 0; i < 2000; ++i)
+                body();
+            const auto t1 = Clock::now();
+            t.push_back(static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()) /
+                        2000.0);
+        }
+        std::sort(t.begin(), t.end());
+        return t[t.size() / 2];
+    };
+    std::size_t sink = 0;
+    const double encode = time_ns([&] {
+        auto r = ca::proto::encode_reply(one);
+        sink += r ? r->size() : 0;
+    });
+    unsigned char reused[ca::proto::kReplyMaxSize];
+    const double copy = time_ns([&] {
+        reused[0] = '+';
+        std::copy(pw.data(), pw.data() + pw.size(), reused + 1);
+        sink += reused[pw.size()];
+    });
+    g_sink = sink;
+    ca::proto::wipe(reused, sizeof reused);
+    std::printf("%-32s %8s %10.1f\n%-32s %8s %10.1f\n", "reply: encode_reply (own pages)", "-", encode,
+                "reply: copy into a reused buffer", "-", copy);
+    std::printf("parse-bench-result case=encode_reply ns=%.1f\nparse-bench-result case=reused_buffer ns=%.1f\n",
+                encode, copy);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -118,5 +158,6 @@ int main(int argc, char** argv) {
         std::printf("parse-bench-result case=%s bytes=%.0f ns_per_file=%.1f min_ns=%.1f\n", c.name, avg_bytes, med,
                     t.front());
     }
+    reply_cost(reps);
     return ok ? 0 : 1;
 }
