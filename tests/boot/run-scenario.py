@@ -280,9 +280,23 @@ def typed_once(name):
     volume_open(v, rep, "data1", "DATA1-MARKER-OK")
     volume_open(v, rep, "data2", "DATA2-MARKER-OK")
     no_secret_leaks(v, boot, rep)
-    if rep:
-        print("  keys left in root's user keyring:", rep["keys"] or "none", "| /run/crypt-agent:", rep["rundir"])
+    finish_flushed(v, rep)
     return v.finish(boot, report_at)
+
+
+def finish_flushed(v, rep):
+    """(part of 3) After crypt-agent-finish: nothing cached in the keyring
+    (neither the agent's key nor systemd's "cryptsetup" entry) or in /run."""
+    if not rep:
+        return
+    print("  keys left in root's user keyring:", rep["keys"] or "none", "| /run/crypt-agent:", rep["rundir"])
+    unit = re.search(r"^UNIT crypt-agent-finish (\S+) exited-at=(\d*) status=(\d*)", rep["text"], re.M)
+    ran = bool(unit and unit.group(2) not in ("", "0") and unit.group(3) == "0")
+    v.check(ran, f"crypt-agent-finish ran and exited 0 ({unit.group(0) if unit else 'no state'})")
+    cached = [k for k in rep["keys"] if k.split(";")[-1] in ("crypt-agent:cache", "cryptsetup")]
+    v.check(not cached, f"no cache key left in root's user keyring after finish (left: {cached or 'none'})")
+    leftovers = [f for f in (rep["rundir"] or "").split() if f != "finished"]
+    v.check(not leftovers, f"no cache file left in /run/crypt-agent after finish (left: {leftovers or 'none'})")
 
 
 def agent_masked(name):
