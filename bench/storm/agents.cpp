@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <fstream>
 #include <sstream>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -46,6 +47,9 @@ std::vector<std::string> agent_environment() {
 // Everything between fork and exec uses async-signal-safe calls only.
 [[noreturn]] void exec_child(char* const* argv, char* const* envp, int in_fd, int out_fd) {
     setsid();
+    // An agent must not outlive the harness (it would keep answering in an
+    // orphaned namespace): die with it.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     const rlimit nofile{1024, 524288};
     setrlimit(RLIMIT_NOFILE, &nofile);
     sigset_t none;
@@ -86,6 +90,7 @@ pid_t start_feeder(const std::string& password_file, int write_fd) {
         block += line;
     const pid_t pid = fork();
     if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         signal(SIGPIPE, SIG_DFL);
         for (;;) {
             if (write(write_fd, block.data(), block.size()) < 0 && errno != EINTR)
@@ -240,15 +245,22 @@ bool RunningAgent::alive() const {
 }
 
 void RunningAgent::stop() {
-    for (pid_t* p : {&pid_, &feeder_}) {
-        if (*p <= 0)
-            continue;
-        kill(*p, SIGTERM);
-        if (!wait_exit(*p, 3000)) {
-            kill(*p, SIGKILL);
-            waitpid(*p, nullptr, 0);
-        }
-        *p = -1;
+    if (pid_ > 0) {
+        // The agent leads its own session and process group (setsid), so the
+        // group holds exactly what it started: a wrapper's children (strace,
+        // sh) go too.  The leader is reaped last, so that its PID, which is
+        // the group's id, cannot be reused while we signal the group.
+        kill(-pid_, SIGTERM);
+        for (int waited = 0; waited < 3000 && alive(); waited += 5)
+            usleep(5000);
+        kill(-pid_, SIGKILL);
+        waitpid(pid_, nullptr, 0);
+        pid_ = -1;
+    }
+    if (feeder_ > 0) {
+        kill(feeder_, SIGKILL);
+        waitpid(feeder_, nullptr, 0);
+        feeder_ = -1;
     }
 }
 

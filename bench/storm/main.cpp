@@ -224,6 +224,28 @@ int select_agents(const Options& o, const storm::Paths& paths, std::vector<storm
     return 0;
 }
 
+// On SIGINT/SIGTERM/SIGHUP: remove the password file and go.  Agents,
+// workers and the feeder die with us (PR_SET_PDEATHSIG); the mount
+// namespace and its tmpfs vanish with the last process in it.
+char g_password_path[4096];
+
+extern "C" void on_fatal_signal(int sig) {
+    if (g_password_path[0])
+        unlink(g_password_path);
+    _exit(128 + sig);
+}
+
+void remove_password_on_signals(const std::string& path) {
+    if (path.size() >= sizeof g_password_path)
+        return;
+    std::memcpy(g_password_path, path.c_str(), path.size() + 1);
+    struct sigaction sa {};
+    sa.sa_handler = on_fatal_signal;
+    sigemptyset(&sa.sa_mask);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP})
+        sigaction(sig, &sa, nullptr);
+}
+
 bool all_right(const std::vector<storm::RunResult>& runs) {
     return std::all_of(runs.begin(), runs.end(), [](const storm::RunResult& r) {
         return r.error.empty() && r.answered == r.n && r.wrong == 0 && r.cancelled == 0 && r.duplicates == 0 &&
@@ -256,6 +278,7 @@ int main(int argc, char** argv) {
     }
     if (password.empty())
         password = random_password();
+    remove_password_on_signals(paths.password_file);
     if (!write_password(paths.password_file, password)) {
         std::cerr << "storm: cannot write the password file in " << box.work_dir << "\n";
         return 1;

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -194,6 +195,7 @@ void send_results(int out, const Slice& s) {
 
 [[noreturn]] void worker_main(const SliceConfig& cfg, int ctl, int out) {
     std::signal(SIGTERM, SIG_DFL);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);  // no askers left behind if storm dies
     {
         Slice s(cfg);
         char go = 0;
