@@ -4,6 +4,7 @@
 
 #include "agent/card_source.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <iterator>
@@ -83,6 +84,10 @@ public:
 
     void request(const std::string& id) override {
         if (stopped_ || in_progress_.count(id)) return;
+        // Delivered once per Id: the server keeps them in its cache.  Asked
+        // again, the server has rejected them (a retry with AcceptCached=0),
+        // and the same key again would only feed a loop.
+        if (delivered_.count(id)) return;
         auto set = find(id);
         if (!set || set->seeds.empty()) return;
         in_progress_.insert(id);
@@ -144,6 +149,8 @@ private:
         }
         if (--job->outstanding != 0) return;
         in_progress_.erase(job->id);
+        if (!job->got.empty() && std::any_of(job->got.begin(), job->got.end(), [](const auto& g) { return g.has_value(); }))
+            delivered_.insert(job->id);
         std::vector<proto::Secret> candidates;
         for (auto& g : job->got)
             if (g) candidates.push_back(std::move(*g));
@@ -160,6 +167,7 @@ private:
     std::shared_ptr<sc::CardService> service_;
     mutable std::map<std::string, std::optional<VolumeSeedSet>> lookups_;
     std::set<std::string> in_progress_;
+    std::set<std::string> delivered_;
     bool started_ = false;
     bool stopped_ = false;
 };

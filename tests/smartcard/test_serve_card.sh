@@ -1,0 +1,94 @@
+#!/bin/bash
+# crypt-agent serve answers cryptsetup: questions from the card (issue 4's
+# acceptance): three real systemd-ask-password questions wait; the card comes
+# 2 s later; one PIN prompt, one challenge, three different correct per-volume
+# passphrases.  Then the card freezes: the watchdog fires, cached questions are
+# still answered, and SIGTERM stops the agent.
+# Runs in a private mount namespace (tmpfs on /run/systemd) and session keyring.
+if [ "${SC_ISOLATED:-}" != 1 ]; then
+  [ "$(id -u)" = 0 ] || { echo "SKIP: needs root" >&2; exit 77; }
+  command -v systemd-ask-password >/dev/null || { echo "SKIP: systemd-ask-password missing" >&2; exit 77; }
+  command -v keyctl >/dev/null || { echo "SKIP: keyctl missing (package keyutils)" >&2; exit 77; }
+  exec env SC_ISOLATED=1 unshare -m --propagation private \
+    sh -c 'mount -t tmpfs -o mode=0755 tmpfs /run/systemd && mkdir -p /run/systemd/ask-password &&
+           exec keyctl session - "$@"' sh bash "$0" "$@"
+fi
+: "${CRYPT_AGENT_BIN:?CRYPT_AGENT_BIN not set}"
+CARD_TOOL=$CRYPT_AGENT_BIN
+. "$(dirname "$0")/lib.sh"
+ASK=/run/systemd/ask-password     # the agent's own PIN question goes where agents look
+
+SEED=$(cat "$T/seed.hex")
+cat > "$T/agent.conf" <<CONF
+card-seed-file = $T/seed.hex
+card-volume = cryptsetup:/dev/vol0 ${UUIDS[0]}
+card-volume = cryptsetup:/dev/vol1 ${UUIDS[1]}
+card-volume = cryptsetup:/dev/vol2 ${UUIDS[2]}
+card-luks-tokens = no
+card-watchdog = 1
+CONF
+agent() { "$CRYPT_AGENT_BIN" --config "$T/agent.conf" --keyring session --cache-dir "$T/cache" --log-level debug "$@"; }
+
+# Is the card source wired into this build's configuration and sources?
+if ! agent cache status > "$T/probe.out" 2> "$T/probe.err"; then
+  if grep -q 'card-' "$T/probe.err"; then
+    echo "SKIP: this crypt-agent does not know the card-* settings yet (card source not registered):" >&2
+    cat "$T/probe.err" >&2
+    exit 77
+  fi
+  fail "crypt-agent refused the configuration: $(cat "$T/probe.err")"
+fi
+rm -f "$T/probe.err"
+
+fixture start --no-card
+agent serve > "$T/agent.out" 2> "$T/agent.err" &
+AGENT=$!; PIDS+=("$AGENT")
+wait_for 5 grep -q 'watching' "$T/agent.err" || fail "agent did not start"
+
+for i in 0 1 2; do
+  systemd-ask-password --no-tty --timeout=30 --id="cryptsetup:/dev/vol$i" "Passphrase for vol$i:" \
+      > "$T/ask$i.out" 2> "$T/ask$i.errout" &
+  PIDS+=("$!"); ASKERS[$i]=$!
+done
+sleep 2
+for i in 0 1 2; do [ ! -s "$T/ask$i.out" ] || fail "vol$i answered without a card"; done
+answer_pins "$PIN"
+fixture insert
+for i in 0 1 2; do
+  wait "${ASKERS[$i]}" || fail "vol$i: systemd-ask-password got no answer"
+  want=$(expected_pass "$LAB_RESPONSE" "$SEED" "${UUIDS[$i]}")
+  [ "$(cat "$T/ask$i.out")" = "$want" ] || fail "vol$i: wrong passphrase"
+  WANT[$i]=$want
+done
+[ "${WANT[0]}" != "${WANT[1]}" ] && [ "${WANT[1]}" != "${WANT[2]}" ] || fail "passphrases not distinct"
+[ "$(apdus 88)" = 1 ] || fail "expected 1 challenge, card saw $(apdus 88)"
+[ "$(wc -l < "$T/prompts")" = 1 ] || fail "expected 1 PIN prompt, saw $(wc -l < "$T/prompts")"
+ok "card inserted 2 s after three questions: all three answered, distinct and correct, 1 challenge, 1 PIN prompt"
+
+# A frozen card: the watchdog fires, questions with cached answers are still answered.
+kill -TERM "$AGENT"
+wait_for 3 bash -c "! kill -0 $AGENT" || fail "agent did not exit within 3 s of SIGTERM"
+
+# A new agent (no response remembered), the card frozen, one typed passphrase cached.
+"$CRYPT_AGENT_BIN" --keyring session --cache-dir "$T/cache" cache flush > /dev/null 2>&1 || fail "cache flush failed"
+printf 'typed-passphrase\n' | "$CRYPT_AGENT_BIN" --keyring session --cache-dir "$T/cache" cache put \
+    --match 'cryptsetup:/dev/typed' > /dev/null 2> "$T/put.err" || fail "cache put failed"
+fixture freeze
+agent serve > "$T/agent2.out" 2> "$T/agent2.err" &
+AGENT=$!; PIDS+=("$AGENT")
+wait_for 5 grep -q 'watching' "$T/agent2.err" || fail "second agent did not start"
+systemd-ask-password --no-tty --timeout=8 --id="cryptsetup:/dev/vol2" "vol2 again:" > "$T/frozen.out" 2>/dev/null &
+PIDS+=("$!")
+wait_for 6 grep -q 'did not answer within 1000 ms' "$T/agent2.err" || fail "watchdog did not fire on the frozen card"
+ok "frozen card: watchdog fired"
+systemd-ask-password --no-tty --timeout=8 --id="cryptsetup:/dev/typed" "typed:" > "$T/typed.out" 2>/dev/null &
+p=$!; PIDS+=("$p")
+wait "$p" || fail "a cached question was not answered while the card hangs"
+[ "$(cat "$T/typed.out")" = typed-passphrase ] || fail "wrong answer while the card hangs"
+[ ! -s "$T/frozen.out" ] || fail "vol2 answered although the card hangs"
+ok "while the card hangs, a cached question is answered"
+kill -TERM "$AGENT"
+wait_for 3 bash -c "! kill -0 $AGENT" || fail "agent did not exit within 3 s of SIGTERM"
+ok "agent exits on SIGTERM with a thread stuck in pcsc-lite"
+fixture thaw
+no_secrets_in_logs "$PIN" "$LAB_RESPONSE" "${WANT[@]}" typed-passphrase
