@@ -246,6 +246,14 @@ void remove_password_on_signals(const std::string& path) {
         sigaction(sig, &sa, nullptr);
 }
 
+// The 1-minute load average: figures from a busy machine are labelled so.
+std::string load1() {
+    std::ifstream in("/proc/loadavg");
+    std::string v;
+    in >> v;
+    return v.empty() ? "?" : v;
+}
+
 bool all_right(const std::vector<storm::RunResult>& runs) {
     return std::all_of(runs.begin(), runs.end(), [](const storm::RunResult& r) {
         return r.error.empty() && r.answered == r.n && r.wrong == 0 && r.cancelled == 0 && r.duplicates == 0 &&
@@ -294,6 +302,7 @@ int main(int argc, char** argv) {
     const unsigned max_n = *std::max_element(o.ns.begin(), o.ns.end());
     storm::raise_fd_limit(2ul * max_n + 256);
 
+    const std::string load_start = load1();
     std::vector<storm::RunResult> runs;
     for (unsigned rep = 1; rep <= o.reps; ++rep) {
         for (auto sc : o.scenarios) {
@@ -333,6 +342,8 @@ int main(int argc, char** argv) {
         std::cerr << "storm: agent logs kept in " << box.work_dir << "\n";
     else
         storm::remove_tree(box.work_dir);
+    std::cout << "load average (1 min): " << load_start << " at start, " << load1() << " at end, on "
+              << sysconf(_SC_NPROCESSORS_ONLN) << " CPUs\n";
     storm::print_machine_lines(std::cout, runs);
     return all_right(runs) ? 0 : 1;
 }
