@@ -1,3 +1,7 @@
+// g++ 12 -O2 reports false "potential null pointer dereference" warnings
+// inside Asio's headers (pulled in by the PIN asker); silence them first.
+#pragma GCC diagnostic ignored "-Wnull-dereference"
+
 #include "agent/luks_cli.hpp"
 
 #include <boost/program_options.hpp>
@@ -9,6 +13,10 @@
 #include <iostream>
 #include <optional>
 #include <sstream>
+
+#include "agent/options.hpp"
+#include "agent/pin_asker.hpp"
+#include "smartcard/blocking.hpp"
 
 namespace ca::agent {
 namespace po = boost::program_options;
@@ -59,7 +67,9 @@ struct CommonOptions {
     bool passphrase_stdin = false;
     std::string crypttab = "/etc/crypttab";
     std::string reader;
-    std::string profile;
+    bool no_pin = false;
+    double card_wait_s = 30;
+    bool help = false;
     luks::StoreOptions store;
 };
 
@@ -71,8 +81,10 @@ po::options_description common_description(CommonOptions& o) {
          "directory of LUKS1 seed records (must be readable in the initramfs)")
         ("lock-dir", po::value(&o.store.lock_dir)->default_value(o.store.lock_dir),
          "directory for per-volume run locks")
-        ("reader", po::value(&o.reader), "smartcard reader name (default: the first with a card)")
-        ("profile", po::value(&o.profile), "card profile id")
+        ("reader", po::value(&o.reader), "substring of the smartcard reader's name (default: any reader)")
+        ("card-wait", po::value(&o.card_wait_s)->default_value(o.card_wait_s), "seconds to wait for a card")
+        ("no-pin", po::bool_switch(&o.no_pin), "the card needs no PIN (never send VERIFY)")
+        ("help", po::bool_switch(&o.help), "show this help")
         ("volume", po::value(&o.volumes), "LUKS volume: block device or image file");
     return d;
 }
@@ -95,6 +107,14 @@ std::optional<CommonOptions> parse(const std::vector<std::string>& args, bool is
         po::notify(vm);
     } catch (const po::error& e) {
         std::fprintf(stderr, "crypt-agent %s: %s\n", is_enroll ? "enroll" : "rotate", e.what());
+        return std::nullopt;
+    }
+    if (o.help) {
+        std::cout << (is_enroll ? "crypt-agent enroll [options] VOLUME...\n"
+                                : "crypt-agent rotate [options] [VOLUME...]\n")
+                  << d;
+    } else if (o.card_wait_s <= 0) {
+        std::fprintf(stderr, "crypt-agent: --card-wait must be positive\n");
         return std::nullopt;
     }
     return o;
@@ -155,12 +175,33 @@ std::vector<proto::Secret> read_passphrases() {
     return lines;
 }
 
-std::optional<luks::CardAccess> open_card(const CommonOptions& o) {
-    if (!card_opener()) {
-        std::fprintf(stderr, "crypt-agent: this build has no smartcard support wired in\n");
-        return std::nullopt;
-    }
-    auto card = card_opener()(o.reader, o.profile);
+// The real card through the smartcard layer: one private loop per card
+// operation, the PIN (when the profile needs one) asked through ask-password.
+luks::CardAccess real_card(const CommonOptions& o, const GlobalOptions& globals) {
+    smartcard::BlockingOptions b;
+    b.card.reader_filter = o.reader;
+    if (o.no_pin) b.card.profile.pin_reference.reset();
+    b.wait_for_card = std::chrono::milliseconds(static_cast<long>(o.card_wait_s * 1000));
+    const std::filesystem::path ask_dir = globals.ask_dir;
+    b.pin = [ask_dir](boost::asio::io_context& io) -> std::unique_ptr<smartcard::PinPrompt> {
+        return std::make_unique<PinAsker>(io, PinAskerOptions{ask_dir, std::chrono::seconds(180), 0});
+    };
+    b.notice = [](const smartcard::Notice& n) {
+        const int prio = n.severity == smartcard::Notice::error ? 3 : n.severity == smartcard::Notice::warning ? 4 : 6;
+        std::fprintf(stderr, "<%d>crypt-agent: smartcard: %s\n", prio, n.text.c_str());
+    };
+    luks::CardAccess card;
+    card.profile_id = b.card.profile.name;
+    card.challenge = smartcard::make_challenge_fn(b, false);
+    card.batch = [b](const std::vector<std::vector<unsigned char>>& seeds, bool check_determinism) {
+        return smartcard::responses_blocking(b, seeds, check_determinism);
+    };
+    return card;
+}
+
+std::optional<luks::CardAccess> open_card(const CommonOptions& o, const GlobalOptions& globals) {
+    if (!card_opener()) return real_card(o, globals);
+    auto card = card_opener()(o.reader, std::string());
     if (!card) {
         std::fprintf(stderr, "crypt-agent: cannot use the card: %s\n", card.error().message.c_str());
         return std::nullopt;
@@ -175,6 +216,7 @@ void set_card_opener(CardOpener opener) { card_opener() = std::move(opener); }
 int run_enroll(const std::vector<std::string>& args, luks::CardAccess& card) {
     auto o = parse(args, true);
     if (!o) return kUsage;
+    if (o->help) return kAllDone;
     if (o->volumes.empty()) {
         std::fprintf(stderr, "crypt-agent enroll: name at least one VOLUME\n");
         return kUsage;
@@ -201,6 +243,7 @@ int run_enroll(const std::vector<std::string>& args, luks::CardAccess& card) {
 int run_rotate(const std::vector<std::string>& args, luks::CardAccess& card) {
     auto o = parse(args, false);
     if (!o) return kUsage;
+    if (o->help) return kAllDone;
     std::vector<std::string> volumes = o->volumes;
     if (volumes.empty()) {
         volumes = enrolled_volumes(crypttab_sources(o->crypttab), o->store);
@@ -217,18 +260,20 @@ int run_rotate(const std::vector<std::string>& args, luks::CardAccess& card) {
     return reporter.summarise(outcomes, responses.card_operations());
 }
 
-int enroll_main(const std::vector<std::string>& args, const GlobalOptions&) {
+int enroll_main(const std::vector<std::string>& args, const GlobalOptions& globals) {
     auto o = parse(args, true);
     if (!o) return kUsage;
-    auto card = open_card(*o);
+    if (o->help) return kAllDone;
+    auto card = open_card(*o, globals);
     if (!card) return kUsage;
     return run_enroll(args, *card);
 }
 
-int rotate_main(const std::vector<std::string>& args, const GlobalOptions&) {
+int rotate_main(const std::vector<std::string>& args, const GlobalOptions& globals) {
     auto o = parse(args, false);
     if (!o) return kUsage;
-    auto card = open_card(*o);
+    if (o->help) return kAllDone;
+    auto card = open_card(*o, globals);
     if (!card) return kUsage;
     return run_rotate(args, *card);
 }

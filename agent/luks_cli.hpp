@@ -1,7 +1,8 @@
 // The `enroll` and `rotate` subcommands of crypt-agent.
 //
-//   crypt-agent enroll [--passphrase-stdin] [--dry-run] [--luks1-store DIR] VOLUME...
-//   crypt-agent rotate [--dry-run] [--luks1-store DIR] [--crypttab FILE] [VOLUME...]
+//   crypt-agent enroll [--passphrase-stdin] [--dry-run] [--luks1-store DIR] [card options] VOLUME...
+//   crypt-agent rotate [--dry-run] [--luks1-store DIR] [--crypttab FILE] [card options] [VOLUME...]
+//   card options: --reader SUBSTRING, --card-wait SECONDS, --no-pin
 //
 // Exit status: 0 every volume done; 1 at least one volume failed (each failed
 // volume is left on its old key, the summary says which); 2 usage error or no
@@ -17,10 +18,10 @@
 
 namespace ca::agent {
 
-struct GlobalOptions;  // the lead's CLI (agent/cli); not needed by these commands yet
+struct GlobalOptions;  // agent/options.hpp: the ask directory for PIN questions
 
-// How the commands reach a card: the binary installs the smartcard layer's
-// opener at start (reader name and profile id from the options, empty = default).
+// By default the commands use the smartcard layer (smartcard/blocking.hpp) with
+// the default profile; a caller may install another way to reach a card.
 using CardOpener = std::function<luks::LuksResult<luks::CardAccess>(const std::string& reader,
                                                                     const std::string& profile)>;
 void set_card_opener(CardOpener opener);

@@ -2,6 +2,7 @@
 
 #include <sys/random.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <exception>
@@ -12,6 +13,12 @@
 #include "agent/luks/fault.hpp"
 
 namespace ca::agent::luks {
+
+namespace {
+const std::string kNotDeterministic =
+    "the card gave two different responses to one challenge: its profile is not deterministic "
+    "and cannot derive keys";
+}  // namespace
 
 LuksResult<const proto::Secret*> ResponseCache::response(const std::vector<unsigned char>& seed) {
     auto it = answers_.find(seed);
@@ -26,16 +33,33 @@ LuksResult<const proto::Secret*> ResponseCache::response(const std::vector<unsig
     return &std::get<proto::Secret>(it->second);
 }
 
-LuksStatus ResponseCache::check_deterministic(const std::vector<unsigned char>& seed) {
-    auto first = response(seed);
-    if (!first) return proto::unexpected(first.error());
+void ResponseCache::prefetch(const std::vector<std::vector<unsigned char>>& seeds, bool check_determinism) {
+    std::vector<std::vector<unsigned char>> missing;
+    for (const auto& seed : seeds)
+        if (!answers_.count(seed) && std::find(missing.begin(), missing.end(), seed) == missing.end())
+            missing.push_back(seed);
+    if (missing.empty()) return;
+    if (!card_.batch) {
+        for (const auto& seed : missing) {
+            auto first = response(seed);
+            if (!first || !check_determinism) continue;
+            ++operations_;
+            auto second = card_.challenge(seed);
+            if (!second || !(*first)->equals(*second))
+                answers_[seed] = LuksError{LuksErrc::card, second ? kNotDeterministic
+                                                                  : "the card did not answer: " + second.error().message};
+        }
+        return;
+    }
     ++operations_;
-    auto second = card_.challenge(seed);
-    if (!second) return luks_error(LuksErrc::card, "the card did not answer: " + second.error().message);
-    if (!(*first)->equals(*second))
-        return luks_error(LuksErrc::card, "the card gave two different responses to one challenge: "
-                                          "its profile is not deterministic and cannot derive keys");
-    return Done{};
+    auto r = card_.batch(missing, check_determinism);
+    for (std::size_t i = 0; i < missing.size(); ++i) {
+        if (r && r->size() == missing.size())
+            answers_.emplace(missing[i], std::move((*r)[i]));
+        else
+            answers_.emplace(missing[i], LuksError{LuksErrc::card, r ? std::string("the card gave too few responses")
+                                                                     : "the card did not answer: " + r.error().message});
+    }
 }
 
 std::vector<unsigned char> make_seed() {
@@ -337,6 +361,19 @@ private:
     std::map<std::vector<unsigned char>, proto::Secret> keys_;
 };
 
+// The seeds named by the volumes' records (unreadable volumes are skipped
+// here; their own job reports why).
+std::vector<std::vector<unsigned char>> recorded_seeds(const std::vector<std::string>& volumes,
+                                                       const StoreOptions& store) {
+    std::vector<std::vector<unsigned char>> seeds;
+    for (const auto& path : volumes) {
+        auto found = candidates_for_volume(path, store);
+        if (!found) continue;
+        for (auto& g : found->generations) seeds.push_back(std::move(g.seed));
+    }
+    return seeds;
+}
+
 template <class Work>
 VolumeOutcome run_one(const std::string& path, ResponseCache& card, const RunOptions& opts,
                       Progress& progress, Work&& work) {
@@ -373,15 +410,15 @@ std::vector<VolumeOutcome> enroll(const std::vector<std::string>& volumes,
                                   const RunOptions& opts, Progress& progress) {
     std::vector<VolumeOutcome> outcomes;
     const std::vector<unsigned char> seed = make_seed();
-    std::optional<LuksError> card_failure;
     if (!opts.dry_run) {
-        auto det = card.check_deterministic(seed);
-        if (!det) card_failure = det.error();
+        // Leftovers of an interrupted enrolment are recovered with their own seeds.
+        auto seeds = recorded_seeds(volumes, opts.store);
+        card.prefetch(seeds, false);
+        card.prefetch({seed}, true);  // a card that answers twice the same way, or none
     }
     for (std::size_t i = 0; i < volumes.size(); ++i) {
         const proto::Secret& pass = passphrases.size() == 1 ? passphrases[0] : passphrases.at(i);
         outcomes.push_back(run_one(volumes[i], card, opts, progress, [&](VolumeJob& job) -> LuksStatus {
-            if (card_failure) return proto::unexpected(*card_failure);
             return job.enroll(pass, seed);
         }));
     }
@@ -392,6 +429,13 @@ std::vector<VolumeOutcome> rotate(const std::vector<std::string>& volumes, Respo
                                   const RunOptions& opts, Progress& progress) {
     std::vector<VolumeOutcome> outcomes;
     const std::vector<unsigned char> seed = make_seed();
+    if (!opts.dry_run) {
+        // Every seed the run may need (recovery, the current keys, the new
+        // seed) in one card operation: one PIN prompt, one session.
+        auto seeds = recorded_seeds(volumes, opts.store);
+        seeds.push_back(seed);
+        card.prefetch(seeds, false);
+    }
     for (const std::string& path : volumes)
         outcomes.push_back(run_one(path, card, opts, progress,
                                    [&](VolumeJob& job) { return job.rotate(seed); }));

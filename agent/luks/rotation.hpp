@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <variant>
@@ -34,9 +35,15 @@
 
 namespace ca::agent::luks {
 
+// Several seeds answered in one card session (one PIN prompt); with
+// check_determinism each challenge is sent twice and compared.
+using BatchChallengeFn = std::function<smartcard::Expected<std::vector<proto::Secret>>(
+    const std::vector<std::vector<unsigned char>>& seeds, bool check_determinism)>;
+
 struct CardAccess {
     smartcard::ChallengeFn challenge;  // seed -> the card's response
     std::string profile_id;            // recorded in each record; checked at rotate
+    BatchChallengeFn batch;            // optional: one session for many seeds
 };
 
 // Asks the card once per distinct seed and remembers the answer (or the failure)
@@ -45,8 +52,10 @@ class ResponseCache {
 public:
     explicit ResponseCache(CardAccess& card) : card_(card) {}
     LuksResult<const proto::Secret*> response(const std::vector<unsigned char>& seed);
-    // Asks the card a second time for `seed` and compares (enrolment only).
-    LuksStatus check_deterministic(const std::vector<unsigned char>& seed);
+    // Answers every seed not yet known in one card operation when the card
+    // offers a batch (one PIN prompt for the whole run); remembers failures too.
+    // With check_determinism (enrolment) each seed is asked twice and compared.
+    void prefetch(const std::vector<std::vector<unsigned char>>& seeds, bool check_determinism);
     [[nodiscard]] int card_operations() const noexcept { return operations_; }
     [[nodiscard]] const std::string& profile_id() const noexcept { return card_.profile_id; }
 

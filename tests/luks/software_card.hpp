@@ -30,7 +30,17 @@ inline smartcard::Expected<proto::Secret> software_card_response(std::span<const
 }
 
 inline agent::luks::CardAccess software_card() {
-    return agent::luks::CardAccess{software_card_response, "software-test"};
+    auto batch = [](const std::vector<std::vector<unsigned char>>& seeds,
+                    bool) -> smartcard::Expected<std::vector<proto::Secret>> {
+        std::vector<proto::Secret> out;
+        for (const auto& seed : seeds) {
+            auto r = software_card_response(seed);
+            if (!r) return std::move(r).error();
+            out.push_back(std::move(r).value());
+        }
+        return out;
+    };
+    return agent::luks::CardAccess{software_card_response, "software-test", batch};
 }
 
 }  // namespace ca::test
