@@ -1,0 +1,119 @@
+#!/bin/bash
+# The acceptance path with the real virtual card and the real binary:
+#   crypt-agent enroll three volumes (LUKS2, LUKS2, LUKS1): one PIN prompt, one
+#     card session (the determinism check's two challenges), the person's
+#     passphrase still opens;
+#   crypt-agent serve answers real systemd-ask-password questions for them from
+#     the seed records, and the answers open the volumes;
+#   crypt-agent rotate: one PIN prompt, one session (old and new seed); the
+#     keys served before no longer open, a new serve's answers do.
+# Private mount namespace (tmpfs on /run/systemd), session keyring, private
+# pcscd + card (tests/smartcard/fixture).
+#
+# usage: card_enroll_serve_rotate.sh LUKS_TOOL [--with-serve]
+# Without --with-serve the keys are checked with LUKS_TOOL's software
+# computation of the fixture card (an independent oracle for the card path);
+# with it, through a real `crypt-agent serve` (exit 77 while this build's agent
+# does not know the card-* settings).
+if [ "${LUKS_ISOLATED:-}" != 1 ]; then
+  [ "$(id -u)" = 0 ] || { echo "SKIP: needs root" >&2; exit 77; }
+  for c in systemd-ask-password keyctl cryptsetup unshare; do
+    command -v $c >/dev/null || { echo "SKIP: $c missing" >&2; exit 77; }
+  done
+  exec env LUKS_ISOLATED=1 unshare -m --propagation private \
+    sh -c 'mount -t tmpfs -o mode=0755 tmpfs /run/systemd && mkdir -p /run/systemd/ask-password &&
+           exec keyctl session - "$@"' sh bash "$0" "$@"
+fi
+: "${CRYPT_AGENT_BIN:?CRYPT_AGENT_BIN not set}"
+: "${CRYPT_AGENT_SOURCE_DIR:?CRYPT_AGENT_SOURCE_DIR not set}"
+LUKS_TOOL=${1:?usage: $0 LUKS_TOOL [--with-serve]}
+WITH_SERVE=${2:-}
+CARD_TOOL=$CRYPT_AGENT_BIN
+. "$CRYPT_AGENT_SOURCE_DIR/tests/smartcard/lib.sh"
+ASK=/run/systemd/ask-password
+
+PERSON='person: correct horse battery staple'
+printf '%s' "$PERSON" > "$T/person"
+V=("$T/a.luks2" "$T/b.luks2" "$T/c.luks1")
+for v in "${V[@]}"; do
+  case $v in *luks2) truncate -s 18M "$v"; type=luks2;; *) truncate -s 4M "$v"; type=luks1;; esac
+  cryptsetup luksFormat -q --type $type --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --key-file "$T/person" "$v" \
+    || fail "luksFormat $v"
+done
+STORE=(--luks1-store "$T/store" --lock-dir "$T/locks")
+cat > "$T/agent.conf" <<CONF
+card-enable = yes
+card-luks1-dir = $T/store
+CONF
+opens_with() { cryptsetup open --test-passphrase --key-file "$2" "$1" >/dev/null 2>&1; }
+
+# serve_answers TAG: a fresh agent answers one question per volume; answers in $T/TAG.N
+serve_answers() {
+  local tag=$1 i
+  "$CRYPT_AGENT_BIN" --config "$T/agent.conf" --keyring session --cache-dir "$T/cache.$tag" --log-level debug serve \
+      > "$T/serve.$tag.out" 2> "$T/serve.$tag.err" &
+  AGENT=$!; PIDS+=("$AGENT")
+  wait_for 5 grep -q 'watching' "$T/serve.$tag.err" || fail "agent did not start: $(tail -5 "$T/serve.$tag.err")"
+  answer_pins "$PIN"
+  for i in 0 1 2; do
+    systemd-ask-password --no-tty --timeout=30 --id="cryptsetup:${V[$i]}" "Passphrase for ${V[$i]}:" \
+        > "$T/$tag.$i" 2> "$T/ask.$tag.$i.err" &
+    ASKERS[$i]=$!; PIDS+=("${ASKERS[$i]}")
+  done
+  for i in 0 1 2; do wait "${ASKERS[$i]}" || fail "$tag: no answer for ${V[$i]}: $(tail -5 "$T/serve.$tag.err")"; done
+  kill -TERM "$AGENT"; wait "$AGENT" 2>/dev/null || true
+}
+
+if [ "$WITH_SERVE" = --with-serve ]; then
+  if ! "$CRYPT_AGENT_BIN" --config "$T/agent.conf" --keyring session --cache-dir "$T/probe" cache status \
+       > /dev/null 2> "$T/probe.err"; then
+    grep -q "card-" "$T/probe.err" && { echo "SKIP: this crypt-agent does not know the card-* settings yet: $(cat "$T/probe.err")" >&2; exit 77; }
+    fail "crypt-agent refused the configuration: $(cat "$T/probe.err")"
+  fi
+  rm -f "$T/probe.err"
+fi
+# keys_now TAG: each volume's current agent key, into $T/TAG.N
+keys_now() {
+  local tag=$1 i
+  if [ "$WITH_SERVE" = --with-serve ]; then serve_answers "$tag"; return; fi
+  for i in 0 1 2; do "$LUKS_TOOL" key --luks1-store "$T/store" "${V[$i]}" > "$T/$tag.$i" || fail "no key for ${V[$i]}"; done
+}
+
+fixture start
+answer_pins "$PIN"
+printf '%s\n' "$PERSON" | "$CRYPT_AGENT_BIN" --ask-dir "$ASK" enroll --passphrase-stdin "${STORE[@]}" --card-wait 10 "${V[@]}" \
+    > "$T/enroll.out" 2> "$T/enroll.err" || fail "enroll: $(cat "$T/enroll.err")"
+grep -q "3 of 3 volumes done, 0 failed; card operations: 1" "$T/enroll.err" || fail "enroll summary: $(tail -2 "$T/enroll.err")"
+[ "$(apdus 88)" = 2 ] || fail "enrol: expected 2 challenges (determinism check), card saw $(apdus 88)"
+[ "$(wc -l < "$T/prompts")" = 1 ] || fail "enrol: expected 1 PIN prompt, saw $(wc -l < "$T/prompts")"
+for v in "${V[@]}"; do opens_with "$v" "$T/person" || fail "the person's passphrase no longer opens $v"; done
+ok "enrolled 3 volumes: one PIN prompt, one session, two challenges; the person's passphrase still opens"
+
+keys_now gen1
+for i in 0 1 2; do
+  opens_with "${V[$i]}" "$T/gen1.$i" || fail "the agent key (${WITH_SERVE:-oracle}) does not open ${V[$i]}"
+done
+[ "$(cat "$T/gen1.0")" != "$(cat "$T/gen1.1")" ] || fail "two volumes got the same key"
+ok "the card's keys open all three volumes (${WITH_SERVE:-software oracle of the card})"
+
+: > "$T/prompts"; before=$(apdus 88)
+answer_pins "$PIN"
+"$CRYPT_AGENT_BIN" --ask-dir "$ASK" rotate "${STORE[@]}" --card-wait 10 "${V[@]}" > "$T/rotate.out" 2> "$T/rotate.err" \
+    || fail "rotate: $(cat "$T/rotate.err")"
+grep -q "3 of 3 volumes done, 0 failed; card operations: 1" "$T/rotate.err" || fail "rotate summary: $(tail -2 "$T/rotate.err")"
+[ $(( $(apdus 88) - before )) = 2 ] || fail "rotate: expected 2 challenges (old and new seed), card saw $(( $(apdus 88) - before ))"
+[ "$(wc -l < "$T/prompts")" = 1 ] || fail "rotate: expected 1 PIN prompt, saw $(wc -l < "$T/prompts")"
+for i in 0 1 2; do
+  opens_with "${V[$i]}" "$T/gen1.$i" && fail "the key served before rotation still opens ${V[$i]}"
+  opens_with "${V[$i]}" "$T/person" || fail "the person's passphrase no longer opens ${V[$i]}"
+done
+ok "rotated: one PIN prompt, one session; the old keys no longer open"
+
+keys_now gen2
+for i in 0 1 2; do
+  opens_with "${V[$i]}" "$T/gen2.$i" || fail "after rotation the agent key does not open ${V[$i]}"
+done
+ok "after rotation the new keys open (${WITH_SERVE:-software oracle of the card})"
+
+no_secrets_in_logs "$PIN" "$PERSON" "$(cat "$T"/gen1.0)" "$(cat "$T"/gen1.1)" "$(cat "$T"/gen1.2)" \
+  "$(cat "$T"/gen2.0)" "$(cat "$T"/gen2.1)" "$(cat "$T"/gen2.2)"
