@@ -10,6 +10,10 @@ namespace ca::smartcard {
 namespace {
 
 constexpr auto kRetryDelay = std::chrono::milliseconds(300);
+// After the quick retries: a card that keeps failing (reset over and over by
+// another program, busy) is tried at this slower pace, not hammered and not
+// given up on; insertion of a card still triggers an attempt at once.
+constexpr auto kSlowRetryDelay = std::chrono::seconds(5);
 
 bool retryable(Errc c) {
     switch (c) {
@@ -264,7 +268,9 @@ void CardService::on_retryable(const Error& e) {
         notify(Notice::info, e.message + "; retrying");
         schedule_retry(kRetryDelay);
     } else {
-        notify(Notice::warning, e.message + "; waiting for the card to be inserted again");
+        notify(Notice::warning, e.message + "; trying again every " +
+                                    std::to_string(kSlowRetryDelay.count()) + " s or when a card is inserted");
+        schedule_retry(kSlowRetryDelay);
     }
 }
 

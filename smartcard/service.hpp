@@ -6,8 +6,8 @@
 //     per seed).  A response is remembered for the life of the service, so a
 //     seed costs one challenge however many volumes use it.
 //   * A card pulled, reset, busy, or pcscd restarting: the operation is
-//     retried (at most kMaxQuickRetries times while the card stays; then at
-//     the next insertion).
+//     retried (kMaxQuickRetries times quickly, then every 5 s, and at once
+//     when a card is inserted).
 //   * A card that does not answer within `watchdog` is abandoned: its thread
 //     is left blocked in SCardTransmit, the reader is marked frozen until its
 //     card is removed, and the loop carries on.
