@@ -10,7 +10,9 @@ mkdir -p "$out"
 {
     echo "# $(date -u +%Y-%m-%dT%H:%MZ) on $(uname -r), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
     echo "# load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "# crypt-agent: $(git -C "$(dirname "$0")" log -1 --format='%h %s' -- ../agent 2>/dev/null)"
+    src=$(cd "$(dirname "$0")/.." && pwd)
+    echo "# tree: HEAD $(git -C "$src" rev-parse --short HEAD); last agent/ commit $(git -C "$src" log -1 --format=%h -- agent proto); uncommitted files under agent/ proto/: $(git -C "$src" status --short -- agent proto | wc -l)"
+    echo "# crypt-agent binary: $(stat -c '%y' "$build/agent/crypt-agent" 2>/dev/null | cut -c1-19)"
 } >"$out/storm.txt"
 "$build/bench/storm" --compare -n 1,100,1000,10000 --scenario all --reps 3 \
     --csv "$out/storm.csv" --svg "$out/storm.svg" >>"$out/storm.txt" 2>"$out/storm.log" || true
