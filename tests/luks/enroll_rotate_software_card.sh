@@ -53,12 +53,29 @@ for v in "${V[0]}" "${V[1]}"; do
     cryptsetup token export --token-id 0 "$v" | grep -q '"generation":2' || fail "token of $v not updated"
 done
 
+# rotate --dry-run says what it would do and changes nothing.
+sums_before=$(sha256sum "${V[@]}" "$STORE"/*)
+rotate --dry-run "${V[@]}" >>"$LOG" 2>&1 || fail "rotate --dry-run failed"
+grep -q "would rotate generation 2 (keyslot 2) to generation 3 (keyslot 1)" "$LOG" || fail "rotate --dry-run printed no plan"
+[ "$sums_before" = "$(sha256sum "${V[@]}" "$STORE"/*)" ] || fail "rotate --dry-run changed something"
+
+# A volume another run holds is skipped with a clear message; the others rotate.
+mkdir -p "$LOCKS"
+flock "$LOCKS/$(cryptsetup luksUUID "${V[1]}").lock" sleep 3 &
+holder=$!
+sleep 0.3
+rotate "${V[0]}" "${V[1]}" >>"$LOG" 2>&1; rc=$?
+kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
+[ $rc = 1 ] || fail "rotate with a busy volume should exit 1, got $rc"
+grep -q "b.luks2: failed: another crypt-agent enroll or rotate is working on this volume" "$LOG" || fail "no clear message for the busy volume"
+grep -q "a.luks2: rotated generation 2 -> generation 3" "$LOG" || fail "the free volume did not rotate"
+
 # A volume that is not enrolled fails alone; the others rotate.
 make_volume "$WORK/d.luks2" luks2
 rotate "${V[0]}" "$WORK/d.luks2" >>"$LOG" 2>&1; rc=$?
 [ $rc = 1 ] || fail "rotate with one unenrolled volume should exit 1, got $rc"
 grep -q "d.luks2: failed: .*not enrolled" "$LOG" || fail "no clear message for the unenrolled volume"
-grep -q "a.luks2: rotated generation 2 -> generation 3" "$LOG" || fail "the enrolled volume did not rotate"
+grep -q "a.luks2: rotated generation 3 -> generation 4" "$LOG" || fail "the enrolled volume did not rotate"
 
 assert_no_secrets_in "$LOG" "$WORK"/key*.*
 echo "PASS: enrol 3 volumes (LUKS2, LUKS2, LUKS1), rotate, old keys refused, person's passphrase kept"

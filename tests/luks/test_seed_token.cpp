@@ -86,3 +86,30 @@ BOOST_AUTO_TEST_CASE(crc32_matches_the_standard_check_value) {
     const std::string s = "123456789";
     BOOST_TEST(crc32({reinterpret_cast<const unsigned char*>(s.data()), s.size()}) == 0xCBF43926u);
 }
+
+BOOST_AUTO_TEST_CASE(keyslot_salt_from_a_luks2_header) {
+    // The shape of crypt_dump_json's output (trimmed).
+    const std::string header =
+        "{\"keyslots\":{\"0\":{\"type\":\"luks2\",\"kdf\":{\"type\":\"pbkdf2\",\"hash\":\"sha256\","
+        "\"iterations\":1000,\"salt\":\"C9UJm/27hOPTf3lDeKnQNUDZcu/2sQAG91JugWVZIcY=\"}},"
+        "\"1\":{\"type\":\"luks2\",\"kdf\":{\"type\":\"pbkdf2\",\"salt\":\"P+z+\"}}},\"tokens\":{}}";
+    BOOST_TEST(luks2_keyslot_salt(header, 0).value() == "C9UJm/27hOPTf3lDeKnQNUDZcu/2sQAG91JugWVZIcY=");
+    BOOST_TEST(luks2_keyslot_salt(header, 1).value() == "P+z+");
+    BOOST_TEST(!luks2_keyslot_salt(header, 2).has_value());
+    BOOST_TEST(!luks2_keyslot_salt("not json", 0).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(recorded_salt_survives_both_encodings_and_is_checked) {
+    SeedRecord r = sample();
+    const int bound[] = {1};
+    auto token = decode_seed_token(encode_seed_token(r, bound));
+    BOOST_REQUIRE(token.has_value());
+    BOOST_TEST(token->current->keyslot_salt == r.current->keyslot_salt);
+    auto file = decode_store_record(encode_store_record({"u", r}));
+    BOOST_REQUIRE(file.has_value());
+    BOOST_TEST(file->record.previous->keyslot_salt == "00ff");
+    // A salt with a control character or space is refused.
+    BOOST_TEST(!decode_seed_token("{\"type\":\"crypt-agent\",\"version\":1,\"profile\":\"p\",\"current\":{\"seed\":\"00\","
+                                  "\"generation\":1,\"keyslot\":1,\"keyslot_salt\":\"a b\"}}")
+                    .has_value());
+}
