@@ -278,12 +278,16 @@ std::vector<AgentSpec> known_agents(const std::string& floor_bin, const std::str
     std::vector<AgentSpec> out;
     if (!crypt_agent_bin.empty() && access(crypt_agent_bin.c_str(), X_OK) == 0) {
         // A private session keyring is joined by the harness itself (see
-        // main), so "--keyring session" never reaches root's @u.
+        // main), so "--keyring session" never reaches root's @u; the tmpfs
+        // fallback cache goes to the scratch directory, never /run/crypt-agent.
+        const std::string cache_dir = paths.work_dir + "/cache";
         out.push_back({"crypt-agent",
                        {crypt_agent_bin, "serve", "--keyring", "session", "--ask-dir", paths.ask_dir,
-                        "--log-level", "warning"},
-                       {crypt_agent_bin, "cache", "put", "--keyring", "session", "--ask-dir", paths.ask_dir},
-                       {crypt_agent_bin, "cache", "flush", "--keyring", "session", "--ask-dir", paths.ask_dir},
+                        "--cache-dir", cache_dir, "--log-level", "warning"},
+                       {crypt_agent_bin, "cache", "put", "--keyring", "session", "--ask-dir", paths.ask_dir,
+                        "--cache-dir", cache_dir},
+                       {crypt_agent_bin, "cache", "flush", "--keyring", "session", "--ask-dir", paths.ask_dir,
+                        "--cache-dir", cache_dir},
                        false});
     }
     if (!floor_bin.empty() && access(floor_bin.c_str(), X_OK) == 0)
