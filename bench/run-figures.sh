@@ -17,5 +17,9 @@ mkdir -p "$out"
 "$build/bench/storm" --compare -n 1,100,1000,10000 --scenario all --reps 3 \
     --csv "$out/storm.csv" --svg "$out/storm.svg" >>"$out/storm.txt" 2>"$out/storm.log" || true
 echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/storm.txt"
+# Reaction time: the same 1000 questions one at a time (-c 1), so latency is
+# the agent's wake-to-reply time without any queue in front of it.
+"$build/bench/storm" --compare -n 1000 -c 1 --scenario live --reps 3 \
+    --csv "$out/storm-c1.csv" >"$out/storm-c1.txt" 2>>"$out/storm.log" || true
 "$build/bench/parse-bench" >"$out/parse-bench.txt"
-cat "$out/storm.txt" "$out/parse-bench.txt"
+cat "$out/storm.txt" "$out/storm-c1.txt" "$out/parse-bench.txt"
