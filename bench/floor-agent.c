@@ -13,6 +13,8 @@
  *         --drop-every K    ignore every K-th question (K, 2K, ...)
  *         --fake-uid UID    send with SCM_CREDENTIALS naming UID (root may
  *                           claim any uid; systemd must then ignore the reply)
+ *         --exit-after K    exit (status 3) right after the K-th reply, as a
+ *                           crashing agent would
  *
  * Readiness: when NOTIFY_SOCKET is set it sends READY=1 after the watch is in
  * place and before the first scan, as a Type=notify service would.
@@ -48,6 +50,8 @@ struct agent {
     size_t reply_len;
     unsigned long drop_every;
     unsigned long seen;
+    unsigned long sent;
+    unsigned long exit_after;
     long fake_uid; /* -1: send with our own credentials */
     /* Names answered and not yet closed by their asker: an open-addressing
      * hash set, so the check costs one hash and usually one compare.  It keeps
@@ -224,6 +228,8 @@ static void answer_file(struct agent *a, const char *name) {
     if (a->drop_every && a->seen % a->drop_every == 0)
         return;
     (void)send_reply(a, socket_path);
+    if (a->exit_after && ++a->sent == a->exit_after)
+        _exit(3);
 }
 
 /* Full scan: at start and after an inotify queue overflow. */
@@ -324,7 +330,7 @@ static void notify_ready(void) {
 static void usage(FILE *out) {
     fprintf(out,
             "usage: floor-agent [--ask-dir DIR] --password-file PATH|-\n"
-            "                   [--wrong] [--drop-every K] [--fake-uid UID]\n");
+            "                   [--wrong] [--drop-every K] [--fake-uid UID] [--exit-after K]\n");
 }
 
 int main(int argc, char **argv) {
@@ -337,6 +343,7 @@ int main(int argc, char **argv) {
         {"wrong", no_argument, NULL, 'w'},
         {"drop-every", required_argument, NULL, 'k'},
         {"fake-uid", required_argument, NULL, 'u'},
+        {"exit-after", required_argument, NULL, 'x'},
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0},
     };
@@ -348,6 +355,7 @@ int main(int argc, char **argv) {
         case 'w': wrong = 1; break;
         case 'k': a.drop_every = strtoul(optarg, NULL, 10); break;
         case 'u': a.fake_uid = strtol(optarg, NULL, 10); break;
+        case 'x': a.exit_after = strtoul(optarg, NULL, 10); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
