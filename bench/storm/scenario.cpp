@@ -6,10 +6,6 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <iterator>
 #include <poll.h>
 #include <unistd.h>
 
