@@ -6,7 +6,8 @@
 #                 uses a card (CARD_CONF=FILE, default `card-enable = yes`),
 #                 so the module adds pcscd and the reader drivers; virtio_net
 #                 and a static address on QEMU's user network (test only), so
-#                 the card emulator on the host reaches the guest's vpcd
+#                 the card emulator on the host reaches the guest's vpcd;
+#                 CARD_STAGE_EXTRA=DIR: more files for that stage (a seed file)
 # Prints what the module put into the image (lsinitrd) and fails if the
 # agent, its units or its initramfs drop-in are missing.
 source "$(dirname "$0")/lib.sh"
@@ -37,6 +38,7 @@ if [ "${CARD:-0}" = 1 ]; then
     rm -f "$TMP/stage/etc/crypt-agent.conf"
     if [ -n "${CARD_CONF:-}" ]; then install -D -m 644 "$CARD_CONF" "$TMP/stage/etc/crypt-agent.conf"
     else install -d "$TMP/stage/etc"; printf '[crypt-agent]\ncard-enable = yes\n' > "$TMP/stage/etc/crypt-agent.conf"; fi
+    if [ -n "${CARD_STAGE_EXTRA:-}" ]; then cp -a "$CARD_STAGE_EXTRA/." "$TMP/stage/"; fi
     export CRYPT_AGENT_STAGING=$TMP/stage
     ln -sfn "$TMP/stage/usr/lib/dracut/modules.d/91crypt-agent" "$TMP/base/modules.d/91crypt-agent"
 fi

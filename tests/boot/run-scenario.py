@@ -25,7 +25,8 @@ WORK = os.environ["BOOT_WORK"]
 KERNEL = os.environ["KERNEL"]
 SRC = os.path.dirname(os.path.abspath(__file__))
 
-PROMPT = re.compile(rb"Please enter passphrase for disk ([^\r\n]*?):")
+PROMPT = re.compile(rb"Please enter (?:passphrase for disk|the PIN of the smartcard in reader) ([^\r\n]*?):")
+PIN_PROMPT = re.compile(rb"Please enter the PIN of the smartcard")
 SWITCH_ROOT = re.compile(rb"Switching root|Reached target[^\n]*Switch Root")
 
 
@@ -45,19 +46,21 @@ def free_port():
 
 
 class Person:
-    """Types one passphrase at the first console prompt, once."""
+    """Types one passphrase (or PIN) at the first console prompt it is
+    meant for, once: a disk's passphrase prompt, or with pin=True the card's
+    PIN prompt."""
 
-    def __init__(self, secret_name):
-        self.secret_name = secret_name
+    def __init__(self, secret_name, pin=False):
+        self.secret_name, self.pin = secret_name, pin
         self.typed_at = None
 
-    def react(self, boot, prompt_name):
-        if self.typed_at is not None:
+    def react(self, boot, prompt_name, prompt_text):
+        if self.typed_at is not None or bool(PIN_PROMPT.search(prompt_text)) != self.pin:
             return
         time.sleep(0.5)  # a person reads the prompt first
         boot.type_line(secret(self.secret_name))
         self.typed_at = boot.now()
-        boot.note(f"person typed the '{self.secret_name}' passphrase at the prompt for {prompt_name}")
+        boot.note(f"person typed the '{self.secret_name}' {'PIN' if self.pin else 'passphrase'} at the prompt for {prompt_name}")
 
 
 class Card:
@@ -89,8 +92,10 @@ class Card:
 
 
 class Boot:
-    def __init__(self, name, initrd, disks, append="", nic=None, timeout=480, luks_root=True):
+    def __init__(self, name, initrd, disks, append="", nic=None, timeout=480, luks_root=True,
+                 root_image="root.img"):
         self.name, self.initrd, self.disks, self.luks_root = name, initrd, disks, luks_root
+        self.root_image = root_image
         self.append, self.nic, self.timeout = append, nic, timeout
         self.out = b""
         self.events = []
@@ -112,7 +117,7 @@ class Boot:
 
     def command(self):
         if self.luks_root:
-            root_uuid = luks_uuid(os.path.join(WORK, "root.img"))
+            root_uuid = luks_uuid(os.path.join(WORK, self.root_image))
             root = f"rd.luks.uuid={root_uuid} root=/dev/mapper/luks-{root_uuid} rootfstype=ext4 ro"
         else:
             root = "root=LABEL=no-root-in-this-test"
@@ -183,7 +188,7 @@ def drive(boot, person, stall):
             boot.note(f"console prompt for {name}")
             last_prompt_at = boot.now()
             if person:
-                person.react(boot, name)
+                person.react(boot, name, m.group(0))
         seen_prompts = len(prompts)
         if not switched and SWITCH_ROOT.search(boot.out):
             switched = True
@@ -375,6 +380,40 @@ def card_reaches_guest(name):
     return v.finish(boot, None)
 
 
+def card_one_pin(name):
+    """(2) The card on the host, the PIN typed once: the initramfs's agent
+    asks for the PIN through ask-password (the person types it at the console
+    agent), derives the root volume's key from one card operation, and the
+    real root opens data1 and data2 with no further input. The disks'
+    card keyslots were added by prepare-card.sh from keys computed on the
+    host; nothing else in the guest knows them."""
+    port = free_port()
+    nic = f"user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:35963"
+    card_disks = [(os.path.join(WORK, f"{n}-card.img"), True) for n in ("root", "data1", "data2")]
+    boot = Boot(name, os.path.join(WORK, "initrd-card-luks.img"), card_disks, append="test.expire-systemd-cache",
+                nic=nic, root_image="root-card.img")
+    card = Card(port, boot.log_path.replace(".log", ".vicc.log"),
+                ["--secret", "000102030405060708090a0b0c0d0e0f", "--pin", secret("card-pin").decode(), "--strict"])
+    person = Person("card-pin", pin=True)
+    card.start(timeout=480)
+    try:
+        end, prompts, report_at = drive(boot, person, stall=60)
+    finally:
+        boot.stop()
+        card.stop()
+    rep = parse_report(boot.out)
+    disk_prompts = [m.group(1) for m in PROMPT.finditer(boot.out) if not PIN_PROMPT.search(m.group(0))]
+    v = Verdict(name)
+    v.check(person.typed_at is not None, "the agent asked for the card's PIN and the person typed it")
+    v.check(bool(SWITCH_ROOT.search(boot.out)), "the root volume opened from the card (the boot switched root)")
+    v.check(rep is not None, f"the boot reached the real root's report (ended by: {end})")
+    volume_open(v, rep, "data1", "DATA1-MARKER-OK")
+    volume_open(v, rep, "data2", "DATA2-MARKER-OK")
+    print(f"  passphrase prompts on the console (nobody typed at them): {len(disk_prompts)}")
+    no_secret_leaks(v, boot, rep)
+    return v.finish(boot, report_at)
+
+
 # "fakeclock": these boots expire systemd's 150 s keyring cache at once (see
 # initrd-overlay/etc/systemd/system/test-expire-systemd-cache.service).
 SCENARIOS = {
@@ -382,6 +421,7 @@ SCENARIOS = {
     "control-agent-masked-fakeclock": agent_masked,
     "control-wrong-key-fakeclock": wrong_key,
     "card-reaches-guest": card_reaches_guest,
+    "card-one-pin": card_one_pin,
 }
 
 if __name__ == "__main__":
