@@ -2,6 +2,7 @@
 
 #include "bench/storm/asker.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -173,6 +174,37 @@ std::string read_whole_file(const std::string& path) {
     return out;
 }
 
+std::string syscalls_per_question(const std::string& strace_summary, unsigned questions) {
+    // Rows: "% time  seconds  usecs/call  calls  [errors]  syscall"; the
+    // errors column is blank when there were none.
+    std::vector<std::pair<long, std::string>> rows;
+    std::istringstream in(read_whole_file(strace_summary));
+    std::string line;
+    while (std::getline(in, line)) {
+        std::istringstream f(line);
+        std::vector<std::string> w;
+        for (std::string x; f >> x;)
+            w.push_back(x);
+        if (w.size() < 5 || w.back() == "total" || w[0].find_first_not_of("0123456789.") != std::string::npos)
+            continue;
+        rows.emplace_back(std::atol(w[3].c_str()), w.back());
+    }
+    std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::string out;
+    char buf[96];
+    double total = 0;
+    for (const auto& [calls, name] : rows) {
+        const double per = static_cast<double>(calls) / questions;
+        total += per;
+        if (per >= 0.05) {
+            std::snprintf(buf, sizeof buf, " %s %.2f", name.c_str(), per);
+            out += buf;
+        }
+    }
+    std::snprintf(buf, sizeof buf, "total %.1f:", total);
+    return rows.empty() ? std::string() : buf + out;
+}
+
 bool wait_exit(pid_t pid, int timeout_ms) {
     for (int waited = 0; waited <= timeout_ms; waited += 5) {
         const pid_t r = waitpid(pid, nullptr, WNOHANG);
@@ -223,7 +255,10 @@ bool RunningAgent::start(const AgentSpec& spec, const Paths& paths, const std::s
         feeder_ = start_feeder(paths.password_file, pipe_fds[1]);
     }
     started_ns_ = monotonic_ns();
-    pid_ = spawn(spec.argv, in, out);
+    std::vector<std::string> argv = spec.argv;
+    if (!spec.strace_out.empty())
+        argv.insert(argv.begin(), {"/usr/bin/strace", "-f", "-c", "-o", spec.strace_out});
+    pid_ = spawn(argv, in, out);
     for (int fd : {in, out, pipe_fds[1]})
         if (fd >= 0)
             close(fd);
@@ -288,20 +323,20 @@ std::vector<AgentSpec> known_agents(const std::string& floor_bin, const std::str
                         "--cache-dir", cache_dir},
                        {crypt_agent_bin, "cache", "flush", "--keyring", "session", "--ask-dir", paths.ask_dir,
                         "--cache-dir", cache_dir},
-                       false});
+                       false, {}});
     }
     if (!floor_bin.empty() && access(floor_bin.c_str(), X_OK) == 0)
         out.push_back({"floor",
                        {floor_bin, "--ask-dir", paths.ask_dir, "--password-file", paths.password_file},
                        {},
                        {},
-                       false});
+                       false, {}});
     // systemd's own console agent answers from stdin when it has no terminal
     // (setsid); it only knows /run/systemd/ask-password, which the harness
     // has replaced with a private tmpfs.
     for (const char* tty : {"/usr/bin/systemd-tty-ask-password-agent", "/bin/systemd-tty-ask-password-agent"}) {
         if (access(tty, X_OK) == 0 && paths.ask_dir == "/run/systemd/ask-password") {
-            out.push_back({"tty-agent", {tty, "--watch"}, {}, {}, true});
+            out.push_back({"tty-agent", {tty, "--watch"}, {}, {}, true, {}});
             break;
         }
     }

@@ -18,6 +18,9 @@ struct AgentSpec {
     std::vector<std::string> prepare; // run to completion before each start (cache put), stdin = password file
     std::vector<std::string> cleanup; // run after each stop (cache flush)
     bool feed_password_lines = false; // stdin is a pipe fed "PASSWORD\n" forever (tty agent)
+    // Diagnostic mode: run under `strace -f -c -o strace_out`; empty = off.
+    // strace slows the agent many times over: never mix with timing figures.
+    std::string strace_out;
 };
 
 struct Paths {
@@ -63,6 +66,9 @@ int run_helper(const std::vector<std::string>& argv, const std::string& stdin_pa
 // `crypt_agent_bin` may be empty (then that agent is left out).
 std::vector<AgentSpec> known_agents(const std::string& floor_bin, const std::string& crypt_agent_bin,
                                     const Paths& paths);
+
+// strace -c's summary as "name calls/questions ..." (most frequent first).
+std::string syscalls_per_question(const std::string& strace_summary, unsigned questions);
 
 // The whole contents of a (small) file, or "" when it cannot be read.
 std::string read_whole_file(const std::string& path);

@@ -31,6 +31,7 @@ struct Options {
     int idle_ms = 2000;
     std::string floor_bin, crypt_agent_bin, custom_cmd, password_file, csv, svg;
     bool keep = false;
+    bool syscalls = false;
 };
 
 void usage(std::ostream& out) {
@@ -48,6 +49,8 @@ void usage(std::ostream& out) {
            "  --crypt-agent PATH  (default: $CRYPT_AGENT_BIN, else ../agent/crypt-agent next to storm)\n"
            "  --password-file F   the password agents must send (default: a random one)\n"
            "  --csv FILE  --svg FILE  --keep (keep the scratch directory with agent logs)\n"
+           "  --syscalls          run agents under strace -c and print system calls per question\n"
+           "                      (diagnosis only: strace makes every timing meaningless)\n"
            "Exit: 0 every question answered right; 1 otherwise; 2 usage; 77 cannot run here.\n";
 }
 
@@ -76,7 +79,7 @@ bool parse_scenario(const std::string& s, std::vector<storm::Scenario>& out) {
 }
 
 int parse_options(int argc, char** argv, Options& o) {
-    enum { AGENT = 1000, COMPARE, CMD, SCENARIO, REPS, TIMEOUT, IDLE, PEERMAX, FLOOR, CRYPT, PWFILE, CSV, SVG, KEEP, HELP };
+    enum { AGENT = 1000, COMPARE, CMD, SCENARIO, REPS, TIMEOUT, IDLE, PEERMAX, FLOOR, CRYPT, PWFILE, CSV, SVG, KEEP, HELP, SYSCALLS };
     static const option longopts[] = {
         {"agent", required_argument, nullptr, AGENT},     {"compare", no_argument, nullptr, COMPARE},
         {"agent-cmd", required_argument, nullptr, CMD},   {"scenario", required_argument, nullptr, SCENARIO},
@@ -85,7 +88,7 @@ int parse_options(int argc, char** argv, Options& o) {
         {"floor", required_argument, nullptr, FLOOR},     {"crypt-agent", required_argument, nullptr, CRYPT},
         {"password-file", required_argument, nullptr, PWFILE}, {"csv", required_argument, nullptr, CSV},
         {"svg", required_argument, nullptr, SVG},         {"keep", no_argument, nullptr, KEEP},
-        {"help", no_argument, nullptr, HELP},             {nullptr, 0, nullptr, 0}};
+        {"help", no_argument, nullptr, HELP},             {"syscalls", no_argument, nullptr, SYSCALLS},             {nullptr, 0, nullptr, 0}};
     int c;
     try {
         while ((c = getopt_long(argc, argv, "n:c:", longopts, nullptr)) != -1) {
@@ -106,6 +109,7 @@ int parse_options(int argc, char** argv, Options& o) {
             case CSV: o.csv = optarg; break;
             case SVG: o.svg = optarg; break;
             case KEEP: o.keep = true; break;
+            case SYSCALLS: o.syscalls = true; break;
             case HELP: usage(std::cout); std::exit(0);
             default: return 2;
             }
@@ -184,7 +188,7 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
 storm::AgentSpec custom_agent(const Options& o, const storm::Paths& paths) {
     std::string cmd = replace_all(o.custom_cmd, "{askdir}", paths.ask_dir);
     cmd = replace_all(cmd, "{pwfile}", paths.password_file);
-    return {"custom", {"/bin/sh", "-c", "exec " + cmd}, {}, {}, false};
+    return {"custom", {"/bin/sh", "-c", "exec " + cmd}, {}, {}, false, {}};
 }
 
 // Which agents to run, in the order given; an agent asked for by name that
@@ -320,6 +324,7 @@ int main(int argc, char** argv) {
                     cfg.timeout_ms = o.timeout_s * 1000;
                     cfg.idle_ms = o.idle_ms;
                     cfg.password = password;
+                    cfg.strace = o.syscalls;
                     runs.push_back(storm::run_scenario(agent, paths, cfg, rep));
                     const auto& r = runs.back();
                     std::cerr << "storm: rep " << rep << " " << storm::to_string(sc) << " N=" << this_n << " "
@@ -333,7 +338,14 @@ int main(int argc, char** argv) {
     explicit_bzero(password.data(), password.size());
 
     storm::print_table(std::cout, runs);
-    storm::print_targets(std::cout, runs);
+    if (o.syscalls) {
+        std::cout << "system calls per question (strace -f -c; the timings above are not valid):\n";
+        for (const auto& r : runs)
+            std::cout << "  " << r.agent << " " << storm::to_string(r.scenario) << " N=" << r.n << " rep " << r.rep
+                      << ": " << (r.syscalls.empty() ? "(no strace summary)" : r.syscalls) << "\n";
+    } else {
+        storm::print_targets(std::cout, runs);
+    }
     if (!o.csv.empty() && !storm::write_csv(o.csv, runs))
         std::cerr << "storm: cannot write " << o.csv << "\n";
     if (!o.svg.empty() && !storm::write_svg(o.svg, runs))

@@ -144,7 +144,8 @@ void run_startup(RunningAgent& agent, const AgentSpec& spec, const Paths& paths,
 
 }  // namespace
 
-RunResult run_scenario(const AgentSpec& spec, const Paths& paths, const RunConfig& cfg, unsigned rep) {
+RunResult run_scenario(const AgentSpec& base, const Paths& paths, const RunConfig& cfg, unsigned rep) {
+    AgentSpec spec = base;
     RunResult r;
     r.agent = spec.name;
     r.scenario = cfg.scenario;
@@ -152,6 +153,8 @@ RunResult run_scenario(const AgentSpec& spec, const Paths& paths, const RunConfi
     r.rep = rep;
     const std::string log = paths.work_dir + "/" + spec.name + "-" + to_string(cfg.scenario) + "-" +
                             std::to_string(cfg.n) + "-" + std::to_string(rep) + ".log";
+    if (cfg.strace)
+        spec.strace_out = log + ".strace";
     RunningAgent agent;
     if (cfg.scenario == Scenario::live) {
         if (agent.start(spec, paths, log, r.error)) {
@@ -175,6 +178,8 @@ RunResult run_scenario(const AgentSpec& spec, const Paths& paths, const RunConfi
     if (r.unanswered == 0 && r.answered + r.wrong + r.cancelled == 0)
         r.unanswered = r.n;
     r.leaked_secret = log_contains(log, cfg.password);
+    if (cfg.strace)
+        r.syscalls = syscalls_per_question(spec.strace_out, cfg.n);
     return r;
 }
 

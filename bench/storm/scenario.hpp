@@ -26,6 +26,7 @@ struct RunConfig {
     int timeout_ms = 120'000;   // whole run
     int idle_ms = 2'000;        // give up after this long with no reply once all are published
     std::string password;       // the expected answer
+    bool strace = false;        // count the agent's system calls (slows it down)
 };
 
 struct RunResult {
@@ -45,6 +46,7 @@ struct RunResult {
     long rss_kib = -1;               // startup: idle RSS; live/backlog: at the end
     long hwm_kib = -1;               // peak RSS
     bool leaked_secret = false;      // the password appeared in the agent's log
+    std::string syscalls;            // --syscalls: calls per question, from strace -c
 };
 
 RunResult run_scenario(const AgentSpec& agent, const Paths& paths, const RunConfig& cfg, unsigned rep);
