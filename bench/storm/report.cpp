@@ -305,6 +305,14 @@ std::string svg_panel(const std::vector<RunResult>& runs, Scenario sc, int y0,
                   "reply on the socket (log scale)</text>\n",
                   kLeft + pw / 2, y0 + kTop + ph + 34);
     s += buf;
+    // The live-storm target: p99 under 1 ms.
+    if (l0 <= 3 && 3 <= l1) {
+        std::snprintf(buf, sizeof buf,
+                      "<line x1='%.1f' y1='%d' x2='%.1f' y2='%d' stroke='#888' stroke-dasharray='4,3'/>"
+                      "<text x='%.1f' y='%d' font-size='10' fill='#666'>1 ms target</text>\n",
+                      xpix(1000), y0 + kTop, xpix(1000), y0 + kTop + ph, xpix(1000) + 3, y0 + kTop + 12);
+        s += buf;
+    }
     int legend_y = y0 + kTop + 10;
     for (std::size_t a = 0; a < agents.size(); ++a) {
         auto it = lat.find(agents[a]);
