@@ -274,9 +274,21 @@ void Server::on_inotify() {
         full_scan();
         return;
     }
+    bool someone_answered = false;
     for (auto& [nm, appeared] : names) {
-        if (appeared) process_name(nm, 0);
-        else forget(nm);
+        if (appeared) {
+            process_name(nm, 0);
+            continue;
+        }
+        auto it = questions_.find(nm);
+        someone_answered = someone_answered || (it != questions_.end() && it->second->state == Question::State::waiting);
+        forget(nm);
+    }
+    if (someone_answered) {
+        // A question we could not answer is gone: a person (through another agent) probably
+        // answered it, and systemd-cryptsetup has just pushed that answer into its keyring entry.
+        harvest_systemd_entry();
+        revisit_waiting();
     }
 }
 
@@ -420,8 +432,10 @@ void Server::learn_from_retry(Question& q, IdState& ids) {
             // A first question already marked AcceptCached=0: systemd silently tried its keyring
             // entry (which holds what was typed or harvested) and it failed.  On a later retry, what
             // was typed since this Id last asked is most likely what it was just given.
-            const bool typed = c.origin == proto::Origin::harvested;
-            const bool tried = !ids.seen ? typed : (typed && c.added_us > ids.last_ask_us);
+            const auto seen = in_systemd_entry_.find(cache_hashes_[i]);
+            const bool typed = c.origin == proto::Origin::harvested || seen != in_systemd_entry_.end();
+            const std::uint64_t when = seen != in_systemd_entry_.end() ? seen->second : c.added_us;
+            const bool tried = !ids.seen ? typed : (typed && when > ids.last_ask_us);
             if (tried && ids.rejected.insert(cache_hashes_[i]).second) ++newly;
         }
     }
@@ -725,7 +739,10 @@ void Server::add_candidate(proto::Secret value, proto::Origin origin, std::vecto
 void Server::harvest_systemd_entry() {
     if (!o_.harvest || store_.finished()) return;
     auto id = keyring::find(o_.keyring, o_.systemd_key_name);
-    if (!id) return;  // absent, the common case
+    if (!id) {
+        in_systemd_entry_.clear();  // a later push of the same value is a new push
+        return;                     // absent, the common case
+    }
     auto payload = keyring::read(*id);
     if (!payload) {
         CA_LOG(warning) << "cannot read systemd's '" << o_.systemd_key_name << "' key: " << std::strerror(payload.error())
@@ -733,8 +750,14 @@ void Server::harvest_systemd_entry() {
         return;
     }
     std::size_t before = cache_ ? cache_->candidates.size() : 0;
+    const auto now = boottime_us();
     auto list = split_nul_list(*payload);
-    for (auto& s : list) add_candidate(std::move(s), proto::Origin::harvested, {});
+    for (auto& s : list) {
+        // When each value first appeared in systemd's entry: systemd tries the entry
+        // silently before a volume's first question, and it holds what was just typed.
+        in_systemd_entry_.try_emplace(hash_of(s), now);
+        add_candidate(std::move(s), proto::Origin::harvested, {});
+    }
     const std::size_t added = (cache_ ? cache_->candidates.size() : 0) - before;
     if (added != 0) {
         CA_LOG(notice) << "took " << added << " typed passphrase(s) from systemd's '" << o_.systemd_key_name

@@ -114,6 +114,7 @@ private:
     std::unordered_map<std::string, IdState> ids_;
     std::optional<proto::CachePayload> cache_;
     std::vector<std::uint64_t> cache_hashes_;  // parallel to cache_->candidates
+    std::unordered_map<std::uint64_t, std::uint64_t> in_systemd_entry_;  // hash -> first seen there (boottime)
     bool dirty_ = false;
     boost::asio::steady_timer save_timer_;
     bool save_armed_ = false;

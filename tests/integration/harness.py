@@ -174,6 +174,8 @@ class Env:
                 print(f"--- {log}\n{self.read(log)[-4000:]}")
             sys.exit(1)
         print(f"{self.name}: all checks passed")
+        import shutil
+        shutil.rmtree(self.dir, ignore_errors=True)
         sys.exit(0)
 
 
