@@ -120,10 +120,32 @@ public:
     }
 
     LuksStatus enroll(const proto::Secret& passphrase, const std::vector<unsigned char>& seed) {
-        if (enrolled_)
-            return luks_error(LuksErrc::already_enrolled,
-                              vol_.path() + " is already enrolled (" + gen_text(rec_.current->generation) +
-                                  ", " + slot_text(rec_.current->keyslot) + "); use rotate");
+        if (!enrolled_ && rec_.current) {
+            // Recovery just finished an enrolment that a crash interrupted.
+            out_.summary = "enrolled: " + gen_text(rec_.current->generation) + " in " +
+                           slot_text(rec_.current->keyslot) + " (finished an interrupted enrolment), record in " +
+                           store_->describe(vol_);
+            return Done{};
+        }
+        if (enrolled_) {
+            // Idempotent, so re-running an interrupted enrol command completes;
+            // but only if this card's key really opens the recorded keyslot.
+            const proto::SeedGeneration cur = *rec_.current;
+            if (rec_.profile != card_.profile_id())
+                return luks_error(LuksErrc::already_enrolled, vol_.path() + " is already enrolled for card profile '" +
+                                                                  rec_.profile + "'");
+            if (!opts_.dry_run) {
+                auto key = key_for(cur);
+                if (!key) return proto::unexpected(key.error());
+                if (!vol_.opens(cur.keyslot, **key))
+                    return luks_error(LuksErrc::already_enrolled,
+                                      vol_.path() + " is already enrolled, but this card's key does not open its " +
+                                          slot_text(cur.keyslot) + " (another card?)");
+            }
+            out_.summary = "already enrolled (" + gen_text(cur.generation) + ", " + slot_text(cur.keyslot) +
+                           "): nothing to do; rotate makes new keys";
+            return Done{};
+        }
         progress_.step(vol_.path(), "checking the passphrase");
         if (!vol_.slot_opened_by(passphrase))
             return luks_error(LuksErrc::wrong_key, vol_.path() + ": the given passphrase does not open it");

@@ -13,11 +13,18 @@
 //   5 destroy keyslot c                {current p, previous c}        p
 //   6 record cleanup                   {current p}                    p
 //
-// The next run (rotate or enroll) first recovers: a pending keyslot is rolled
-// back, a previous one is destroyed once the current key is proven to open,
-// and any cheap keyslot that no record names but a known derived key opens is
-// removed as an orphan.  A keyslot is destroyed only after one of our derived
-// keys has opened it in this run, so the person's keyslot is never touched.
+// The next run (rotate or enroll) first recovers: a pending keyslot that opens
+// with its key is rolled forward (it becomes current, the old one previous); a
+// previous keyslot is destroyed once the current key is proven to open; any
+// cheap keyslot that no record names but a known derived key opens is removed
+// as an orphan.  A keyslot is destroyed only when it is proven ours: one of our
+// derived keys opens it in this run, or it still carries the PBKDF salt the
+// record noted when it was ours (a destroy cut short by a crash leaves the slot
+// listed with its key material already wiped).  The person's keyslot is never
+// touched, and the last keyslot is never destroyed.
+//
+// Boot-time candidates (candidates_for_volume) are every generation the record
+// names, so during the window between steps 4 and 6 both keys are offered.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 #!/bin/bash
-# Fault injection: abort() a rotation of three volumes right after step k, for
-# every k until a run completes, on LUKS1 and on LUKS2.  After each crash (and
+# Fault injection: abort() an enrolment, then a rotation, of three volumes right
+# after step k, for every k until a run completes, on LUKS1 and on LUKS2.  After each crash (and
 # after a second crash early in the recovering run): every volume opens with the
 # key its record names or with the person's passphrase; then a rotate completes,
 # nothing leaks, and the key from before the crash no longer opens.
@@ -69,8 +69,40 @@ run_type() {
     fail "$type: the rotation never completed within 60 steps"
 }
 
+# Enrolment crashed after each of its steps: the person's passphrase opens
+# throughout, and the next enrol finishes the job without a leak.
+enroll_type() {
+    local type=$1 k rc
+    for k in $(seq 1 30); do
+        rm -rf "$WORK/run"; mkdir -p "$WORK/run"
+        STORE="$WORK/run/store"; S_OPTS=(--luks1-store "$STORE" --lock-dir "$LOCKS")
+        V=("$WORK/run/a.img" "$WORK/run/b.img" "$WORK/run/c.img")
+        cp "$WORK/blank.$type" "${V[0]}"; cp "$WORK/blank.$type" "${V[1]}"; cp "$WORK/blank.$type" "${V[2]}"
+        # three volumes need three UUIDs
+        for v in "${V[@]}"; do cryptsetup luksUUID -q --uuid "$(cat /proc/sys/kernel/random/uuid)" "$v" || fail "luksUUID"; done
+        CRYPT_AGENT_FAULT_AFTER_STEP=$k enroll "${V[@]}" > "$WORK/log.enroll.$type.$k" 2>&1; rc=$?
+        if ! grep -q "fault injection: abort after step $k" "$WORK/log.enroll.$type.$k"; then
+            [ $rc = 0 ] || fail "$type: enrol with k=$k neither crashed nor completed (rc $rc)"
+            echo "$type: an enrolment of 3 volumes has $((k - 1)) durable steps; crashed after each"
+            steps_total=$((steps_total + k - 1))
+            return
+        fi
+        interrupted=$((interrupted + 1))
+        for v in "${V[@]}"; do
+            opens_with "$v" "$WORK/pass" || { lockouts=$((lockouts + 1)); echo "LOCKOUT: enrol $type step $k: $v"; }
+        done
+        enroll "${V[@]}" >> "$WORK/log.enroll.$type.$k" 2>&1 || fail "$type k=$k: the following enrol failed: $(tail -4 "$WORK/log.enroll.$type.$k")"
+        check --strict "${V[@]}" > "$WORK/check.out" || fail "$type k=$k: after the following enrol: $(cat "$WORK/check.out")"
+    done
+    fail "$type: enrolment never completed within 30 steps"
+}
+make_volume "$WORK/blank.luks2" luks2
+make_volume "$WORK/blank.luks1" luks1
+enroll_type luks2
+enroll_type luks1
+
 run_type luks2
 run_type luks1
 echo "interrupted runs: $interrupted; lockouts: $lockouts; record-named keys failing: $key_failures"
 [ $lockouts = 0 ] && [ $key_failures = 0 ] || fail "unsafe state after a crash"
-echo "PASS: crash after each of $steps_total steps (LUKS1 and LUKS2, 3 volumes): no lockout, no leak"
+echo "PASS: crash after each of $steps_total steps (enrol and rotate, LUKS1 and LUKS2, 3 volumes): no lockout, no leak"

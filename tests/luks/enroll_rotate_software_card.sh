@@ -33,9 +33,17 @@ done
 ls "$STORE"/*.rec >/dev/null 2>&1 || fail "no LUKS1 store record"
 check --strict "${V[@]}" >>"$LOG" || fail "check after enrol: $(tail -3 "$LOG")"
 
-# enrolling twice is refused per volume, and a wrong passphrase fails alone
-printf 'wrong\n' | "$TOOL" enroll --passphrase-stdin "${S_OPTS[@]}" "${V[0]}" >>"$LOG" 2>&1 && fail "re-enrol accepted"
-grep -q "already enrolled" "$LOG" || fail "re-enrol message unclear"
+# Enrolling again changes nothing (so an interrupted enrol can simply be re-run).
+sums_before=$(sha256sum "${V[@]}" "$STORE"/*)
+enroll "${V[@]}" >>"$LOG" 2>&1 || fail "re-enrol failed"
+grep -q "a.luks2: already enrolled (generation 1, keyslot 1): nothing to do" "$LOG" || fail "re-enrol message unclear"
+[ "$sums_before" = "$(sha256sum "${V[@]}" "$STORE"/*)" ] || fail "re-enrol changed something"
+
+# A wrong passphrase fails that volume alone.
+make_volume "$WORK/e.luks2" luks2
+printf 'wrong\n' | "$TOOL" enroll --passphrase-stdin "${S_OPTS[@]}" "$WORK/e.luks2" "${V[0]}" >>"$LOG" 2>&1; rc=$?
+[ $rc = 1 ] || fail "enrol with a wrong passphrase should exit 1, got $rc"
+grep -q "e.luks2: failed: the given passphrase does not open it" "$LOG" || fail "no clear message for a wrong passphrase"
 
 rotate "${V[@]}" >>"$LOG" 2>&1 || fail "rotate failed: $(tail -5 "$LOG")"
 grep -q "3 of 3 volumes done, 0 failed; card operations: 1" "$LOG" || fail "rotate summary: $(tail -2 "$LOG")"
