@@ -85,5 +85,15 @@ rotate "${V[0]}" "$WORK/d.luks2" >>"$LOG" 2>&1; rc=$?
 grep -q "d.luks2: failed: .*not enrolled" "$LOG" || fail "no clear message for the unenrolled volume"
 grep -q "a.luks2: rotated generation 3 -> generation 4" "$LOG" || fail "the enrolled volume did not rotate"
 
+# On a terminal: progress per volume and plain summaries; otherwise only
+# <N>-prefixed summary lines for the journal (checked in the logs above).
+grep -q "adding keyslot" "$LOG" && fail "progress lines written without a terminal"
+if command -v script >/dev/null; then
+    script -qec "$(printf '%q ' "$TOOL" rotate "${S_OPTS[@]}" "${V[0]}")" /dev/null | tr -d '\r' > "$WORK/tty.log"
+    grep -q "a.luks2: adding keyslot" "$WORK/tty.log" || fail "no progress on a terminal: $(cat "$WORK/tty.log")"
+    grep -q "^$WORK/a.luks2: rotated" "$WORK/tty.log" || fail "no plain summary on a terminal: $(cat "$WORK/tty.log")"
+    cat "$WORK/tty.log" >> "$LOG"
+fi
+
 assert_no_secrets_in "$LOG" "$WORK"/key*.*
 echo "PASS: enrol 3 volumes (LUKS2, LUKS2, LUKS1), rotate, old keys refused, person's passphrase kept"
