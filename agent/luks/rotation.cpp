@@ -104,7 +104,12 @@ public:
         return Done{};
     }
 
-    [[nodiscard]] bool needs_recovery() const { return rec_.pending || rec_.previous; }
+    // For --dry-run, which does not recover: say that a real run would.
+    [[nodiscard]] std::string recovery_plan() const {
+        if (rec_.pending) return "; first finishes an interrupted run (pending " + slot_text(rec_.pending->keyslot) + ")";
+        if (rec_.previous) return "; first finishes an interrupted run (old " + slot_text(rec_.previous->keyslot) + ")";
+        return {};
+    }
 
     // Finishes or rolls back whatever an interrupted run left, then removes orphans.
     LuksStatus recover() {
@@ -153,7 +158,8 @@ public:
         if (!slot) return proto::unexpected(slot.error());
         if (opts_.dry_run) {
             out_.summary = "would enrol: " + std::string(vol_.type_name()) + " " + vol_.uuid() +
-                           ", agent key in " + slot_text(*slot) + ", record in " + store_->describe(vol_);
+                           ", agent key in " + slot_text(*slot) + ", record in " + store_->describe(vol_) +
+                           recovery_plan();
             return Done{};
         }
         const proto::SeedGeneration next{seed, 1, *slot, {}};
@@ -180,7 +186,7 @@ public:
         if (!slot) return proto::unexpected(slot.error());
         if (opts_.dry_run) {
             out_.summary = "would rotate " + gen_text(cur.generation) + " (" + slot_text(cur.keyslot) + ") to " +
-                           gen_text(cur.generation + 1) + " (" + slot_text(*slot) + ")";
+                           gen_text(cur.generation + 1) + " (" + slot_text(*slot) + ")" + recovery_plan();
             return Done{};
         }
         progress_.step(vol_.path(), "checking the current key");
@@ -212,7 +218,6 @@ public:
         return Done{};
     }
 
-    [[nodiscard]] const proto::SeedRecord& record() const { return rec_; }
 
 private:
     // Steps 1 to 3: record the intent, add the keyslot, prove it opens.  On a
