@@ -59,10 +59,12 @@ Status select_application(CardConnection& c, const CardProfile& p, ApduCounters*
 }
 
 // Sends the PIN (wiping it and the APDU right after) or, without a PIN, asks
-// for the PIN state.  Returns nullopt when the card is ready for the challenge.
-std::optional<OperationResult> settle_pin(CardConnection& c, OperationRequest& req,
-                                          ApduCounters* counters, bool& verified) {
-    if (!req.profile.pin_reference) return std::nullopt;
+// for the PIN state.  Returns false when the card is ready for the challenge;
+// true with `stop` set when the operation ends here.  (An out-parameter: g++ 12
+// misreads an optional<variant> return as uninitialised under ASan.)
+bool settle_pin(CardConnection& c, OperationRequest& req, ApduCounters* counters, bool& verified,
+                OperationResult& stop) {
+    if (!req.profile.pin_reference) return false;
     const bool have_pin = req.pin.has_value();
     Expected<std::vector<unsigned char>> r = std::vector<unsigned char>{};
     if (have_pin) {
@@ -75,28 +77,29 @@ std::optional<OperationResult> settle_pin(CardConnection& c, OperationRequest& r
     } else {
         r = c.transmit(verify_status_apdu(req.profile), counters);
     }
-    if (!r) return OperationResult{std::move(r).error()};
+    if (!r) { stop = std::move(r).error(); return true; }
     const auto sw = status_word(*r);
     const PinState st = pin_state_from_sw(sw);
     switch (st.kind) {
     case PinState::verified:
         verified = have_pin;
-        return std::nullopt;
+        return false;
     case PinState::not_needed:
-        return std::nullopt;
+        return false;
     case PinState::tries_left:
-        return OperationResult{NeedPin{st.tries, have_pin}};
+        stop = NeedPin{st.tries, have_pin};
+        return true;
     case PinState::blocked:
-        return OperationResult{make_error(Errc::pin_blocked,
-                                          "the card in \"" + c.reader() +
-                                              "\" has blocked its PIN; unblock it with the card's PUK tool",
-                                          0)};
+        stop = make_error(Errc::pin_blocked,
+                          "the card in \"" + c.reader() + "\" has blocked its PIN; unblock it with the card's PUK tool", 0);
+        return true;
     case PinState::unknown:
         break;
     }
     // Some cards do not implement the empty VERIFY: let the challenge decide.
-    if (!have_pin) return std::nullopt;
-    return OperationResult{status_error("VERIFY", sw, c.reader())};
+    if (!have_pin) return false;
+    stop = status_error("VERIFY", sw, c.reader());
+    return true;
 }
 
 Expected<proto::Secret> one_challenge(CardConnection& c, const CardProfile& p,
@@ -210,9 +213,10 @@ OperationResult run_operation(OperationRequest req, ApduCounters* counters) {
     if (auto st = select_application(c, req.profile, counters); !st) return std::move(st).error();
 
     bool verified = false;
-    if (auto early = settle_pin(c, req, counters, verified)) {
+    OperationResult early = Responses{};
+    if (settle_pin(c, req, counters, verified, early)) {
         c.close(false);
-        return std::move(*early);
+        return early;
     }
     Responses out;
     for (const auto& seed : req.seeds) {
