@@ -27,7 +27,8 @@ card-volume = cryptsetup:/dev/vol2 ${UUIDS[2]}
 card-luks-tokens = no
 card-watchdog = 1
 CONF
-agent() { "$CRYPT_AGENT_BIN" --config "$T/agent.conf" --keyring session --cache-dir "$T/cache" --log-level debug "$@"; }
+AGENT_ARGS=(--config "$T/agent.conf" --keyring session --cache-dir "$T/cache" --log-level debug)
+agent() { "$CRYPT_AGENT_BIN" "${AGENT_ARGS[@]}" "$@"; }
 
 # Is the card source wired into this build's configuration and sources?
 if ! agent cache status > "$T/probe.out" 2> "$T/probe.err"; then
@@ -41,7 +42,8 @@ fi
 rm -f "$T/probe.err"
 
 fixture start --no-card
-agent serve > "$T/agent.out" 2> "$T/agent.err" &
+# Started directly (not through the shell function) so that $! is the agent's own PID.
+"$CRYPT_AGENT_BIN" "${AGENT_ARGS[@]}" serve > "$T/agent.out" 2> "$T/agent.err" &
 AGENT=$!; PIDS+=("$AGENT")
 wait_for 5 grep -q 'watching' "$T/agent.err" || fail "agent did not start"
 
@@ -67,14 +69,16 @@ ok "card inserted 2 s after three questions: all three answered, distinct and co
 
 # A frozen card: the watchdog fires, questions with cached answers are still answered.
 kill -TERM "$AGENT"
-wait_for 3 bash -c "! kill -0 $AGENT" || fail "agent did not exit within 3 s of SIGTERM"
+wait_for 3 bash -c "! kill -0 $AGENT 2>/dev/null || grep -q '^State:.*zombie' /proc/$AGENT/status" \
+  || fail "agent did not exit within 3 s of SIGTERM"
+wait "$AGENT" || fail "agent exit code $? after SIGTERM"
 
 # A new agent (no response remembered), the card frozen, one typed passphrase cached.
 "$CRYPT_AGENT_BIN" --keyring session --cache-dir "$T/cache" cache flush > /dev/null 2>&1 || fail "cache flush failed"
 printf 'typed-passphrase\n' | "$CRYPT_AGENT_BIN" --keyring session --cache-dir "$T/cache" cache put \
     --match 'cryptsetup:/dev/typed' > /dev/null 2> "$T/put.err" || fail "cache put failed"
 fixture freeze
-agent serve > "$T/agent2.out" 2> "$T/agent2.err" &
+"$CRYPT_AGENT_BIN" "${AGENT_ARGS[@]}" serve > "$T/agent2.out" 2> "$T/agent2.err" &
 AGENT=$!; PIDS+=("$AGENT")
 wait_for 5 grep -q 'watching' "$T/agent2.err" || fail "second agent did not start"
 systemd-ask-password --no-tty --timeout=8 --id="cryptsetup:/dev/vol2" "vol2 again:" > "$T/frozen.out" 2>/dev/null &
@@ -88,7 +92,10 @@ wait "$p" || fail "a cached question was not answered while the card hangs"
 [ ! -s "$T/frozen.out" ] || fail "vol2 answered although the card hangs"
 ok "while the card hangs, a cached question is answered"
 kill -TERM "$AGENT"
-wait_for 3 bash -c "! kill -0 $AGENT" || fail "agent did not exit within 3 s of SIGTERM"
-ok "agent exits on SIGTERM with a thread stuck in pcsc-lite"
+wait_for 3 bash -c "! kill -0 $AGENT 2>/dev/null || grep -q '^State:.*zombie' /proc/$AGENT/status" \
+  || fail "agent did not exit within 3 s of SIGTERM"
+rc=0; wait "$AGENT" || rc=$?
+[ $rc = 0 ] || fail "agent exit code $rc after SIGTERM"
+ok "agent exits (code 0) on SIGTERM with a thread stuck in pcsc-lite"
 fixture thaw
 no_secrets_in_logs "$PIN" "$LAB_RESPONSE" "${WANT[@]}" typed-passphrase
