@@ -87,7 +87,21 @@ po::options_description serve_options() {
          "take passphrases typed for one volume (systemd's 'cryptsetup' keyring entry) into the cache (default yes)")
         ("systemd-entry", po::value<std::string>()->value_name("clear|keep"),
          "after harvesting, clear systemd's entry so it is not tried silently on volumes it does not open (default clear)")
-        ("push-systemd", po::value<std::string>()->value_name("yes|no"), "also push candidates into systemd's entry (default no)");
+        ("push-systemd", po::value<std::string>()->value_name("yes|no"), "also push candidates into systemd's entry (default no)")
+        ("card-enable", po::value<std::string>()->value_name("yes|no"), "derive keys from a smartcard for enrolled volumes")
+        ("card-volume", po::value<std::vector<std::string>>()->value_name("\"ID UUID\"")->composing(),
+         "answer question ID with the card key of the LUKS volume UUID (with card-seed-file), repeatable")
+        ("card-seed-file", po::value<std::string>()->value_name("FILE"), "seed for card-volume lines (before enrolment)")
+        ("card-luks-tokens", po::value<std::string>()->value_name("yes|no"), "read seeds from enrolled volumes (default yes)")
+        ("card-luks1-dir", po::value<std::string>()->value_name("DIR"), "seed store of LUKS1 volumes")
+        ("card-reader", po::value<std::string>()->value_name("SUBSTRING"), "use only readers whose name contains this")
+        ("card-aid", po::value<std::string>()->value_name("HEX"), "application to SELECT before the challenge")
+        ("card-command", po::value<std::string>()->value_name("CLAINSP1P2"), "challenge command (default 00880600)")
+        ("card-challenge-length", po::value<std::string>()->value_name("N"), "challenge length in bytes")
+        ("card-pin-reference", po::value<std::string>()->value_name("HEX|none"), "PIN reference for VERIFY")
+        ("card-watchdog", po::value<std::string>()->value_name("SECONDS"), "abandon a card that does not answer within this time")
+        ("card-pin-timeout", po::value<std::string>()->value_name("SECONDS"), "how long to wait for the PIN")
+        ("card-allow-last-pin-try", po::value<std::string>()->value_name("yes|no"), "allow trying a PIN with one try left (default no)");
     return d;
 }
 
@@ -103,7 +117,10 @@ po::options_description cache_put_options() {
 // Options that take a value, so the command word can be found before parsing.
 const std::set<std::string> kValued = {"--config", "--ask-dir", "--keyring", "--cache-dir", "--log-level", "--phase",
                                        "--match", "--cache-lifetime", "--harvest", "--systemd-entry", "--push-systemd",
-                                       "--ttl"};
+                                       "--ttl", "--card-enable", "--card-volume", "--card-seed-file",
+                                       "--card-luks-tokens", "--card-luks1-dir", "--card-reader", "--card-aid",
+                                       "--card-command", "--card-challenge-length", "--card-pin-reference",
+                                       "--card-watchdog", "--card-pin-timeout", "--card-allow-last-pin-try"};
 
 struct Split {
     std::vector<std::string> words;  // command and subcommand
@@ -139,8 +156,7 @@ std::optional<std::string> apply_cli(GlobalOptions& o, const po::variables_map& 
     bool match_reset = false;
     for (const auto& [name, value] : vm) {
         if (name == "help" || name == "version" || name == "config" || name == "ttl") continue;
-        if (name == "match") {
-            if (!vm.count("phase") && !vm.count("cache-lifetime") && false) {}
+        if (name == "match" || name == "card-volume") {
             for (const auto& m : value.as<std::vector<std::string>>())
                 if (auto e = apply_setting(o, name, m, match_reset)) return e;
             continue;

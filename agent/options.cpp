@@ -1,5 +1,7 @@
 #include "agent/options.hpp"
 
+#include "agent/card_source.hpp"
+
 #include <charconv>
 #include <fstream>
 
@@ -87,6 +89,10 @@ std::optional<std::string> apply_setting(GlobalOptions& o, const std::string& na
     } else if (name == "systemd-key-name") {
         if (value.empty()) return "systemd-key-name must not be empty";
         o.systemd_key_name = value;
+    } else if (name.rfind("card-", 0) == 0) {
+        CardSourceConfig scratch;  // validate now, so a bad line is refused with its line number
+        if (auto why = apply_card_setting(scratch, name, value)) return *why;
+        o.card_settings.emplace_back(name, value);
     } else {
         return "unknown setting '" + name + "'";
     }

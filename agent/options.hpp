@@ -40,6 +40,10 @@ struct GlobalOptions {
     bool push_systemd = false;  // also push our candidates into systemd's entry (wakes AcceptCached=1 askers)
     std::string systemd_key_name = "cryptsetup";
 
+    // Smartcard settings ("card-*"), validated when set and applied by the card source,
+    // in the order given (card-volume repeats).
+    std::vector<std::pair<std::string, std::string>> card_settings;
+
     // Everything else a command did not recognise, for subcommands that parse their own.
     std::vector<std::string> rest;
 };

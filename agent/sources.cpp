@@ -1,12 +1,20 @@
 // The list of candidate sources built into the agent.  Each source decides from
 // the configuration whether it is enabled.
+#include "agent/card_source.hpp"
 #include "agent/source.hpp"
+
+#include <stdexcept>
 
 namespace ca::agent {
 
-SourceList make_sources(boost::asio::io_context& /*io*/, const GlobalOptions& /*o*/,
-                        CandidateSource::Deliver /*deliver*/) {
+SourceList make_sources(boost::asio::io_context& io, const GlobalOptions& o, CandidateSource::Deliver deliver) {
     SourceList out;
+    CardSourceConfig card;
+    for (const auto& [name, value] : o.card_settings)
+        if (auto why = apply_card_setting(card, name, value)) throw std::runtime_error(name + ": " + *why);
+    if (card.enabled()) {
+        if (auto src = make_card_source(io, card, o.ask_dir, deliver)) out.push_back(std::move(src));
+    }
     return out;
 }
 
