@@ -127,11 +127,10 @@ std::optional<std::string> CardService::pick_reader() const {
 
 void CardService::try_start() {
     if (stopped_ || in_flight_ || asking_pin_ || pending_.empty()) return;
-    if (auto reader = pick_reader()) launch(*reader, std::nullopt, false);
+    if (auto reader = pick_reader()) launch(*reader, std::nullopt);
 }
 
-void CardService::launch(const std::string& reader, std::optional<proto::Secret> pin, bool after_wrong_pin) {
-    (void)after_wrong_pin;
+void CardService::launch(const std::string& reader, std::optional<proto::Secret> pin) {
     OperationRequest req;
     req.reader = reader;
     req.profile = options_.profile;
@@ -237,14 +236,13 @@ void CardService::on_need_pin(const std::string& reader, const NeedPin& need) {
                                                           : std::string()));
     asking_pin_ = true;
     std::weak_ptr<CardService> weak = weak_from_this();
-    const bool after = need.after_wrong_pin;
-    PinPrompt::Request req{reader, hex(st.atr), need.tries_left, after, last};
-    pin_->ask(req, [weak, reader, after](Expected<proto::Secret> pin) {
-        if (auto self = weak.lock()) self->on_pin_entered(reader, after, std::move(pin));
+    PinPrompt::Request req{reader, hex(st.atr), need.tries_left, need.after_wrong_pin, last};
+    pin_->ask(req, [weak, reader](Expected<proto::Secret> pin) {
+        if (auto self = weak.lock()) self->on_pin_entered(reader, std::move(pin));
     });
 }
 
-void CardService::on_pin_entered(const std::string& reader, bool after_wrong, Expected<proto::Secret> pin) {
+void CardService::on_pin_entered(const std::string& reader, Expected<proto::Secret> pin) {
     asking_pin_ = false;
     if (stopped_) return;
     if (!pin) {
@@ -259,7 +257,7 @@ void CardService::on_pin_entered(const std::string& reader, bool after_wrong, Ex
         notify(Notice::info, "the card left reader " + quoted(reader) + " while its PIN was asked; waiting for it");
         return;
     }
-    launch(reader, std::move(pin).value(), after_wrong);
+    launch(reader, std::move(pin).value());
 }
 
 void CardService::on_retryable(const Error& e) {

@@ -133,11 +133,11 @@ private:
     void on_monitor_event(MonitorEvent ev);
     void try_start();
     std::optional<std::string> pick_reader() const;
-    void launch(const std::string& reader, std::optional<proto::Secret> pin, bool after_wrong_pin);
+    void launch(const std::string& reader, std::optional<proto::Secret> pin);
     void on_operation_done(const std::shared_ptr<Operation>& op, OperationResult result);
     void on_watchdog(const std::shared_ptr<Operation>& op);
     void on_need_pin(const std::string& reader, const NeedPin& need);
-    void on_pin_entered(const std::string& reader, bool after_wrong, Expected<proto::Secret> pin);
+    void on_pin_entered(const std::string& reader, Expected<proto::Secret> pin);
     void on_retryable(const Error& e);
     void complete(const std::string& key, const proto::Secret& response);
     void fail(const std::string& key, const Error& e);
