@@ -178,7 +178,9 @@ void PinAsker::on_readable(const std::shared_ptr<Question>& q) {
             c->cmsg_len == CMSG_LEN(sizeof(ucred)))
             cred = reinterpret_cast<const ucred*>(CMSG_DATA(c));
     // Like systemd's askers: a reply without credentials or from another user is ignored.
-    if (!cred || cred->uid != options_.accept_uid || (msg.msg_flags & MSG_TRUNC) ||
+    // A reply from this very process is ignored too: the agent answering its own
+    // PIN question with a cached passphrase (a too-wide `match`) would burn a try.
+    if (!cred || cred->uid != options_.accept_uid || cred->pid == getpid() || (msg.msg_flags & MSG_TRUNC) ||
         static_cast<std::size_t>(n) > buf.size() || n < 1)
         return wait_reply(q);
     const unsigned char kind = buf.data()[0];
