@@ -23,7 +23,7 @@ namespace {
 
 std::string errno_text(int e) { return std::strerror(e); }
 
-bool keyring_absent(int e) { return e == ENOKEY || e == EKEYEXPIRED || e == EKEYREVOKED; }
+bool keyring_absent(int e) { return e == ENOKEY || e == EKEYEXPIRED || e == EKEYREVOKED || e == ENOSYS; }
 
 proto::Expected<proto::Secret, int> read_file_locked(const std::string& path) {
     Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));

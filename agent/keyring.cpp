@@ -9,11 +9,25 @@
 
 namespace ca::agent::keyring {
 
+namespace {
+// Test-only: behave as a kernel without keyrings (CONFIG_KEYS=n gives ENOSYS), to
+// exercise the tmpfs fallback.  Compiled out unless CRYPT_AGENT_FAULT_INJECTION.
+bool keyrings_faulted() noexcept {
+#ifdef CRYPT_AGENT_FAULT_INJECTION
+    const char* v = std::getenv("CRYPT_AGENT_FAULT_NO_KEYRING");
+    return v != nullptr && v[0] == '1';
+#else
+    return false;
+#endif
+}
+}  // namespace
+
 key_serial_t special_id(KeyringKind k) noexcept {
     return k == KeyringKind::user ? KEY_SPEC_USER_KEYRING : KEY_SPEC_SESSION_KEYRING;
 }
 
 proto::Expected<key_serial_t, int> find(KeyringKind k, const std::string& description) {
+    if (keyrings_faulted()) return proto::unexpected(ENOSYS);
     long id = keyctl_search(special_id(k), "user", description.c_str(), 0);
     if (id < 0) return proto::unexpected(errno);
     return static_cast<key_serial_t>(id);
@@ -37,6 +51,7 @@ proto::Expected<proto::Secret, int> read(key_serial_t key) {
 
 proto::Expected<key_serial_t, int> put(KeyringKind k, const std::string& description,
                                        std::span<const unsigned char> payload, unsigned timeout_s) {
+    if (keyrings_faulted()) return proto::unexpected(ENOSYS);
     key_serial_t id = add_key("user", description.c_str(), payload.data(), payload.size(), special_id(k));
     if (id < 0) return proto::unexpected(errno);
     (void)keyctl_setperm(id, KEY_POS_ALL | KEY_USR_VIEW);
@@ -51,6 +66,7 @@ proto::Expected<key_serial_t, int> put(KeyringKind k, const std::string& descrip
 proto::Expected<bool, int> remove(KeyringKind k, const std::string& description) {
     auto id = find(k, description);
     if (!id) {
+        if (id.error() == ENOSYS) return false;  // no keyrings: nothing to remove
         if (id.error() == ENOKEY || id.error() == EKEYEXPIRED || id.error() == EKEYREVOKED) return false;
         return proto::unexpected(id.error());
     }
