@@ -28,7 +28,7 @@ export dracutbasedir=$TMP/base CRYPT_AGENT_STAGING=$STAGE
 
 mkdir -p "$TMP/overlay" "$TMP/none"; cp -a "$BOOT_SRC/initrd-overlay/." "$TMP/overlay/"
 DRIVERS="virtio_pci virtio_blk ext4 dm_crypt xts aesni_intel"
-INSTALL="keyctl journalctl"
+INSTALL="keyctl journalctl sleep grep timeout"
 if [ "${CARD:-0}" = 1 ]; then
     DRIVERS="$DRIVERS virtio_net"; INSTALL="$INSTALL ip"
     cp -a "$BOOT_SRC/initrd-overlay-card/." "$TMP/overlay/"

@@ -12,7 +12,8 @@ T0=$SECONDS
 "$BOOT_SRC/build-initrd.sh"
 if card_tools_present; then
     CARD=1 OUT="$BOOT_WORK/initrd-card.img" "$BOOT_SRC/build-initrd.sh"
+    "$BOOT_SRC/prepare-card.sh"
 else
     log "no card initramfs: $(card_tools_present || true)"
 fi
-log "prepared in $((SECONDS - T0)) s: $(cd "$BOOT_WORK" && ls -sh root.img data1.img data2.img wrong.img initrd*.img | tr '\n' ' ')"
+log "prepared in $((SECONDS - T0)) s: $(cd "$BOOT_WORK" && ls -sh ./*.img | tr '\n' ' ')"

@@ -362,7 +362,7 @@ def card_reaches_guest(name):
     initrd = os.path.join(WORK, "initrd-card.img")
     port = free_port()
     nic = f"user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:35963"
-    boot = Boot(name, initrd, [], append="test.card-status", nic=nic, timeout=300, luks_root=False)
+    boot = Boot(name, initrd, [], append="test.card-status", nic=nic, timeout=420, luks_root=False)
     card = Card(port, boot.log_path.replace(".log", ".vicc.log"),
                 ["--secret", "000102030405060708090a0b0c0d0e0f", "--pin", "123456", "--strict"])
     card.start(timeout=300)

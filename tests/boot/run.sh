@@ -7,8 +7,15 @@ for f in root.img data1.img data2.img initrd.img; do
     [ -s "$BOOT_WORK/$f" ] || die "$BOOT_WORK/$f is missing: run prepare.sh first"
 done
 case $1 in
-    card-*) why=$(card_tools_present) || skip "$why"
-            [ -s "$BOOT_WORK/initrd-card.img" ] || die "$BOOT_WORK/initrd-card.img is missing: run prepare.sh";;
+    card-reaches-guest) card_images=(initrd-card.img) ;;
+    card-*)             card_images=(initrd-card-luks.img root-card.img data1-card.img data2-card.img) ;;
+    *)                  card_images=() ;;
 esac
+if [ ${#card_images[@]} != 0 ]; then
+    why=$(card_tools_present) || skip "$why"
+    for f in "${card_images[@]}"; do
+        [ -s "$BOOT_WORK/$f" ] || die "$BOOT_WORK/$f is missing: run prepare.sh"
+    done
+fi
 export BOOT_WORK KERNEL
 exec python3 "$BOOT_SRC/run-scenario.py" "$@"
