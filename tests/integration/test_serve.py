@@ -96,4 +96,52 @@ pending.kill()
 
 # SIGTERM stops the agent cleanly.
 env.check(env.stop_agent() == 0, "SIGTERM: exit status 0")
+
+# sd_notify: READY=1 once the watch exists, STATUS= with the count, STOPPING=1; and SIGHUP
+# re-reads the configuration (here: also answer vpn:* questions).
+notify_path = os.path.join(env.dir, "notify.sock")
+notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
+notify.bind(notify_path)
+conf = os.path.join(env.dir, "crypt-agent.conf")
+with open(conf, "w") as f:
+    f.write("match = cryptsetup:*\n")
+os.environ["NOTIFY_SOCKET"] = notify_path
+env.start_agent("--config", conf)
+del os.environ["NOTIFY_SOCKET"]
+def notifications():
+    out = []
+    while True:
+        try:
+            out.append(notify.recv(4096).decode())
+        except BlockingIOError:
+            return out
+first = notifications()
+env.check(any("READY=1" in m for m in first), "sd_notify READY=1 once watching")
+q = TestAsker("vpn:reload", accept_cached=True)
+env.check(q.receive(0.5) is None, "vpn:reload not answered under the old configuration")
+q.close()
+with open(conf, "w") as f:
+    f.write("match = cryptsetup:*\nmatch = vpn:*\n")
+env.agent.send_signal(signal.SIGHUP)
+env.wait_log("configuration reloaded")
+q = TestAsker("vpn:reload2", accept_cached=True)
+r = q.receive()
+env.check(r is not None and candidates(r[0]) != [], "after SIGHUP the new pattern is answered")
+q.close()
+with open(conf, "w") as f:
+    f.write("match = cryptsetup:*\nkeyring = nowhere\n")
+env.agent.send_signal(signal.SIGHUP)
+env.wait_log(f"{conf}:2: keyring must be")
+env.check(env.agent.poll() is None, "a bad configuration on SIGHUP is refused with file and line; the agent keeps running")
+env.stop_agent()
+later = notifications()
+env.check(any("STATUS=Answered" in m for m in later), "sd_notify STATUS= counts answers")
+env.check(any("STOPPING=1" in m for m in later), "sd_notify STOPPING=1 on SIGTERM")
+notify.close()
+
+# A bad configuration at start: refused with file, line and reason; exit status 2.
+with open(conf, "w") as f:
+    f.write("# comment\ncache-lifetime = forever\n")
+r = env.cli("serve", "--config", conf, check=False)
+env.check(r.returncode == 2 and f"{conf}:2: cache-lifetime must be" in r.stderr, "a bad value at start names file and line")
 env.finish()
