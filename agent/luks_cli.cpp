@@ -6,7 +6,13 @@
 
 #include <boost/program_options.hpp>
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <cstdio>
 #include <fstream>
@@ -95,7 +101,7 @@ std::optional<CommonOptions> parse(const std::vector<std::string>& args, bool is
     if (is_enroll)
         d.add_options()("passphrase-stdin", po::bool_switch(&o.passphrase_stdin),
                         "read each volume's existing passphrase from stdin, one line each "
-                        "(one line for all)");
+                        "(one line for all); without it, ask through systemd-ask-password");
     else
         d.add_options()("crypttab", po::value(&o.crypttab)->default_value(o.crypttab),
                         "with no VOLUME: rotate every enrolled volume listed here");
@@ -199,6 +205,53 @@ luks::CardAccess real_card(const CommonOptions& o, const GlobalOptions& globals)
     return card;
 }
 
+// Asks for a volume's existing passphrase through systemd-ask-password, so the
+// terminal, Plymouth or any password agent can answer.  The reply comes back on
+// a pipe: never in argv or the environment.
+std::optional<proto::Secret> ask_existing_passphrase(const std::string& volume) {
+    int out[2];
+    if (::pipe2(out, O_CLOEXEC) != 0) {
+        std::fprintf(stderr, "crypt-agent enroll: pipe: %s\n", std::strerror(errno));
+        return std::nullopt;
+    }
+    const std::string id = "--id=crypt-agent:enroll:" + volume;
+    const std::string prompt = "Existing passphrase for " + volume + " (crypt-agent enrolment):";
+    const char* argv[] = {"systemd-ask-password", id.c_str(), prompt.c_str(), nullptr};
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+    pid_t pid = -1;
+    const int spawned = ::posix_spawnp(&pid, argv[0], &actions, nullptr, const_cast<char* const*>(argv), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(out[1]);
+    if (spawned != 0) {
+        ::close(out[0]);
+        std::fprintf(stderr, "crypt-agent enroll: cannot run systemd-ask-password: %s; "
+                             "give the passphrase with --passphrase-stdin\n", std::strerror(spawned));
+        return std::nullopt;
+    }
+    proto::Secret pass;
+    unsigned char buf[256];
+    for (;;) {
+        const ssize_t n = ::read(out[0], buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        pass.append(std::span<const unsigned char>(buf, static_cast<std::size_t>(n)));
+    }
+    proto::wipe(buf, sizeof buf);
+    ::close(out[0]);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        std::fprintf(stderr, "crypt-agent enroll: no passphrase for %s (systemd-ask-password failed or timed out)\n",
+                     volume.c_str());
+        return std::nullopt;
+    }
+    if (!pass.empty() && pass.data()[pass.size() - 1] == '\n') pass.truncate(pass.size() - 1);
+    return pass;
+}
+
 std::optional<luks::CardAccess> open_card(const CommonOptions& o, const GlobalOptions& globals) {
     if (!card_opener()) return real_card(o, globals);
     auto card = card_opener()(o.reader, std::string());
@@ -221,12 +274,16 @@ int run_enroll(const std::vector<std::string>& args, luks::CardAccess& card) {
         std::fprintf(stderr, "crypt-agent enroll: name at least one VOLUME\n");
         return kUsage;
     }
-    if (!o->passphrase_stdin) {
-        std::fprintf(stderr, "crypt-agent enroll: --passphrase-stdin is required "
-                             "(asking through ask-password is not implemented yet)\n");
-        return kUsage;
+    std::vector<proto::Secret> passphrases;
+    if (o->passphrase_stdin) {
+        passphrases = read_passphrases();
+    } else {
+        for (const auto& volume : o->volumes) {
+            auto pass = ask_existing_passphrase(volume);
+            if (!pass) return kUsage;
+            passphrases.push_back(std::move(*pass));
+        }
     }
-    const std::vector<proto::Secret> passphrases = read_passphrases();
     if (passphrases.size() != 1 && passphrases.size() != o->volumes.size()) {
         std::fprintf(stderr, "crypt-agent enroll: stdin gave %zu passphrases for %zu volumes "
                              "(give one for all, or one line per volume)\n",

@@ -1,6 +1,8 @@
 // The `enroll` and `rotate` subcommands of crypt-agent.
 //
 //   crypt-agent enroll [--passphrase-stdin] [--dry-run] [--luks1-store DIR] [card options] VOLUME...
+//     (without --passphrase-stdin each volume's existing passphrase is asked
+//      through systemd-ask-password, Id crypt-agent:enroll:VOLUME)
 //   crypt-agent rotate [--dry-run] [--luks1-store DIR] [--crypttab FILE] [card options] [VOLUME...]
 //   card options: --reader SUBSTRING, --card-wait SECONDS, --no-pin
 //
