@@ -85,6 +85,17 @@ rotate "${V[0]}" "$WORK/d.luks2" >>"$LOG" 2>&1; rc=$?
 grep -q "d.luks2: failed: .*not enrolled" "$LOG" || fail "no clear message for the unenrolled volume"
 grep -q "a.luks2: rotated generation 3 -> generation 4" "$LOG" || fail "the enrolled volume did not rotate"
 
+# With no VOLUME, rotate takes the enrolled volumes of crypttab and skips the rest.
+cat > "$WORK/crypttab" <<TAB
+# name  source  key  options
+a_crypt ${V[0]} none luks
+d_crypt $WORK/d.luks2 none luks
+TAB
+rotate --crypttab "$WORK/crypttab" > "$WORK/crypttab.log" 2>&1 || fail "rotate from crypttab: $(cat "$WORK/crypttab.log")"
+grep -q "a.luks2: rotated generation 4 -> generation 5" "$WORK/crypttab.log" || fail "crypttab volume not rotated: $(cat "$WORK/crypttab.log")"
+grep -q "1 of 1 volumes done" "$WORK/crypttab.log" || fail "the unenrolled crypttab volume was not skipped"
+cat "$WORK/crypttab.log" >> "$LOG"
+
 # On a terminal: progress per volume and plain summaries; otherwise only
 # <N>-prefixed summary lines for the journal (checked in the logs above).
 grep -q "adding keyslot" "$LOG" && fail "progress lines written without a terminal"
