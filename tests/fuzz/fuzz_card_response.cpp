@@ -1,9 +1,10 @@
 // libFuzzer target: the pure card-side parsers in smartcard/profile.hpp.
-// The input is read three ways: as a response APDU (status word -> PIN state),
-// as hex text (unhex), and as a profile setting "key=value" that is then used
-// to build the APDUs.  The 61xx/6Cxx response handling lives inside
+// The input is read four ways: as a response APDU (status word -> PIN state),
+// as hex text (unhex), as a profile setting "key=value" that is then used to
+// build the APDUs, and as a typed PIN for VERIFY.  The 61xx/6Cxx response handling lives inside
 // CardConnection::transmit, tied to SCardTransmit, and is not reachable here.
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -30,6 +31,16 @@ void check_apdu(const sc::Apdu& a, std::size_t data, bool le) {
     if (a.size() != 5 + data + (le ? 1 : 0) || a[4] != data) std::abort();
 }
 
+// VERIFY carries the typed PIN: Lc must say how long it is, whatever was typed.
+void check_verify(std::span<const unsigned char> typed) {
+    const auto pin = ca::proto::Secret::copy_of(typed);
+    const auto apdu = sc::verify_apdu(sc::CardProfile{}, pin);
+    if (apdu.size() != 5 + pin.size() || apdu.data()[4] != pin.size()) {
+        std::fprintf(stderr, "VERIFY for a %zu-byte PIN says Lc=%u\n", pin.size(), apdu.data()[4]);
+        std::abort();
+    }
+}
+
 void check_profile(std::string_view setting) {
     const auto eq = setting.find('=');
     if (eq == std::string_view::npos) return;
@@ -48,5 +59,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check_pin_state(std::span<const unsigned char>(data, size));
     check_unhex(text);
     check_profile(text);
+    check_verify(std::span<const unsigned char>(data, size));
     return 0;
 }
