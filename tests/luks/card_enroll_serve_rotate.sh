@@ -60,7 +60,11 @@ serve_answers() {
         > "$T/$tag.$i" 2> "$T/ask.$tag.$i.err" &
     ASKERS[$i]=$!; PIDS+=("${ASKERS[$i]}")
   done
-  for i in 0 1 2; do wait "${ASKERS[$i]}" || fail "$tag: no answer for ${V[$i]}: $(tail -5 "$T/serve.$tag.err")"; done
+  for i in 0 1 2; do
+    wait "${ASKERS[$i]}" || fail "$tag: no answer for ${V[$i]}: $(tail -5 "$T/serve.$tag.err")"
+    # systemd-ask-password ends its output with a newline that is not part of the key.
+    printf '%s' "$(cat "$T/$tag.$i")" > "$T/$tag.$i.tmp" && mv "$T/$tag.$i.tmp" "$T/$tag.$i"
+  done
   kill -TERM "$AGENT"; wait "$AGENT" 2>/dev/null || true
 }
 
