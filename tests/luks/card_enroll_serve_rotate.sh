@@ -6,7 +6,10 @@
 #   crypt-agent serve answers real systemd-ask-password questions for them from
 #     the seed records, and the answers open the volumes;
 #   crypt-agent rotate: one PIN prompt, one session (old and new seed); the
-#     keys served before no longer open, a new serve's answers do.
+#     keys served before no longer open, a new serve's answers do;
+#   a rotate aborted in its window (fault injection after step 4): the record
+#     names both generations, serve offers both and both open, and the next
+#     rotate finishes the interrupted one without a leak.
 # Private mount namespace (tmpfs on /run/systemd), session keyring, private
 # pcscd + card (tests/smartcard/fixture).
 #
@@ -48,8 +51,13 @@ CONF
 opens_with() { cryptsetup open --test-passphrase --key-file "$2" "$1" >/dev/null 2>&1; }
 
 # serve_answers TAG: a fresh agent answers one question per volume; answers in $T/TAG.N
+# A fresh boot: nothing cached from an earlier serve (the cache lives in this
+# test's session keyring, shared by the agents it starts).
+flush_cache() { "$CRYPT_AGENT_BIN" --keyring session --cache-dir "$T/cache" cache flush > /dev/null 2>&1 || fail "cache flush"; }
+
 serve_answers() {
   local tag=$1 i
+  flush_cache
   "$CRYPT_AGENT_BIN" --config "$T/agent.conf" --keyring session --cache-dir "$T/cache.$tag" --log-level debug serve \
       > "$T/serve.$tag.out" 2> "$T/serve.$tag.err" &
   AGENT=$!; PIDS+=("$AGENT")
@@ -119,5 +127,44 @@ for i in 0 1 2; do
 done
 ok "after rotation the new keys open (${WITH_SERVE:-software oracle of the card})"
 
-no_secrets_in_logs "$PIN" "$PERSON" "$(cat "$T"/gen1.0)" "$(cat "$T"/gen1.1)" "$(cat "$T"/gen1.2)" \
+# The window of a rotation: abort right after the first volume's record names
+# the new keyslot (step 4: intent, keyslot added, verified, record switched).
+# Both generations open it now, and the next boot's agent offers both.
+answer_pins "$PIN"
+CRYPT_AGENT_FAULT_AFTER_STEP=4 "$CRYPT_AGENT_BIN" --ask-dir "$ASK" rotate "${STORE[@]}" --card-wait 10 "${V[@]}" \
+    > "$T/window.out" 2> "$T/window.err" || true   # it aborts on purpose
+grep -q "fault injection: abort after step 4" "$T/window.err" || { echo "SKIP: crypt-agent built without CRYPT_AGENT_FAULT_INJECTION" >&2; exit 77; }
+"$LUKS_TOOL" check --luks1-store "$T/store" --passphrase-file "$T/person" "${V[0]}" > "$T/window.check" \
+    || fail "after the abort: $(cat "$T/window.check")"
+grep -q 'record=\[3/slot[0-9]*,2/slot[0-9]*\]' "$T/window.check" || fail "record does not name both generations: $(cat "$T/window.check")"
+if [ "$WITH_SERVE" = --with-serve ]; then
+  flush_cache
+  "$CRYPT_AGENT_BIN" --config "$T/agent.conf" --keyring session --cache-dir "$T/cache.window" --log-level debug serve \
+      > "$T/serve.window.out" 2> "$T/serve.window.err" &
+  AGENT=$!; PIDS+=("$AGENT")
+  wait_for 5 grep -q 'watching' "$T/serve.window.err" || fail "agent did not start"
+  answer_pins "$PIN"
+  systemd-ask-password --no-tty --multiple --timeout=30 --id="cryptsetup:${V[0]}" "Passphrase:" > "$T/window.answers" 2>/dev/null \
+      || fail "no answer in the window"
+  kill -TERM "$AGENT"; wait "$AGENT" 2>/dev/null || true
+  grep -q "answered with 2 candidate(s)" "$T/serve.window.err" || fail "the agent did not offer both generations: $(grep answered "$T/serve.window.err")"
+  opened=0
+  while IFS= read -r cand; do
+    printf '%s' "$cand" > "$T/window.cand"
+    opens_with "${V[0]}" "$T/window.cand" && opened=$((opened + 1))
+  done < "$T/window.answers"
+  [ $opened = 2 ] || fail "$opened of the 2 candidates offered in the window open ${V[0]}, want both"
+  WINDOW_KEYS=$(cat "$T/window.answers")
+  ok "in the rotation window the agent offers both generations, and both open"
+fi
+answer_pins "$PIN"
+"$CRYPT_AGENT_BIN" --ask-dir "$ASK" rotate "${STORE[@]}" --card-wait 10 "${V[@]}" > "$T/after.out" 2> "$T/after.err" \
+    || fail "rotate after the abort: $(cat "$T/after.err")"
+grep -q "finished an interrupted rotation" "$T/after.err" || fail "no recovery reported: $(cat "$T/after.err")"
+"$LUKS_TOOL" check --strict --luks1-store "$T/store" --passphrase-file "$T/person" "${V[@]}" > "$T/after.check" \
+    || fail "after the recovering rotate: $(cat "$T/after.check")"
+for v in "${V[@]}"; do opens_with "$v" "$T/gen2.0" && [ "$v" = "${V[0]}" ] && fail "generation 2 still opens ${V[0]}"; done
+ok "the next rotate finished the interrupted one; no leak"
+
+no_secrets_in_logs "$PIN" "$PERSON" ${WINDOW_KEYS:-} "$(cat "$T"/gen1.0)" "$(cat "$T"/gen1.1)" "$(cat "$T"/gen1.2)" \
   "$(cat "$T"/gen2.0)" "$(cat "$T"/gen2.1)" "$(cat "$T"/gen2.2)"
