@@ -57,5 +57,24 @@ check "$FULL1" | grep -q 'record=\[1/slot1\] current_opens=1 person_opens=1 reti
 # Once the cause is gone, the next run rotates them.
 cryptsetup luksKillSlot -q --key-file "$WORK/pass" "$FULL1" 7 || fail "luksKillSlot"
 rotate "$FULL1" "$RO" >>"$LOG" 2>&1 || fail "rotate after fixing: $(tail -3 "$LOG")"
+# LUKS1 store: a corrupted record is detected by its checksum and the previous
+# generation of the file is used (with a note); with both corrupted the volume
+# fails alone with a clear message.
+rec="$STORE/$(cryptsetup luksUUID "$OK2").rec"
+[ -f "$rec" ] && [ -f "$rec.prev" ] || fail "the LUKS1 store keeps no previous generation"
+printf 'X' | dd of="$rec" bs=1 seek=20 conv=notrunc status=none
+rotate "$OK2" > "$WORK/corrupt.log" 2>&1 || fail "rotate with a corrupted primary record: $(cat "$WORK/corrupt.log")"
+grep -q "is unusable (store record checksum mismatch (corrupted)); using the previous generation" "$WORK/corrupt.log" \
+    || fail "no note about the corrupted record: $(cat "$WORK/corrupt.log")"
+check --strict "$OK2" > /dev/null || fail "after rotating past a corrupted record: $(check "$OK2")"
+printf 'X' | dd of="$rec" bs=1 seek=20 conv=notrunc status=none
+printf 'X' | dd of="$rec.prev" bs=1 seek=20 conv=notrunc status=none
+rotate "$OK1" "$OK2" > "$WORK/corrupt2.log" 2>&1; rc=$?
+[ $rc = 1 ] || fail "both records corrupted: want exit 1, got $rc"
+grep -q "ok.luks1: failed: both seed records are unusable" "$WORK/corrupt2.log" || fail "no clear message: $(cat "$WORK/corrupt2.log")"
+grep -q "ok.luks2: rotated" "$WORK/corrupt2.log" || fail "the other volume did not rotate"
+opens_with "$OK2" "$WORK/pass" || fail "the person's passphrase no longer opens $OK2"
+cat "$WORK/corrupt.log" "$WORK/corrupt2.log" >> "$LOG"
+
 assert_no_secrets_in "$LOG" "$WORK"/before.*
-echo "PASS: full keyslots (LUKS1), full keyslot area (LUKS2), read-only header each failed alone"
+echo "PASS: full keyslots (LUKS1), full keyslot area (LUKS2), read-only header, corrupted LUKS1 records each failed alone"
