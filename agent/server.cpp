@@ -265,8 +265,8 @@ void Server::on_inotify() {
     } leave{dir_fd_};
     if (dir_touched) {
         // systemd touches the directory after pushing an answer into its keyring entry.
-        harvest_systemd_entry();
         load_cache();
+        harvest_systemd_entry();
         revisit_waiting();
     }
     if (rescan) {
@@ -411,20 +411,31 @@ void Server::consider(Question& q) {
     CA_LOG(debug) << describe(q.name, q.id) << ": new question from PID " << q.q.pid
                   << (q.q.accept_cached ? "" : " (AcceptCached=0)");
     auto& ids = ids_[q.id];
-    // Harvest before learning, so a passphrase just typed for another volume is known.
-    harvest_systemd_entry();
+    // Harvest before learning, so a passphrase just typed for another volume is known.  A
+    // retry always looks; in a storm of first questions one look per 50 ms is enough, since
+    // a push also wakes us (the directory is touched, the answered question goes away).
+    const auto now = boottime_us();
+    if (!q.q.accept_cached || now - last_harvest_us_ >= 50000) {
+        last_harvest_us_ = now;
+        harvest_systemd_entry();
+    }
     if (!q.q.accept_cached) learn_from_retry(q, ids);
     ids.seen = true;
-    ids.last_ask_us = boottime_us();
-    arm_deadline(q);
+    ids.last_ask_us = now;
     answer_or_wait(q);
+    if (q.state == Question::State::waiting) arm_deadline(q);
 }
 
 void Server::learn_from_retry(Question& q, IdState& ids) {
     // AcceptCached=0 from systemd-cryptsetup means: what this volume was given last failed.
     std::size_t newly = 0;
-    for (auto h : ids.sent)
+    for (auto h : ids.sent) {
         if (ids.rejected.insert(h).second) ++newly;
+        // It was taken for a success when the question went away; it was not one.
+        if (auto i = index_of(h); i && cache_->candidates[*i].opened) {
+            cache_->candidates[*i].opened = false;
+        }
+    }
     ids.sent.clear();
     if (cache_) {
         for (std::size_t i = 0; i < cache_->candidates.size(); ++i) {
@@ -449,7 +460,7 @@ void Server::learn_from_retry(Question& q, IdState& ids) {
 
 void Server::answer_or_wait(Question& q) {
     if (q.state != Question::State::waiting) return;
-    if (store_.finished()) {
+    if (finished_) {
         if (!finished_logged_) CA_LOG(info) << "finish ran this boot; the cache is gone, leaving questions to other agents";
         finished_logged_ = true;
         if (cache_) { cache_.reset(); cache_hashes_.clear(); }
@@ -547,18 +558,20 @@ void Server::send_to(Question& q, std::vector<std::size_t> chosen) {
             return;
     }
     auto& ids = ids_[q.id];
-    std::string fps;
     for (auto i : chosen) {
         q.sent.push_back(cache_hashes_[i]);
         ids.sent.insert(cache_hashes_[i]);
-        fps += (fps.empty() ? "" : ",") + fp_->fingerprint(cache_->candidates[i].value);
     }
     q.state = Question::State::answered;
     q.timer.cancel();
     ++stats_.answered;
     dirty_ = true;
     schedule_save();
-    CA_LOG(info) << describe(q.name, q.id) << ": answered with " << chosen.size() << " candidate(s) [" << fps << "]";
+    if (log_enabled(Level::info)) {
+        std::string fps;  // keyed 4-hex fingerprints: tell candidates apart, reveal nothing
+        for (auto i : chosen) fps += (fps.empty() ? "" : ",") + fp_->fingerprint(cache_->candidates[i].value);
+        CA_LOG(info) << describe(q.name, q.id) << ": answered with " << chosen.size() << " candidate(s) [" << fps << "]";
+    }
     if (stats_.answered % 64 == 1)
         sd_notify("STATUS=Answered " + std::to_string(stats_.answered) + " question(s)");
 }
@@ -646,7 +659,8 @@ void Server::revisit_waiting() {
 // ---- the cache ----------------------------------------------------------------------------
 
 void Server::load_cache() {
-    if (store_.finished()) {
+    finished_ = store_.finished();  // `finish` touches the ask directory, which brings us here
+    if (finished_) {
         if (cache_) { cache_.reset(); cache_hashes_.clear(); CA_LOG(notice) << "finish ran: forgetting the cache"; }
         return;
     }
@@ -737,7 +751,7 @@ void Server::add_candidate(proto::Secret value, proto::Origin origin, std::vecto
 }
 
 void Server::harvest_systemd_entry() {
-    if (!o_.harvest || store_.finished()) return;
+    if (!o_.harvest || finished_) return;
     auto id = keyring::find(o_.keyring, o_.systemd_key_name);
     if (!id) {
         in_systemd_entry_.clear();  // a later push of the same value is a new push

@@ -120,6 +120,8 @@ private:
     bool save_armed_ = false;
     boost::asio::steady_timer expiry_timer_;
     bool finished_logged_ = false;
+    bool finished_ = false;  // `finish` ran this boot (re-read when the directory is touched)
+    std::uint64_t last_harvest_us_ = 0;
 
     SourceList sources_;
     ServerStats stats_;
