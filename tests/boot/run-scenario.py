@@ -25,7 +25,10 @@ WORK = os.environ["BOOT_WORK"]
 KERNEL = os.environ["KERNEL"]
 SRC = os.path.dirname(os.path.abspath(__file__))
 
-PROMPT = re.compile(rb"Please enter (?:passphrase for disk|the PIN of the smartcard in reader) ([^\r\n]*?):")
+# The console agent's prompt as systemd 252 draws it, suffix included, so that
+# a log line quoting a question's Message= is not taken for a prompt.
+PROMPT = re.compile(rb"Please enter (?:passphrase for disk|the PIN of the smartcard in reader) ([^\r\n]*?): "
+                    rb"\(press TAB for no echo\)")
 PIN_PROMPT = re.compile(rb"Please enter the PIN of the smartcard")
 SILENCE = 150  # seconds without console output: the boot waits for input
 SWITCH_ROOT = re.compile(rb"Switching root|Reached target[^\n]*Switch Root")
