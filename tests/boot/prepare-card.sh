@@ -14,6 +14,7 @@ source "$(dirname "$0")/lib.sh"
 require_boot_tools
 require_agent_binary
 why=$(card_tools_present) || skip "$why"
+for t in xxd:xxd openssl:openssl; do command -v "${t%%:*}" >/dev/null || skip "missing: ${t%%:*} (${t#*:})"; done
 cd "$BOOT_WORK"
 for f in root.img data1.img data2.img; do [ -s "$f" ] || die "run prepare.sh first ($f is missing)"; done
 
