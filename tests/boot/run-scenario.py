@@ -153,6 +153,8 @@ class Boot:
         if not ready:
             return True
         chunk = self.proc.stdout.read()
+        if chunk is None:  # non-blocking read found nothing after all
+            return True
         if not chunk:
             return False
         self.last_output = self.now()
