@@ -105,6 +105,13 @@ po::options_description serve_options() {
     return d;
 }
 
+po::options_description finish_options() {
+    po::options_description d("finish options");
+    d.add_options()("rotate-on-finish", po::value<std::string>()->value_name("auto|yes|no"),
+                    "rotate enrolled volumes' keys after flushing (auto: when a card is configured)");
+    return d;
+}
+
 po::options_description cache_put_options() {
     po::options_description d("cache put options");
     d.add_options()
@@ -117,7 +124,7 @@ po::options_description cache_put_options() {
 // Options that take a value, so the command word can be found before parsing.
 const std::set<std::string> kValued = {"--config", "--ask-dir", "--keyring", "--cache-dir", "--log-level", "--phase",
                                        "--match", "--cache-lifetime", "--harvest", "--systemd-entry", "--push-systemd",
-                                       "--ttl", "--card-enable", "--card-volume", "--card-seed-file",
+                                       "--ttl", "--rotate-on-finish", "--card-enable", "--card-volume", "--card-seed-file",
                                        "--card-luks-tokens", "--card-luks1-dir", "--card-reader", "--card-aid",
                                        "--card-command", "--card-challenge-length", "--card-pin-reference",
                                        "--card-watchdog", "--card-pin-timeout", "--card-allow-last-pin-try"};
@@ -179,6 +186,7 @@ int main_cli(int argc, char** argv) {
     po::options_description desc = global_options();
     if (cmd == "serve") desc.add(serve_options());
     if (cmd == "cache" && sub == "put") desc.add(cache_put_options());
+    if (cmd == "finish") desc.add(finish_options());
 
     po::variables_map vm;
     std::vector<std::string> unrecognised;
@@ -204,7 +212,7 @@ int main_cli(int argc, char** argv) {
         else if (cmd == "cache" && sub == "put") std::cout << "Usage: crypt-agent cache put [--ttl SECONDS] [--match GLOB]... < secret\n\nCache one secret read from standard input (a terminal does not echo it).\n\n" << cache_put_options() << "\n" << global_options();
         else if (cmd == "cache") std::cout << "Usage: crypt-agent cache put|status|flush [OPTIONS]\n\n  put     cache a secret from standard input\n  status  show counts, patterns and time left (never the secret)\n  flush   remove the keyring key and the fallback file\n\n" << global_options();
         else if (cmd == "list") std::cout << "Usage: crypt-agent list [--ask-dir DIR]\n\nShow pending questions: file, Id, asker PID (alive or dead), time left, message.\n\n" << global_options();
-        else if (cmd == "finish") std::cout << "Usage: crypt-agent finish [OPTIONS]\n\nAt the end of boot: remove every copy of the cache (keyring key, fallback file,\nsystemd's 'cryptsetup' entry) and stop running agents from storing it again.\n\n" << global_options();
+        else if (cmd == "finish") std::cout << "Usage: crypt-agent finish [--rotate-on-finish auto|yes|no] [OPTIONS]\n\nAt the end of boot: remove every copy of the cache (keyring key, fallback file,\nsystemd's 'cryptsetup' entry), stop running agents from storing it again, and\n(when a card is configured, or with --rotate-on-finish yes) rotate the one-time keys\nof the enrolled volumes in /etc/crypttab.\n\n" << finish_options() << "\n" << global_options();
         else std::cout << kUsage;
         return 0;
     }

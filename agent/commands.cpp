@@ -15,6 +15,7 @@
 #include "agent/cache_store.hpp"
 #include "agent/clock.hpp"
 #include "agent/log.hpp"
+#include "agent/luks_cli.hpp"
 
 namespace ca::agent {
 
@@ -156,8 +157,29 @@ int cmd_finish(const GlobalOptions& o) {
     print_flush(r, true);
     CA_LOG(notice) << "finish: cache flushed (keyring key " << (r.keyring_key ? "removed" : "absent") << ", file "
                    << (r.file ? "removed" : "absent") << ", systemd entry " << (r.systemd_entry ? "removed" : "absent") << ")";
-    if (!r.errors.empty()) { CA_LOG(err) << "finish: could not remove: " << r.errors; return 1; }
-    return 0;
+    int status = 0;
+    if (!r.errors.empty()) { CA_LOG(err) << "finish: could not remove: " << r.errors; status = 1; }
+    // Then make this boot's keys useless at the next: new seeds, new keyslots (one card operation).
+    bool card = false;
+    for (const auto& [name, value] : o.card_settings)
+        card = card || name == "card-volume" || (name == "card-enable" && value == "yes");
+    const bool rotate = o.rotate_on_finish == GlobalOptions::Rotate::yes ||
+                        (o.rotate_on_finish == GlobalOptions::Rotate::automatic && card);
+    if (rotate) {
+        CA_LOG(notice) << "finish: rotating the one-time keys of the enrolled volumes in /etc/crypttab";
+        std::vector<std::string> args;
+        for (const auto& [name, value] : o.card_settings) {
+            if (name == "card-reader") { args.push_back("--reader"); args.push_back(value); }
+            if (name == "card-luks1-dir") { args.push_back("--luks1-store"); args.push_back(value); }
+        }
+        const int rc = rotate_main(args, o);
+        if (rc != 0) {
+            CA_LOG(err) << "finish: rotation did not complete for every volume (status " << rc
+                        << "); each volume still opens with its previous key, and the next run finishes the job";
+            status = 1;
+        }
+    }
+    return status;
 }
 
 int cmd_list(const GlobalOptions& o) {

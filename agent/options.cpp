@@ -89,6 +89,11 @@ std::optional<std::string> apply_setting(GlobalOptions& o, const std::string& na
     } else if (name == "systemd-key-name") {
         if (value.empty()) return "systemd-key-name must not be empty";
         o.systemd_key_name = value;
+    } else if (name == "rotate-on-finish") {
+        if (value == "auto") o.rotate_on_finish = GlobalOptions::Rotate::automatic;
+        else if (value == "yes") o.rotate_on_finish = GlobalOptions::Rotate::yes;
+        else if (value == "no") o.rotate_on_finish = GlobalOptions::Rotate::no;
+        else return "rotate-on-finish must be auto, yes or no, not '" + value + "'";
     } else if (name.rfind("card-", 0) == 0) {
         CardSourceConfig scratch;  // validate now, so a bad line is refused with its line number
         if (auto why = apply_card_setting(scratch, name, value)) return *why;

@@ -40,6 +40,9 @@ struct GlobalOptions {
     bool push_systemd = false;  // also push our candidates into systemd's entry (wakes AcceptCached=1 askers)
     std::string systemd_key_name = "cryptsetup";
 
+    // finish: rotate the one-time keys of enrolled volumes (auto = when a card is configured).
+    enum class Rotate { automatic, yes, no } rotate_on_finish = Rotate::automatic;
+
     // Smartcard settings ("card-*"), validated when set and applied by the card source,
     // in the order given (card-volume repeats).
     std::vector<std::pair<std::string, std::string>> card_settings;
