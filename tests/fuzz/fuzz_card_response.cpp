@@ -1,8 +1,9 @@
 // libFuzzer target: the pure card-side parsers in smartcard/profile.hpp.
 // The input is read four ways: as a response APDU (status word -> PIN state),
 // as hex text (unhex), as a profile setting "key=value" that is then used to
-// build the APDUs, and as a typed PIN for VERIFY.  The 61xx/6Cxx response handling lives inside
-// CardConnection::transmit, tied to SCardTransmit, and is not reachable here.
+// build the APDUs, and as a typed PIN for VERIFY.  The 61xx/6Cxx response
+// handling lives inside CardConnection::transmit, tied to SCardTransmit, and
+// is not reachable here.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>

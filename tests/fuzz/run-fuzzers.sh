@@ -12,7 +12,7 @@ case $seconds in ''|*[!0-9]*) echo "usage: $0 [SECONDS_PER_TARGET]" >&2; exit 2 
 src=${CRYPT_AGENT_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${CRYPT_AGENT_FUZZ_BUILD_DIR:-$src/build-fuzz}
 here=$src/tests/fuzz
-targets=(${FUZZ_TARGETS:-ask_file reply cache_codec seed_token glob card_response})
+read -ra targets <<<"${FUZZ_TARGETS:-ask_file reply cache_codec seed_token glob card_response}"
 
 # Prerequisites: skip (77) with the reason rather than fail.
 cc=$(command -v clang || true); cxx=$(command -v clang++ || true)
@@ -73,7 +73,7 @@ for t in "${targets[@]}"; do
     echo "FAIL: $t (exit $rc); reproducer(s):"; ls -1 "$work/$t/artifacts/"
     summary+=("$t: FAILED after ${execs:-?} executions, reproducer in $work/$t/artifacts/")
   else
-    summary+=("$t: ${execs:-?} executions in ${seconds}s, ${cov:-cov: ?}, corpus $(ls "$corpus" | wc -l) inputs")
+    summary+=("$t: ${execs:-?} executions in ${seconds}s, ${cov:-cov: ?}, corpus $(find "$corpus" -type f | wc -l) inputs")
   fi
 done
 
