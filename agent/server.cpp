@@ -402,12 +402,7 @@ void Server::consider(Question& q) {
         CA_LOG(info) << describe(q.name, q.id) << ": its deadline (NotAfter) has passed, ignoring";
         return;
     }
-    if (!pid_alive(q.q.pid)) {
-        q.state = Question::State::ignored;
-        ++stats_.gone;
-        CA_LOG(info) << describe(q.name, q.id) << ": asker PID " << q.q.pid << " is gone, ignoring";
-        return;
-    }
+    if (asker_gone(q)) return;
     CA_LOG(debug) << describe(q.name, q.id) << ": new question from PID " << q.q.pid
                   << (q.q.accept_cached ? "" : " (AcceptCached=0)");
     auto& ids = ids_[q.id];
@@ -424,6 +419,14 @@ void Server::consider(Question& q) {
     ids.last_ask_us = now;
     answer_or_wait(q);
     if (q.state == Question::State::waiting) arm_deadline(q);
+}
+
+bool Server::asker_gone(Question& q) {
+    if (pid_alive(q.q.pid)) return false;
+    q.state = Question::State::ignored;
+    ++stats_.gone;
+    CA_LOG(info) << describe(q.name, q.id) << ": asker PID " << q.q.pid << " is gone, ignoring";
+    return true;
 }
 
 void Server::learn_from_retry(Question& q, IdState& ids) {
@@ -522,12 +525,7 @@ void Server::send_to(Question& q, std::vector<std::size_t> chosen) {
         CA_LOG(err) << describe(q.name, q.id) << ": cannot encode a reply: " << proto::to_string(reply.error());
         return;
     }
-    if (!pid_alive(q.q.pid)) {
-        q.state = Question::State::ignored;
-        ++stats_.gone;
-        CA_LOG(info) << describe(q.name, q.id) << ": asker PID " << q.q.pid << " is gone, ignoring";
-        return;
-    }
+    if (asker_gone(q)) return;
     auto target = resolve_socket(dir_st_, q.q.socket, owner_);
     if (!target) {
         q.state = Question::State::ignored;
