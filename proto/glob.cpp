@@ -12,13 +12,15 @@ std::size_t match_class(std::string_view p, std::size_t pi, char c, bool& matche
     bool first = true;
     while (i < p.size() && (first || p[i] != ']')) {
         first = false;
-        char lo = p[i];
+        // Bytes compare unsigned, as fnmatch(3) does: [a-\xff] must include 'b'.
+        const auto lo = static_cast<unsigned char>(p[i]);
+        const auto uc = static_cast<unsigned char>(c);
         if (i + 2 < p.size() && p[i + 1] == '-' && p[i + 2] != ']') {
-            char hi = p[i + 2];
-            if (lo <= c && c <= hi) any = true;
+            const auto hi = static_cast<unsigned char>(p[i + 2]);
+            if (lo <= uc && uc <= hi) any = true;
             i += 3;
         } else {
-            if (lo == c) any = true;
+            if (lo == uc) any = true;
             ++i;
         }
     }

@@ -71,6 +71,10 @@ bool settle_pin(CardConnection& c, OperationRequest& req, ApduCounters* counters
         {
             proto::Secret apdu = verify_apdu(req.profile, *req.pin);
             req.pin.reset();  // Secret's destructor wipes the PIN
+            if (apdu.empty()) {  // a PIN no VERIFY can carry: ask again, no try spent
+                stop = NeedPin{-1, false};
+                return true;
+            }
             if (counters) ++counters->verifies;
             r = c.transmit(apdu.bytes(), counters);
         }  // the APDU copy holding the PIN is wiped here

@@ -116,6 +116,9 @@ Apdu verify_status_apdu(const CardProfile& p) {
 }
 
 proto::Secret verify_apdu(const CardProfile& p, const proto::Secret& pin) {
+    // Lc is one byte: a longer PIN would be sent truncated (Lc = length mod 256) and
+    // could spend a try on its first bytes.  Refuse it: an empty APDU, nothing to send.
+    if (pin.empty() || pin.size() > 255) return {};
     proto::Secret a(5 + pin.size());
     unsigned char* d = a.data();
     d[0] = 0x00; d[1] = 0x20; d[2] = 0x00; d[3] = p.pin_reference.value_or(0x80);

@@ -49,6 +49,7 @@ using Apdu = std::vector<unsigned char>;
 // VERIFY with no data: asks the card for the PIN state without spending a try.
 [[nodiscard]] Apdu verify_status_apdu(const CardProfile& p);
 // VERIFY with the PIN, built in locked memory because it holds the PIN.
+// VERIFY with the PIN; empty (send nothing) for an empty PIN or one over 255 bytes.
 [[nodiscard]] proto::Secret verify_apdu(const CardProfile& p, const proto::Secret& pin);
 
 // Status word helpers (ISO 7816-4).

@@ -30,3 +30,12 @@ BOOST_AUTO_TEST_CASE(hostile_pattern_is_linear) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(glob_bytes)
+BOOST_AUTO_TEST_CASE(ranges_compare_unsigned_like_fnmatch) {
+    // Found by fuzz_glob against fnmatch(3): tests/fuzz/regressions/glob/range-across-0x80.
+    BOOST_TEST(ca::proto::glob_match("[a-\xff]", "b"));
+    BOOST_TEST(!ca::proto::glob_match("[\x80-\xff]", "a"));
+    BOOST_TEST(ca::proto::glob_match("[\x80-\xff]", "\xc3"));
+}
+BOOST_AUTO_TEST_SUITE_END()
