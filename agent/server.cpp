@@ -118,6 +118,9 @@ void Server::start() {
                           return ids;
                       }();
     sd_notify("READY=1\nSTATUS=Watching for questions");
+    // A person may have typed before we started (a slow initramfs start): systemd has pushed
+    // it already and its touch of the directory happened before our watch existed.
+    harvest_systemd_entry();
     if (enter_dir()) {
         full_scan();
         dir_fd_.reset();
@@ -128,6 +131,8 @@ void Server::stop() {
     if (stopping_) return;
     stopping_ = true;
     sd_notify("STOPPING=1");
+    // Before switch-root: whatever was typed since our last look goes into the handed-over cache.
+    harvest_systemd_entry();
     if (dirty_) save_now();
     for (auto& s : sources_) s->stop();
     boost::system::error_code ec;

@@ -120,4 +120,17 @@ for ident, want in (("cryptsetup:/dev/pc", PA), ("cryptsetup:/dev/pd", PB)):
     env.check(want in c and len(c) <= 2, f"{ident} gets its passphrase within one reply ({len(c)} candidates)")
     q.close()
 env.check(env.stop_agent() == 0, "agent stops cleanly")
+
+# 4. Typed before the agent started (a slow start in the initramfs): the push and its touch of
+#    the directory came before the watch; the agent looks at systemd's entry when it starts.
+env.cli("cache", "flush")
+subprocess.run(["keyctl", "purge", "user", "cryptsetup"], capture_output=True)
+EARLY = "Typed-Before-Start-7"
+a = systemd_asks("cryptsetup:/dev/early-root")
+person_types(EARLY, "cryptsetup:/dev/early-root")
+env.check(env.answer(a) == EARLY, "the person answers before any agent runs")
+env.start_agent()
+b = systemd_asks("cryptsetup:/dev/early-data", keyring=False)
+env.check(env.answer(b) == EARLY, "an agent started afterwards answers the next volume with it")
+env.check(env.stop_agent() == 0, "agent stops cleanly")
 env.finish()
