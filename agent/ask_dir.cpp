@@ -37,12 +37,13 @@ proto::Expected<AskFile, AskFileError> read_ask_file(int dirfd, const char* name
     char buf[proto::kAskFileMaxSize + 1];
     std::size_t got = 0;
     for (;;) {
-        ssize_t n = ::read(fd.get(), buf + got, sizeof buf - got);
+        const std::size_t want = sizeof buf - got;
+        ssize_t n = ::read(fd.get(), buf + got, want);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return proto::unexpected(AskFileError{AskFileError::io, std::string("cannot read: ") + std::strerror(errno)});
-        if (n == 0) break;
         got += static_cast<std::size_t>(n);
-        if (got == sizeof buf) break;
+        // A short read of a regular file is its end: one read() for a whole ask file.
+        if (n == 0 || static_cast<std::size_t>(n) < want || got == sizeof buf) break;
     }
     auto q = proto::parse_ask_file(std::string_view(buf, got));
     if (!q) {

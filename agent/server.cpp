@@ -524,13 +524,21 @@ void Server::send_to(Question& q, std::vector<std::size_t> chosen) {
     }
     ptrs.resize(fit);
     chosen.resize(fit);
-    auto reply = proto::encode_reply(ptrs);
-    if (!reply) {
+    // One locked buffer serves every reply: no mmap/mlock/munlock/munmap per question.
+    if (reply_buf_.size() < proto::kReplyMaxSize) reply_buf_ = proto::Secret(proto::kReplyMaxSize);
+    auto len = proto::encode_reply_into(ptrs, reply_buf_.bytes());
+    if (!len) {
         q.state = Question::State::ignored;
-        CA_LOG(err) << describe(q.name, q.id) << ": cannot encode a reply: " << proto::to_string(reply.error());
+        CA_LOG(err) << describe(q.name, q.id) << ": cannot encode a reply: " << proto::to_string(len.error());
         return;
     }
-    if (asker_gone(q)) return;
+    struct Wipe {
+        proto::Secret& b;
+        std::size_t n;
+        ~Wipe() { proto::wipe(b.data(), n); }
+    } wipe_after{reply_buf_, *len};
+    // The caller has just checked the asker's PID (consider, revisit_waiting); the send
+    // itself tells us if it died since (ECONNREFUSED).
     auto target = resolve_socket(dir_st_, q.q.socket, owner_);
     if (!target) {
         q.state = Question::State::ignored;
@@ -539,7 +547,7 @@ void Server::send_to(Question& q, std::vector<std::size_t> chosen) {
         return;
     }
     int err = 0;
-    switch (send_datagram(sender_.get(), target->get(), reply->bytes(), err)) {
+    switch (send_datagram(sender_.get(), target->get(), reply_buf_.bytes().first(*len), err)) {
         case SendStatus::sent: break;
         case SendStatus::gone:
             q.state = Question::State::ignored;
@@ -554,7 +562,7 @@ void Server::send_to(Question& q, std::vector<std::size_t> chosen) {
         case SendStatus::again:
             // The asker's receive queue is full: keep this exact reply and try again later.
             q.pending_target = std::move(*target);
-            q.pending_reply = std::move(*reply);
+            q.pending_reply = proto::Secret::copy_of(reply_buf_.bytes().first(*len));
             for (auto i : chosen) q.sent.push_back(cache_hashes_[i]);
             q.state = Question::State::answered;
             retry_send_later(q);

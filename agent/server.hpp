@@ -110,6 +110,7 @@ private:
     int watch_ = -1;
     boost::asio::steady_timer rewatch_timer_;
     Fd sender_;
+    proto::Secret reply_buf_;  // locked, reused for every datagram, wiped after each send
 
     std::unordered_map<std::string, std::unique_ptr<Question>> questions_;
     std::unordered_map<std::string, IdState> ids_;

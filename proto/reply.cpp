@@ -35,7 +35,8 @@ std::size_t candidates_that_fit(std::span<const Secret* const> candidates) noexc
     return n;
 }
 
-Expected<Secret, ReplyError> encode_reply(std::span<const Secret* const> candidates) {
+namespace {
+Expected<std::size_t, ReplyError> reply_size(std::span<const Secret* const> candidates) {
     if (candidates.empty()) return unexpected(ReplyError::no_candidates);
     std::size_t total = 1;
     for (const Secret* c : candidates) {
@@ -44,15 +45,33 @@ Expected<Secret, ReplyError> encode_reply(std::span<const Secret* const> candida
     }
     total += candidates.size() - 1;
     if (total > kReplyMaxSize) return unexpected(ReplyError::too_large);
-    Secret out(total);
-    unsigned char* p = out.data();
+    return total;
+}
+void write_reply(std::span<const Secret* const> candidates, unsigned char* p) {
     *p++ = '+';
     for (std::size_t i = 0; i < candidates.size(); ++i) {
         if (i != 0) *p++ = 0;
         std::memcpy(p, candidates[i]->data(), candidates[i]->size());
         p += candidates[i]->size();
     }
+}
+}  // namespace
+
+Expected<Secret, ReplyError> encode_reply(std::span<const Secret* const> candidates) {
+    auto total = reply_size(candidates);
+    if (!total) return unexpected(total.error());
+    Secret out(*total);
+    write_reply(candidates, out.data());
     return out;
+}
+
+Expected<std::size_t, ReplyError> encode_reply_into(std::span<const Secret* const> candidates,
+                                                    std::span<unsigned char> out) {
+    auto total = reply_size(candidates);
+    if (!total) return unexpected(total.error());
+    if (out.size() < *total) return unexpected(ReplyError::too_large);
+    write_reply(candidates, out.data());
+    return *total;
 }
 
 Expected<DecodedReply, ReplyError> decode_reply(std::span<const unsigned char> d) {

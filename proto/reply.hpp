@@ -27,6 +27,11 @@ enum class ReplyError {
 // "+c1\0c2\0...cn" in locked memory.
 [[nodiscard]] Expected<Secret, ReplyError> encode_reply(std::span<const Secret* const> candidates);
 
+// The same into `out` (at least kReplyMaxSize bytes, e.g. one locked buffer reused for every
+// reply); returns the datagram's length.  Same errors as encode_reply.
+[[nodiscard]] Expected<std::size_t, ReplyError> encode_reply_into(std::span<const Secret* const> candidates,
+                                                                  std::span<unsigned char> out);
+
 // How many of `candidates`, taken in order, fit in one reply (0 if even the first
 // does not, or the first is invalid).  Candidates with NUL or empty ones stop the count.
 [[nodiscard]] std::size_t candidates_that_fit(std::span<const Secret* const> candidates) noexcept;

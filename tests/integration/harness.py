@@ -56,6 +56,9 @@ class Env:
         self.agent = None
         self.failures = 0
         os.makedirs(ASK_DIR, exist_ok=True)
+        # A test that dies on an exception still stops every process it started.
+        import atexit
+        atexit.register(self.close)
 
     # -- the agent ---------------------------------------------------------------
     def cli(self, *args, stdin=None, check=True):
