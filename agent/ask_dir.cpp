@@ -54,21 +54,29 @@ proto::Expected<AskFile, AskFileError> read_ask_file(int dirfd, const char* name
     return AskFile{std::move(*q), st.st_ino};
 }
 
-proto::Expected<Fd, std::string> resolve_socket(const struct stat& ask_dir, const std::string& path, uid_t owner) {
+proto::Expected<Fd, std::string> resolve_socket(const struct stat& ask_dir, const std::string& path, uid_t owner,
+                                                int open_dir_fd, const std::string& open_dir_path) {
     const auto slash = path.find_last_of('/');
     if (slash == std::string::npos || slash + 1 >= path.size())
         return proto::unexpected(std::string("Socket= has no file name"));
     const std::string base = path.substr(slash + 1);
     if (base == "." || base == "..") return proto::unexpected(std::string("Socket= names a directory"));
     const std::string parent = slash == 0 ? "/" : path.substr(0, slash);
-    // The kernel resolves the parent ("//", "..", symlinks); we compare what it found.
-    Fd dir(::open(parent.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!dir) return proto::unexpected(std::string("Socket= directory cannot be opened: ") + std::strerror(errno));
-    struct stat dst{};
-    if (fstat(dir.get(), &dst) < 0) return proto::unexpected(std::string("cannot stat Socket= directory: ") + std::strerror(errno));
-    if (dst.st_dev != ask_dir.st_dev || dst.st_ino != ask_dir.st_ino)
-        return proto::unexpected(std::string("Socket= is outside the ask directory"));
-    Fd sock(::openat(dir.get(), base.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    Fd dir;
+    int dirfd = -1;
+    if (open_dir_fd >= 0 && parent == open_dir_path) {
+        dirfd = open_dir_fd;  // the directory this wake opened and checked, by that very path
+    } else {
+        // The kernel resolves the parent ("//", "..", symlinks); we compare what it found.
+        dir.reset(::open(parent.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!dir) return proto::unexpected(std::string("Socket= directory cannot be opened: ") + std::strerror(errno));
+        struct stat dst{};
+        if (fstat(dir.get(), &dst) < 0) return proto::unexpected(std::string("cannot stat Socket= directory: ") + std::strerror(errno));
+        if (dst.st_dev != ask_dir.st_dev || dst.st_ino != ask_dir.st_ino)
+            return proto::unexpected(std::string("Socket= is outside the ask directory"));
+        dirfd = dir.get();
+    }
+    Fd sock(::openat(dirfd, base.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
     if (!sock) {
         if (errno == ENOENT) return proto::unexpected(std::string("Socket= does not exist (asker gone)"));
         return proto::unexpected(std::string("Socket= cannot be opened: ") + std::strerror(errno));

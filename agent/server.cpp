@@ -190,6 +190,7 @@ void Server::open_ask_dir() {
     // kernel's IN_DELETE_SELF until it is closed, and we would miss its removal.
     dir_st_ = st;
     have_dir_ = true;
+    ask_dir_str_ = dir.string();
 }
 
 bool Server::enter_dir() {
@@ -539,7 +540,7 @@ void Server::send_to(Question& q, std::vector<std::size_t> chosen) {
     } wipe_after{reply_buf_, *len};
     // The caller has just checked the asker's PID (consider, revisit_waiting); the send
     // itself tells us if it died since (ECONNREFUSED).
-    auto target = resolve_socket(dir_st_, q.q.socket, owner_);
+    auto target = resolve_socket(dir_st_, q.q.socket, owner_, dir_fd_.get(), ask_dir_str_);
     if (!target) {
         q.state = Question::State::ignored;
         ++stats_.ignored;
