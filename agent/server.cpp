@@ -110,6 +110,7 @@ void Server::start() {
 
     load_cache();
     open_ask_dir();  // throws if the directory cannot be made or watched
+    push_to_systemd();
     arm_watch();
     CA_LOG(notice) << "crypt-agent " << to_string(o_.phase) << " instance watching " << o_.ask_dir.string()
                    << " for Ids " << [&] {
@@ -273,6 +274,7 @@ void Server::on_inotify() {
         // systemd touches the directory after pushing an answer into its keyring entry.
         load_cache();
         harvest_systemd_entry();
+        push_to_systemd();
         revisit_waiting();
     }
     if (rescan) {
@@ -790,7 +792,7 @@ void Server::harvest_systemd_entry() {
                        << "' keyring entry into the boot-scoped cache";
         save_now();
     }
-    if (o_.systemd_entry == SystemdEntryPolicy::clear && !dirty_) {
+    if (o_.systemd_entry == SystemdEntryPolicy::clear && !o_.push_systemd && !dirty_) {
         // Only once our own copy is stored: systemd tries this entry silently before the first
         // question of every other volume, which with different passphrases or per-volume keys
         // burns a try and a slow PBKDF each time.  We answer those volumes ourselves.
@@ -837,6 +839,7 @@ void Server::save_now() {
     }
     auto r = store_.save(*cache_);
     dirty_ = false;
+    push_to_systemd();
     if (!r) {
         CA_LOG(warning) << "cache not stored: " << r.error();
         return;
@@ -847,6 +850,46 @@ void Server::save_now() {
         CA_LOG(warning) << "the kernel keyring is unavailable; the cache is kept in " << store_.file_path()
                         << " (tmpfs fallback)";
     }
+}
+
+void Server::push_to_systemd() {
+    // push-systemd: put the candidates plausible for every volume (no Id restriction, not
+    // rejected anywhere) into systemd's own entry, as systemd-cryptsetup would after an
+    // answer, and touch the directory: askers already waiting with AcceptCached=1 re-read
+    // the keyring on that touch, which closes the race where they started before us.
+    if (!o_.push_systemd || !cache_ || finished_) return;
+    std::vector<const proto::Secret*> plausible;
+    for (std::size_t i = 0; i < cache_->candidates.size(); ++i) {
+        const auto& c = cache_->candidates[i];
+        if (!c.patterns.empty()) continue;
+        const auto h = cache_hashes_[i];
+        if (std::any_of(ids_.begin(), ids_.end(), [h](const auto& kv) { return kv.second.rejected.count(h) != 0; }))
+            continue;
+        plausible.push_back(&c.value);
+    }
+    if (plausible.empty()) return;
+    std::size_t total = 0;
+    for (const auto* p : plausible) total += p->size() + 1;
+    proto::Secret list(total - 1);
+    std::size_t off = 0;
+    for (const auto* p : plausible) {
+        if (off != 0) list.data()[off++] = 0;
+        std::memcpy(list.data() + off, p->data(), p->size());
+        off += p->size();
+    }
+    if (pushed_hash_ == hash_of(list)) return;  // nothing new to tell
+    // systemd keeps its own entry for 150 s; so do we, and push again when the cache changes.
+    auto r = keyring::put(o_.keyring, o_.systemd_key_name, list.bytes(), 150);
+    if (!r) {
+        CA_LOG(warning) << "cannot push into systemd's '" << o_.systemd_key_name << "' entry: " << std::strerror(r.error());
+        return;
+    }
+    pushed_hash_ = hash_of(list);
+    in_systemd_entry_.clear();
+    for (const auto* p : plausible) in_systemd_entry_.try_emplace(hash_of(*p), boottime_us());
+    (void)::utimensat(AT_FDCWD, o_.ask_dir.c_str(), nullptr, AT_SYMLINK_NOFOLLOW);
+    CA_LOG(info) << "pushed " << plausible.size() << " candidate(s) into systemd's '" << o_.systemd_key_name
+                 << "' entry (push-systemd)";
 }
 
 void Server::arm_cache_expiry() {

@@ -89,6 +89,7 @@ private:
     void schedule_save();
     void save_now();
     void arm_cache_expiry();
+    void push_to_systemd();
     void expire_cache();
     void revisit_waiting();
     void on_source_delivery(const std::string& id, std::vector<proto::Secret> candidates);
@@ -125,6 +126,7 @@ private:
     bool finished_logged_ = false;
     bool finished_ = false;  // `finish` ran this boot (re-read when the directory is touched)
     std::uint64_t last_harvest_us_ = 0;
+    std::uint64_t pushed_hash_ = 0;  // what we last pushed into systemd's entry
 
     SourceList sources_;
     ServerStats stats_;
