@@ -19,6 +19,8 @@ proto::Expected<AskFile, AskFileError> read_ask_file(int dirfd, const char* name
     if (!fd) {
         if (errno == ENOENT) return proto::unexpected(AskFileError{AskFileError::vanished, "gone before it could be read"});
         if (errno == ELOOP) return proto::unexpected(AskFileError{AskFileError::not_regular, "is a symbolic link"});
+        if (errno == EMFILE || errno == ENFILE || errno == ENOMEM)
+            return proto::unexpected(AskFileError{AskFileError::no_fds, std::string("cannot open: ") + std::strerror(errno)});
         return proto::unexpected(AskFileError{AskFileError::io, std::string("cannot open: ") + std::strerror(errno)});
     }
     struct stat st{};

@@ -27,7 +27,7 @@ struct AskFile {
 };
 
 struct AskFileError {
-    enum Kind { vanished, not_regular, bad_owner, world_writable, too_large, io, parse } kind;
+    enum Kind { vanished, not_regular, bad_owner, world_writable, too_large, io, no_fds, parse } kind;
     std::string reason;
 };
 

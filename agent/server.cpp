@@ -35,6 +35,7 @@ struct Server::Question {
     std::string id;  // q.id or "" when missing
     State state = State::waiting;
     bool told_waiting = false;  // "no candidate yet" logged once
+    bool retry = false;         // dropped for a transient reason (out of fds): read again on rescan
     std::vector<std::uint64_t> sent;
     asio::steady_timer timer;   // NotAfter, or the EAGAIN back-off
     unsigned backoff_ms = 0;
@@ -69,8 +70,8 @@ bool is_literal(const std::string& pattern) { return pattern.find_first_of("*?[\
 }  // namespace
 
 Server::Server(asio::io_context& io, GlobalOptions options)
-    : io_(io), o_(std::move(options)), store_(o_), owner_(geteuid()), rewatch_timer_(io), save_timer_(io),
-      expiry_timer_(io) {
+    : io_(io), o_(std::move(options)), store_(o_), owner_(geteuid()), rewatch_timer_(io), rescan_timer_(io),
+      save_timer_(io), expiry_timer_(io) {
     unsigned char key[32];
     if (getrandom(key, sizeof key, 0) != static_cast<ssize_t>(sizeof key)) throw std::runtime_error("getrandom failed");
     std::memcpy(&k0_, key, 8);
@@ -324,13 +325,39 @@ void Server::rewatch_later() {
     });
 }
 
+void Server::rescan_later() {
+    if (rescan_armed_ || stopping_) return;
+    rescan_armed_ = true;
+    rescan_timer_.expires_after(std::chrono::milliseconds(100));
+    rescan_timer_.async_wait([this](const boost::system::error_code& ec) {
+        rescan_armed_ = false;
+        if (ec || stopping_) return;
+        if (enter_dir()) {
+            full_scan();
+            dir_fd_.reset();
+        }
+    });
+}
+
 void Server::full_scan() {
     if (!dir_fd_) return;
+
     Fd dup(::fcntl(dir_fd_.get(), F_DUPFD_CLOEXEC, 3));
-    if (!dup) { CA_LOG(err) << "cannot scan " << o_.ask_dir.string() << ": " << std::strerror(errno); return; }
+    if (!dup) {
+        if (!fd_pressure_logged_)
+            CA_LOG(warning) << "cannot scan " << o_.ask_dir.string() << ": " << std::strerror(errno)
+                            << "; retrying every 100 ms (raise LimitNOFILE= if this persists)";
+        fd_pressure_logged_ = true;
+        rescan_later();
+        return;
+    }
     DIR* d = ::fdopendir(dup.get());
     if (d == nullptr) { CA_LOG(err) << "cannot scan " << o_.ask_dir.string() << ": " << std::strerror(errno); return; }
     dup.release();
+    if (fd_pressure_logged_) {
+        CA_LOG(notice) << "file descriptors are available again; scanning " << o_.ask_dir.string();
+        fd_pressure_logged_ = false;
+    }
     ::rewinddir(d);
     std::unordered_set<std::string> present;
     std::vector<std::pair<std::string, ino_t>> found;
@@ -367,7 +394,7 @@ void Server::process_name(const std::string& name, ino_t hint_ino) {
         const bool rewritten = it->second->state == Question::State::ignored &&
                                (st.st_size != it->second->size || st.st_mtim.tv_nsec != it->second->mtime_ns ||
                                 st.st_mtim.tv_sec != it->second->mtime_s);
-        if (it->second->ino == hint_ino && !rewritten) return;
+        if (it->second->ino == hint_ino && !rewritten && !it->second->retry) return;
         forget(name);  // same name, new or rewritten file
     }
     auto file = read_ask_file(dir_fd_.get(), name.c_str(), owner_);
@@ -376,6 +403,15 @@ void Server::process_name(const std::string& name, ino_t hint_ino) {
     if (!file) {
         const auto& e = file.error();
         if (e.kind == AskFileError::vanished) return;
+        if (e.kind == AskFileError::no_fds) {
+            // Out of file descriptors (a low RLIMIT_NOFILE, or another process holding
+            // them): nothing is wrong with the question.  Leave it unrecorded and rescan soon.
+            if (!fd_pressure_logged_)
+                CA_LOG(warning) << name << ": " << e.reason << "; will retry (raise LimitNOFILE= if this persists)";
+            fd_pressure_logged_ = true;
+            rescan_later();
+            return;
+        }
         struct stat st{};
         if (fstatat(dir_fd_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
             q->ino = st.st_ino;
@@ -543,6 +579,13 @@ void Server::send_to(Question& q, std::vector<std::size_t> chosen) {
     // The caller has just checked the asker's PID (consider, revisit_waiting); the send
     // itself tells us if it died since (ECONNREFUSED).
     auto target = resolve_socket(dir_st_, q.q.socket, owner_, dir_fd_.get(), ask_dir_str_);
+    if (!target && (target.error().find("Too many open files") != std::string::npos)) {
+        CA_LOG(warning) << describe(q.name, q.id) << ": " << target.error() << "; will retry";
+        q.state = Question::State::ignored;
+        q.retry = true;  // the rescan reads it again
+        rescan_later();
+        return;
+    }
     if (!target) {
         q.state = Question::State::ignored;
         ++stats_.ignored;

@@ -68,6 +68,7 @@ private:
     void on_inotify();
     void rewatch_later();
     void full_scan();
+    void rescan_later();  // after a transient failure (out of fds)
     void process_name(const std::string& name, ino_t hint_ino);
     void forget(const std::string& name);
 
@@ -111,6 +112,9 @@ private:
     std::unique_ptr<boost::asio::posix::stream_descriptor> inotify_;
     int watch_ = -1;
     boost::asio::steady_timer rewatch_timer_;
+    boost::asio::steady_timer rescan_timer_;
+    bool rescan_armed_ = false;
+    bool fd_pressure_logged_ = false;
     Fd sender_;
     proto::Secret reply_buf_;  // locked, reused for every datagram, wiped after each send
 
