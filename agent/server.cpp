@@ -434,6 +434,13 @@ void Server::process_name(const std::string& name, ino_t hint_ino) {
 }
 
 void Server::consider(Question& q) {
+    // Our own questions (a card's PIN, a passphrase for enrolment) are for a person: a cached
+    // passphrase sent as a PIN would burn one of the card's tries.  Never, whatever --match says.
+    if (q.id.rfind("crypt-agent:", 0) == 0) {
+        q.state = Question::State::ignored;
+        CA_LOG(debug) << describe(q.name, q.id) << ": the agent's own question, for a person";
+        return;
+    }
     if (!id_matches(q.id)) {
         q.state = Question::State::ignored;
         ++stats_.ignored;
@@ -536,10 +543,14 @@ void Server::answer_or_wait(Question& q) {
         std::stable_sort(eligible.begin(), eligible.end(), [&](std::size_t a, std::size_t b) { return rank(a) > rank(b); });
     }
     if (eligible.empty()) {
-        for (auto& s : sources_) {
-            if (s->handles(q.id)) {
-                CA_LOG(debug) << describe(q.name, q.id) << ": asking the " << s->name() << " source";
-                s->request(q.id);
+        // Once per Id: if what a source delivered was rejected, asking again would loop.
+        if (!ids.asked_sources) {
+            ids.asked_sources = true;
+            for (auto& s : sources_) {
+                if (s->handles(q.id)) {
+                    CA_LOG(debug) << describe(q.name, q.id) << ": asking the " << s->name() << " source";
+                    s->request(q.id);
+                }
             }
         }
         if (!q.told_waiting) {

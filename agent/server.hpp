@@ -57,7 +57,7 @@ private:
         std::uint64_t last_ask_us = 0;             // CLOCK_BOOTTIME of its latest question
         std::unordered_set<std::uint64_t> sent;     // candidate hashes sent to this Id, not yet judged
         std::unordered_set<std::uint64_t> rejected; // never offer these to this Id again
-        std::unordered_set<std::uint64_t> requested_from_sources;
+        bool asked_sources = false;                 // candidate sources were asked for this Id
     };
 
     // ask directory and watch

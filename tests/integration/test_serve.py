@@ -139,6 +139,16 @@ env.check(any("STATUS=Answered" in m for m in later), "sd_notify STATUS= counts 
 env.check(any("STOPPING=1" in m for m in later), "sd_notify STOPPING=1 on SIGTERM")
 notify.close()
 
+# The agent's own questions (PIN, enrolment) are never answered, even with --match '*'.
+env.start_agent("--match", "*")
+pin = TestAsker("crypt-agent:pin:Virtual PCD 00 00", accept_cached=True)
+env.check(pin.receive(0.5) is None, "a crypt-agent:pin: question is never answered, even with --match '*'")
+pin.close()
+anything = TestAsker("vpn:any", accept_cached=True)
+env.check(anything.receive() is not None, "... while --match '*' does answer other Ids")
+anything.close()
+env.stop_agent()
+
 # A bad configuration at start: refused with file, line and reason; exit status 2.
 with open(conf, "w") as f:
     f.write("# comment\ncache-lifetime = forever\n")
