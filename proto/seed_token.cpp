@@ -406,33 +406,5 @@ std::uint32_t crc32(std::span<const unsigned char> bytes) noexcept {
     return c ^ 0xFFFFFFFFu;
 }
 
-std::string to_hex(std::span<const unsigned char> bytes) {
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(bytes.size() * 2);
-    for (unsigned char b : bytes) {
-        out.push_back(hex[b >> 4]);
-        out.push_back(hex[b & 0xf]);
-    }
-    return out;
-}
-
-std::optional<std::vector<unsigned char>> from_hex(std::string_view text) {
-    if (text.size() % 2) return std::nullopt;
-    auto nibble = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-    };
-    std::vector<unsigned char> out;
-    out.reserve(text.size() / 2);
-    for (std::size_t i = 0; i < text.size(); i += 2) {
-        const int hi = nibble(text[i]), lo = nibble(text[i + 1]);
-        if (hi < 0 || lo < 0) return std::nullopt;
-        out.push_back(static_cast<unsigned char>(hi << 4 | lo));
-    }
-    return out;
-}
 
 }  // namespace ca::proto

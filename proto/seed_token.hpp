@@ -23,6 +23,8 @@
 // they sit in the header in the clear (the card's key is the secret).
 #pragma once
 
+#include "proto/hex.hpp"  // to_hex, from_hex (used with the records)
+
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -95,7 +97,5 @@ struct StoreRecord {
 // The "salt" of keyslot `slot` in a LUKS2 header's JSON (crypt_dump_json), if any.
 [[nodiscard]] std::optional<std::string> luks2_keyslot_salt(std::string_view header_json, int slot);
 
-[[nodiscard]] std::string to_hex(std::span<const unsigned char> bytes);
-[[nodiscard]] std::optional<std::vector<unsigned char>> from_hex(std::string_view text);
 
 }  // namespace ca::proto

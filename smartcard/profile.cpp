@@ -1,5 +1,7 @@
 #include "smartcard/profile.hpp"
 
+#include "proto/hex.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
@@ -24,40 +26,10 @@ Apdu command(unsigned char cla, unsigned char ins, unsigned char p1, unsigned ch
 
 }  // namespace
 
-std::string hex(std::span<const unsigned char> bytes, bool upper) {
-    const char* d = upper ? "0123456789ABCDEF" : "0123456789abcdef";
-    std::string s;
-    s.reserve(bytes.size() * 2);
-    for (unsigned char c : bytes) {
-        s.push_back(d[c >> 4]);
-        s.push_back(d[c & 0x0f]);
-    }
-    return s;
-}
+std::string hex(std::span<const unsigned char> bytes, bool upper) { return proto::to_hex(bytes, upper); }
 
-std::optional<std::vector<unsigned char>> unhex(std::string_view text) {
-    auto nibble = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-    };
-    std::vector<unsigned char> out;
-    int high = -1;
-    for (char c : text) {
-        if (c == ' ' || c == ':') continue;  // "3B 8F 80" and "3b:8f" both read naturally
-        const int n = nibble(c);
-        if (n < 0) return std::nullopt;
-        if (high < 0) {
-            high = n;
-        } else {
-            out.push_back(static_cast<unsigned char>(high << 4 | n));
-            high = -1;
-        }
-    }
-    if (high >= 0) return std::nullopt;
-    return out;
-}
+// "3B 8F 80" and "3b:8f" both read naturally.
+std::optional<std::vector<unsigned char>> unhex(std::string_view text) { return proto::from_hex(text, true); }
 
 std::string sw_text(std::uint16_t sw) {
     char buf[8];
