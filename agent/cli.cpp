@@ -228,7 +228,20 @@ int main_cli(int argc, char** argv) {
     o.rest = unrecognised;
     set_log_level(o.log_level);
 
-    if (cmd == "serve") return run_serve(o);
+    if (cmd == "serve") {
+        // SIGHUP: the same order as at start (defaults, the file, the command line), so the
+        // command line keeps winning over the file.
+        Reload reload = [vm, base = o](GlobalOptions& out) -> std::optional<std::string> {
+            GlobalOptions fresh;
+            fresh.config_file = base.config_file;
+            fresh.config_file_explicit = base.config_file_explicit;
+            if (auto err = load_config_file(fresh)) return err->describe();
+            if (auto err = apply_cli(fresh, vm)) return *err;
+            out = std::move(fresh);
+            return std::nullopt;
+        };
+        return run_serve(o, std::move(reload));
+    }
     if (cmd == "list") return cmd_list(o);
     if (cmd == "finish") return cmd_finish(o);
     if (cmd == "cache") {

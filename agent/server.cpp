@@ -969,7 +969,7 @@ void Server::expire_cache() {
 
 // ---- serve --------------------------------------------------------------------------------
 
-int run_serve(GlobalOptions options) {
+int run_serve(GlobalOptions options, Reload reload) {
     asio::io_context io(1);
     std::unique_ptr<Server> server;
     try {
@@ -985,8 +985,11 @@ int run_serve(GlobalOptions options) {
         if (ec) return;
         if (sig == SIGHUP) {
             GlobalOptions fresh = options;
-            if (auto err = load_config_file(fresh)) {
-                CA_LOG(err) << "SIGHUP: keeping the old configuration: " << err->describe();
+            std::optional<std::string> failed;
+            if (reload) failed = reload(fresh);
+            else if (auto err = load_config_file(fresh)) failed = err->describe();
+            if (failed) {
+                CA_LOG(err) << "SIGHUP: keeping the old configuration: " << *failed;
             } else {
                 sd_notify("RELOADING=1");
                 server->reconfigure(std::move(fresh));

@@ -11,6 +11,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -137,7 +138,10 @@ private:
     bool stopping_ = false;
 };
 
-// `crypt-agent serve`: runs the loop until SIGTERM/SIGINT; SIGHUP re-reads the configuration.
-int run_serve(GlobalOptions options);
+// `crypt-agent serve`: runs the loop until SIGTERM/SIGINT.  On SIGHUP `reload` rebuilds the
+// settings (defaults, the file, then the command line again); it returns an error to log, or
+// nullopt.  Without one, the file is re-read over the start-up settings.
+using Reload = std::function<std::optional<std::string>(GlobalOptions& out)>;
+int run_serve(GlobalOptions options, Reload reload = {});
 
 }  // namespace ca::agent
