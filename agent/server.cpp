@@ -456,6 +456,7 @@ void Server::consider(Question& q) {
     if (asker_gone(q)) return;
     CA_LOG(debug) << describe(q.name, q.id) << ": new question from PID " << q.q.pid
                   << (q.q.accept_cached ? "" : " (AcceptCached=0)");
+    prune_ids();
     auto& ids = ids_[q.id];
     // Harvest before learning, so a passphrase just typed for another volume is known.  A
     // retry always looks; in a storm of first questions one look per 50 ms is enough, since
@@ -470,6 +471,20 @@ void Server::consider(Question& q) {
     ids.last_ask_us = now;
     answer_or_wait(q);
     if (q.state == Question::State::waiting) arm_deadline(q);
+}
+
+void Server::prune_ids() {
+    // A boot has a handful of Ids; a long-running agent asked by many distinct Ids must not
+    // grow without bound.  Past 2048, keep the 1024 most recently asking (with an open question
+    // or not, what they learnt is what matters least for the oldest).
+    constexpr std::size_t kHigh = 2048, kKeep = 1024;
+    if (ids_.size() < kHigh) return;
+    std::vector<std::pair<std::uint64_t, std::string>> by_age;
+    by_age.reserve(ids_.size());
+    for (const auto& [id, st] : ids_) by_age.emplace_back(st.last_ask_us, id);
+    std::nth_element(by_age.begin(), by_age.begin() + static_cast<std::ptrdiff_t>(by_age.size() - kKeep), by_age.end());
+    for (std::size_t i = 0; i < by_age.size() - kKeep; ++i) ids_.erase(by_age[i].second);
+    CA_LOG(info) << "forgot the " << (by_age.size() - kKeep) << " least recently asking Ids (more than " << kHigh << ")";
 }
 
 bool Server::asker_gone(Question& q) {

@@ -76,7 +76,8 @@ private:
     // one question
     void consider(Question& q);
     void learn_from_retry(Question& q, IdState& ids);
-    bool asker_gone(Question& q);  // true (and the question dropped, logged) if its PID is dead
+    bool asker_gone(Question& q);
+    void prune_ids();  // bounds the per-Id table  // true (and the question dropped, logged) if its PID is dead
     void answer_or_wait(Question& q);
     void send_to(Question& q, std::vector<std::size_t> chosen);
     void arm_deadline(Question& q);
