@@ -31,6 +31,8 @@ namespace po = boost::program_options;
 
 namespace ca::agent {
 
+int main_cli_unguarded(int argc, char** argv);
+
 void harden_process() noexcept {
     (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     rlimit none{0, 0};
@@ -176,6 +178,16 @@ std::optional<std::string> apply_cli(GlobalOptions& o, const po::variables_map& 
 }  // namespace
 
 int main_cli(int argc, char** argv) {
+    try {
+        return main_cli_unguarded(argc, argv);
+    } catch (const std::exception& e) {
+        // Start-up failures are exceptions (STYLE.md); none may end in terminate() and a core.
+        std::cerr << "<3>crypt-agent: " << e.what() << "\n";
+        return 1;
+    }
+}
+
+int main_cli_unguarded(int argc, char** argv) {
     harden_process();
     init_logging(Level::info);
     const auto split = split_command(argc, argv);

@@ -4,10 +4,12 @@
 #include <fcntl.h>
 #include <sys/inotify.h>
 #include <sys/random.h>
+#include <sys/signalfd.h>
+#include <pthread.h>
+#include <csignal>
 #include <unistd.h>
 
 #include <algorithm>
-#include <boost/asio/signal_set.hpp>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -985,7 +987,25 @@ void Server::expire_cache() {
 // ---- serve --------------------------------------------------------------------------------
 
 int run_serve(GlobalOptions options, Reload reload) {
+    // Signals arrive through a signalfd in the loop.  They are blocked before anything else
+    // starts, so every thread (the PC/SC monitor too) leaves them to the signalfd, and a
+    // SIGTERM during start-up is handled rather than killing us half-started.  (Asio's
+    // signal_set needs a self-pipe per process and throws from inside the loop's services
+    // when descriptors run out; one descriptor of ours, checked here, is simpler.)
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&mask, sig);
+    if (pthread_sigmask(SIG_BLOCK, &mask, nullptr) != 0) {
+        CA_LOG(err) << "cannot start: cannot block signals";
+        return 1;
+    }
+    const int sfd = ::signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sfd < 0) {
+        CA_LOG(err) << "cannot start: signalfd: " << std::strerror(errno);
+        return 1;
+    }
     asio::io_context io(1);
+    asio::posix::stream_descriptor signals(io, sfd);
     std::unique_ptr<Server> server;
     try {
         server = std::make_unique<Server>(io, options);
@@ -994,10 +1014,8 @@ int run_serve(GlobalOptions options, Reload reload) {
         CA_LOG(err) << "cannot start: " << e.what();
         return 1;
     }
-    asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
-    std::function<void(const boost::system::error_code&, int)> on_signal;
-    on_signal = [&](const boost::system::error_code& ec, int sig) {
-        if (ec) return;
+    bool stopping = false;
+    auto on_signal = [&](int sig) {
         if (sig == SIGHUP) {
             GlobalOptions fresh = options;
             std::optional<std::string> failed;
@@ -1010,15 +1028,25 @@ int run_serve(GlobalOptions options, Reload reload) {
                 server->reconfigure(std::move(fresh));
                 sd_notify("READY=1");
             }
-            signals.async_wait(on_signal);
             return;
         }
         CA_LOG(info) << "received " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << ", stopping";
+        stopping = true;
         server->stop();
-        signals.cancel();
         io.stop();
     };
-    signals.async_wait(on_signal);
+    std::function<void()> arm = [&]() {
+        signals.async_wait(asio::posix::stream_descriptor::wait_read, [&](const boost::system::error_code& ec) {
+            if (ec) return;
+            signalfd_siginfo si;
+            while (::read(sfd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+                on_signal(static_cast<int>(si.ssi_signo));
+                if (stopping) return;
+            }
+            arm();
+        });
+    };
+    arm();
     io.run();
     return 0;
 }

@@ -29,9 +29,9 @@ for a in askers:
 p.terminate(); p.wait(5)
 
 # 2. So few descriptors that opening an ask file fails (EMFILE): a warning, then recovery.
-#    9 = stdio + the agent's own (inotify, epoll, eventfd, timerfd, reply socket, ...) and
+#    the lowest limit at which the agent starts (stdio, inotify, epoll, eventfd, timerfd, reply socket, ...; more under ASan) has
 #    no spare: found by trying; the test only needs the warning and the eventual answer.
-for limit in (9, 10, 11, 12):
+for limit in range(8, 32):
     log = os.path.join(env.dir, f"agent-fd{limit}.log")
     env.logs.append(log)
     with open(log, "w") as f:
@@ -44,7 +44,7 @@ for limit in (9, 10, 11, 12):
     q = TestAsker("cryptsetup:/dev/starved", accept_cached=True)
     r = q.receive(1.0)
     text = env.read(log)
-    if r is None and "will retry" in text:
+    if r is None and "Too many open files" in text and "retry" in text and "cannot start" not in text:
         print(text.splitlines()[-1])
         env.check(True, f"RLIMIT_NOFILE {limit}: out of descriptors is logged, the question is kept")
         env.check(p.poll() is None, "the agent keeps running")
@@ -58,5 +58,5 @@ for limit in (9, 10, 11, 12):
     q.close()
     p.terminate(); p.wait(5)
 else:
-    env.check(False, "no limit between 9 and 12 both starts the agent and starves it")
+    env.check(False, "no limit between 8 and 31 both starts the agent and starves it")
 env.finish()
