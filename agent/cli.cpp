@@ -123,13 +123,20 @@ po::options_description cache_put_options() {
     return d;
 }
 
-// Options that take a value, so the command word can be found before parsing.
-const std::set<std::string> kValued = {"--config", "--ask-dir", "--keyring", "--cache-dir", "--log-level", "--phase",
-                                       "--match", "--cache-lifetime", "--harvest", "--systemd-entry", "--push-systemd",
-                                       "--ttl", "--rotate-on-finish", "--card-enable", "--card-volume", "--card-seed-file",
-                                       "--card-luks-tokens", "--card-luks1-dir", "--card-reader", "--card-aid",
-                                       "--card-command", "--card-challenge-length", "--card-pin-reference",
-                                       "--card-watchdog", "--card-pin-timeout", "--card-allow-last-pin-try"};
+// Options that take a value, so the command word can be found before parsing: read from
+// the descriptions themselves, so a new option cannot be forgotten here.
+std::set<std::string> valued_options() {
+    std::set<std::string> out;
+    auto add = [&out](const po::options_description& d) {
+        for (const auto& opt : d.options())
+            if (opt->semantic()->max_tokens() > 0) out.insert("--" + opt->long_name());
+    };
+    add(global_options());
+    add(serve_options());
+    add(cache_put_options());
+    add(finish_options());
+    return out;
+}
 
 struct Split {
     std::vector<std::string> words;  // command and subcommand
@@ -138,6 +145,7 @@ struct Split {
 
 Split split_command(int argc, char** argv) {
     Split s;
+    const auto valued = valued_options();
     bool after_dashdash = false;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
@@ -145,7 +153,7 @@ Split split_command(int argc, char** argv) {
         if (a == "--") { after_dashdash = true; s.rest.push_back(a); continue; }
         if (!a.empty() && a[0] == '-') {
             s.rest.push_back(a);
-            if (kValued.count(a) && i + 1 < argc) s.rest.push_back(argv[++i]);
+            if (valued.count(a) && i + 1 < argc) s.rest.push_back(argv[++i]);
             continue;
         }
         const bool wants_sub = !s.words.empty() && s.words.size() == 1 && (s.words[0] == "cache" || s.words[0] == "card");

@@ -1,7 +1,6 @@
 #include "agent/keyring.hpp"
 
 #include <cerrno>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -76,35 +75,6 @@ proto::Expected<bool, int> remove(KeyringKind k, const std::string& description)
         (void)keyctl_unlink(*id, special_id(k));
     }
     return true;
-}
-
-std::optional<long> timeout_left(key_serial_t key) {
-    // /proc/keys shows the expiry column ("perm", "3m", "45s", ...); keyctl has no getter.
-    FILE* f = std::fopen("/proc/keys", "re");
-    if (f == nullptr) return std::nullopt;
-    char line[512];
-    std::optional<long> out;
-    while (std::fgets(line, sizeof line, f) != nullptr) {
-        unsigned long id = 0;
-        char flags[16], expiry[32];
-        int usage = 0;
-        if (std::sscanf(line, "%lx %15s %d %31s", &id, flags, &usage, expiry) != 4) continue;
-        if (static_cast<key_serial_t>(id) != key) continue;
-        char* end = nullptr;
-        long v = std::strtol(expiry, &end, 10);
-        if (end == expiry) break;  // "perm"
-        switch (*end) {
-            case 's': out = v; break;
-            case 'm': out = v * 60; break;
-            case 'h': out = v * 3600; break;
-            case 'd': out = v * 86400; break;
-            case 'w': out = v * 604800; break;
-            default: break;
-        }
-        break;
-    }
-    std::fclose(f);
-    return out;
 }
 
 }  // namespace ca::agent::keyring

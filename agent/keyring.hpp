@@ -33,7 +33,4 @@ namespace ca::agent::keyring {
 // Invalidates the key if present.  Returns true if one was removed.
 [[nodiscard]] proto::Expected<bool, int> remove(KeyringKind k, const std::string& description);
 
-// Seconds until the key's kernel timeout, if it has one.
-[[nodiscard]] std::optional<long> timeout_left(key_serial_t key);
-
 }  // namespace ca::agent::keyring

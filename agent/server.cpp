@@ -15,6 +15,7 @@
 #include <stdexcept>
 
 #include "agent/clock.hpp"
+#include "agent/commands.hpp"
 #include "agent/keyring.hpp"
 #include "agent/log.hpp"
 #include "agent/notify.hpp"
@@ -958,7 +959,7 @@ void Server::push_to_systemd() {
     pushed_hash_ = hash_of(list);
     in_systemd_entry_.clear();
     for (const auto* p : plausible) in_systemd_entry_.try_emplace(hash_of(*p), boottime_us());
-    (void)::utimensat(AT_FDCWD, o_.ask_dir.c_str(), nullptr, AT_SYMLINK_NOFOLLOW);
+    touch_ask_dir(o_);
     CA_LOG(info) << "pushed " << plausible.size() << " candidate(s) into systemd's '" << o_.systemd_key_name
                  << "' entry (push-systemd)";
 }

@@ -82,7 +82,6 @@ private:
     void send_to(Question& q, std::vector<std::size_t> chosen);
     void arm_deadline(Question& q);
     void retry_send_later(Question& q);
-    void drop(const std::string& name);
 
     // cache
     void load_cache();

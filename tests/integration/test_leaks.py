@@ -3,7 +3,7 @@
 level, and its memory after `finish` (read through /proc/PID/mem, as a core dump would
 hold it).  Also: no core dumps (RLIMIT_CORE 0), secrets locked in memory (VmLck)."""
 import os, re, subprocess, time
-from harness import Env, TestAsker, candidates
+from harness import Env, TestAsker, candidates, ASK_DIR
 
 env = Env("leaks")
 SECRET = "Leak-Probe-Zq8Wx3Vb"
@@ -21,7 +21,7 @@ for i in range(5):
 subprocess.run(["keyctl", "padd", "user", "cryptsetup", "@u" if env.keyring == "user" else "@s"],
                input=TYPED.encode(), check=True, capture_output=True)
 env.secrets.append(TYPED)
-os.utime("/run/systemd/ask-password")
+os.utime(ASK_DIR)  # the private one isolate.sh mounted
 env.wait_log("typed passphrase(s)")
 
 def memory_holds(pid, needles):
