@@ -4,6 +4,9 @@
 
 #include "agent/card_source.hpp"
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
 #include <algorithm>
 #include <charconv>
 #include <fstream>
@@ -72,9 +75,14 @@ public:
     CardSource(boost::asio::io_context& io, const CardSourceConfig& config, const std::filesystem::path& ask_dir,
                SeedLookup lookup, Deliver deliver)
         : asker_(io, PinAskerOptions{ask_dir, config.pin_timeout, 0}),
+          early_timer_(io),
+          early_(config.early.value_or(false)),
+          early_wait_(config.early_wait),
           lookup_(std::move(lookup)),
           deliver_(std::move(deliver)),
-          service_(sc::CardService::create(io.get_executor(), config.card, &asker_, &CardSource::log_notice)) {}
+          service_(sc::CardService::create(io.get_executor(), config.card, &asker_, &CardSource::log_notice)) {
+        for (const auto& [id, uuid] : config.volumes) configured_.push_back(id);
+    }
 
     ~CardSource() override { stop(); }
 
@@ -83,6 +91,47 @@ public:
     [[nodiscard]] bool handles(const std::string& id) const override { return find(id).has_value(); }
 
     void request(const std::string& id) override {
+        request_one(id);
+        // One challenge per seed serves every configured volume: derive them all
+        // now, so the cache handed to the real root holds every key.
+        if (!all_requested_ && std::find(configured_.begin(), configured_.end(), id) != configured_.end()) {
+            all_requested_ = true;
+            for (const auto& other : configured_) request_one(other);
+        }
+    }
+
+    bool prefetch(std::function<void()> done) override {
+        if (!early_ || configured_.empty() || stopped_) return false;
+        CA_LOG(notice) << "card-early: asking the smartcard for the " << configured_.size()
+                       << " configured volume(s) before systemd-cryptsetup asks; waiting up to "
+                       << std::chrono::duration<double>(early_wait_).count() << " s for a card and its PIN";
+        early_done_ = std::move(done);
+        early_timer_.expires_after(early_wait_);
+        early_timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
+            if (ec || !alive.lock() || !early_done_) return;
+            CA_LOG(notice) << "card-early: no smartcard key within " << std::chrono::duration<double>(early_wait_).count()
+                           << " s; letting systemd-cryptsetup ask (a card inserted later still answers)";
+            release_early();
+        });
+        request(configured_.front());
+        // Nothing to wait for (no seed for any of them): release on the loop, not inside start().
+        if (in_progress_.empty())
+            boost::asio::post(early_timer_.get_executor(), [this, alive = std::weak_ptr<int>(alive_)] {
+                if (alive.lock()) release_early();
+            });
+        return true;
+    }
+
+private:
+    void release_early() {
+        if (!early_done_) return;
+        early_timer_.cancel();
+        auto done = std::move(early_done_);
+        early_done_ = nullptr;
+        done();
+    }
+
+    void request_one(const std::string& id) {
         if (stopped_ || in_progress_.count(id)) return;
         // Delivered once per Id: the server keeps them in its cache.  Asked
         // again, the server has rejected them (a retry with AcceptCached=0),
@@ -110,9 +159,12 @@ public:
                                        });
     }
 
+public:
     void stop() override {
         if (stopped_) return;
         stopped_ = true;
+        early_timer_.cancel();
+        early_done_ = nullptr;
         service_->stop();
         asker_.cancel();
     }
@@ -158,10 +210,20 @@ private:
             CA_LOG(warning) << "no smartcard key for '" << job->id << "': " << job->first_error->message
                             << "; leaving the question to other agents";
         if (!candidates.empty() && !stopped_) deliver_(job->id, std::move(candidates));
+        if (in_progress_.empty() && early_done_) {
+            CA_LOG(notice) << "card-early: the smartcard's work is done; systemd-cryptsetup may ask now";
+            release_early();
+        }
     }
 
     std::shared_ptr<int> alive_ = std::make_shared<int>(0);
     PinAsker asker_;
+    boost::asio::steady_timer early_timer_;
+    bool early_;
+    std::chrono::milliseconds early_wait_;
+    std::function<void()> early_done_;
+    std::vector<std::string> configured_;  // card-volume Ids, in configuration order
+    bool all_requested_ = false;
     SeedLookup lookup_;
     Deliver deliver_;
     std::shared_ptr<sc::CardService> service_;
@@ -180,6 +242,13 @@ std::optional<std::string> apply_card_setting(CardSourceConfig& c, const std::st
         if (!st) return st.error().message;
         return std::nullopt;
     };
+    if (name == "card-early") {
+        if (value == "auto") { c.early.reset(); return std::nullopt; }
+        auto b = parse_bool(value);
+        if (!b) return "expected yes, no or auto";
+        c.early = *b;
+        return std::nullopt;
+    }
     if (name == "card-enable" || name == "card-luks-tokens" || name == "card-allow-last-pin-try") {
         auto b = parse_bool(value);
         if (!b) return "expected yes or no";
@@ -207,10 +276,11 @@ std::optional<std::string> apply_card_setting(CardSourceConfig& c, const std::st
     if (name == "card-challenge-length") return profile("challenge-length");
     if (name == "card-pin-reference") return profile("pin-reference");
     if (name == "card-profile-name") return profile("name");
-    if (name == "card-watchdog" || name == "card-pin-timeout") {
+    if (name == "card-watchdog" || name == "card-pin-timeout" || name == "card-early-wait") {
         auto s = parse_seconds(value);
         if (!s) return "expected a positive number of seconds";
         if (name == "card-watchdog") c.card.watchdog = std::chrono::milliseconds(static_cast<long>(*s * 1000));
+        else if (name == "card-early-wait") c.early_wait = std::chrono::milliseconds(static_cast<long>(*s * 1000));
         else c.pin_timeout = std::chrono::seconds(static_cast<long>(*s));
         return std::nullopt;
     }

@@ -1,5 +1,14 @@
 // Candidates from the smartcard for `cryptsetup:` questions (serve).
 //
+// At the first card operation the source derives the key of every volume the
+// configuration names (card-volume), not only the one that asked: they share
+// the seed, so one challenge serves all, and the keys join the boot-scoped
+// cache that the real root's instance inherits (no second PIN after
+// switch-root).  With card-early (the default in the initramfs) that first
+// operation starts at start-up, before systemd-cryptsetup asks (see prefetch
+// in agent/source.hpp): systemd's console agent shows one question at a time,
+// and a disk's prompt on screen would hide the PIN question behind it.
+//
 // For a question's Id the source finds the volume's UUID and its seeds, asks
 // the card once per seed (one PIN prompt, one challenge per seed however many
 // volumes share it: smartcard::CardService remembers responses), and delivers
@@ -39,6 +48,10 @@ struct CardSourceConfig {
     std::string luks1_dir = "/boot/crypt-agent";
     std::chrono::seconds pin_timeout{180};
     bool enable = false;  // card-enable; any card-volume line enables too
+    // card-early: ask the card for every card-volume at start-up and hold
+    // READY=1 until done or early_wait passed; nullopt = auto (in the initramfs).
+    std::optional<bool> early;
+    std::chrono::milliseconds early_wait{15000};
     [[nodiscard]] bool enabled() const { return enable || !volumes.empty(); }
 };
 
@@ -46,7 +59,8 @@ struct CardSourceConfig {
 //   card-enable yes|no, card-volume "ID UUID" (repeatable), card-seed-file PATH,
 //   card-luks-tokens yes|no, card-luks1-dir DIR, card-reader SUBSTRING, card-aid HEX,
 //   card-command CLAINSP1P2, card-challenge-length N, card-pin-reference HEX|none,
-//   card-watchdog SECONDS, card-pin-timeout SECONDS, card-allow-last-pin-try yes|no.
+//   card-watchdog SECONDS, card-pin-timeout SECONDS, card-allow-last-pin-try yes|no,
+//   card-early yes|no|auto, card-early-wait SECONDS.
 // Returns the reason for a refusal, or nullopt.  Unknown card-* names are refused.
 [[nodiscard]] std::optional<std::string> apply_card_setting(CardSourceConfig& c, const std::string& name,
                                                             const std::string& value);

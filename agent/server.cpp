@@ -122,7 +122,12 @@ void Server::start() {
                           for (const auto& m : o_.match) ids += (ids.empty() ? "" : ", ") + m;
                           return ids;
                       }();
-    sd_notify("READY=1\nSTATUS=Watching for questions");
+    // READY=1 waits for the sources' start-up work (card-early): units ordered
+    // after us, systemd-cryptsetup through cryptsetup-pre.target, ask only then.
+    for (auto& src : sources_)
+        if (src->prefetch([this] { if (--early_pending_ == 0) announce_ready(); })) ++early_pending_;
+    if (early_pending_ == 0) announce_ready();
+    else sd_notify("STATUS=Waiting for the smartcard before systemd-cryptsetup asks");
     // A person may have typed before we started (a slow initramfs start): systemd has pushed
     // it already and its touch of the directory happened before our watch existed.
     harvest_systemd_entry();
@@ -130,6 +135,11 @@ void Server::start() {
         full_scan();
         dir_fd_.reset();
     }
+}
+
+void Server::announce_ready() {
+    if (stopping_) return;
+    sd_notify("READY=1\nSTATUS=Watching for questions");
 }
 
 void Server::stop() {

@@ -62,6 +62,7 @@ private:
     };
 
     // ask directory and watch
+    void announce_ready();
     void open_ask_dir();
     bool enter_dir();
     int inotify_dir_fd();  // the directory, opened on demand while draining events  // opens the watched directory for this wake; false if it was replaced
@@ -136,6 +137,7 @@ private:
     SourceList sources_;
     ServerStats stats_;
     bool stopping_ = false;
+    int early_pending_ = 0;  // sources still doing start-up work before READY=1
 };
 
 // `crypt-agent serve`: runs the loop until SIGTERM/SIGINT.  On SIGHUP `reload` rebuilds the

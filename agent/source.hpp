@@ -29,6 +29,12 @@ public:
     // Starts producing candidates for `id`; repeated calls for an Id already in
     // progress must be cheap (one card operation serves every volume).
     virtual void request(const std::string& id) = 0;
+    // Work to do before the agent tells systemd it is ready (Type=notify), so
+    // that units ordered after it (systemd-cryptsetup, through
+    // cryptsetup-pre.target) ask only once it is done: the card's PIN question
+    // must reach the console before any disk's.  Returns false when there is
+    // none; otherwise calls `done` once, on the loop, when finished or given up.
+    virtual bool prefetch(std::function<void()> done) { (void)done; return false; }
     // Stops background work (threads, card sessions) for shutdown.
     virtual void stop() = 0;
 };

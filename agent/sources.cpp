@@ -12,6 +12,9 @@ SourceList make_sources(boost::asio::io_context& io, const GlobalOptions& o, Can
     CardSourceConfig card;
     for (const auto& [name, value] : o.card_settings)
         if (auto why = apply_card_setting(card, name, value)) throw std::runtime_error(name + ": " + *why);
+    // card-early = auto: in the initramfs, where the root volume's question
+    // would otherwise reach the console before the PIN question.
+    if (!card.early) card.early = o.phase == Phase::initramfs;
     if (card.enabled()) {
         if (auto src = make_card_source(io, card, o.ask_dir, deliver)) out.push_back(std::move(src));
     }

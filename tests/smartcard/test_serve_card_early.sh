@@ -1,0 +1,103 @@
+#!/bin/bash
+# card-early (issue 6, scenario 2's mechanism), against a private pcscd and the
+# virtual card: the initramfs instance asks for the PIN at start-up, before
+# telling systemd it is ready (Type=notify: systemd-cryptsetup waits for
+# cryptsetup-pre.target, which the dracut module orders after the agent), so
+# the PIN question is on the console before any disk's.  One PIN, one
+# challenge derive the keys of all three configured volumes, although none has
+# asked yet; the real root's instance, with the card gone, answers all three
+# from the handed-over cache.  Without a card, READY=1 comes after
+# card-early-wait, and the boot goes on to the passphrase prompts.
+if [ "${SC_ISOLATED:-}" != 1 ]; then
+  [ "$(id -u)" = 0 ] || { echo "SKIP: needs root" >&2; exit 77; }
+  command -v systemd-ask-password >/dev/null || { echo "SKIP: systemd-ask-password missing" >&2; exit 77; }
+  command -v keyctl >/dev/null || { echo "SKIP: keyctl missing (package keyutils)" >&2; exit 77; }
+  exec env SC_ISOLATED=1 unshare -m --propagation private \
+    sh -c 'mount -t tmpfs -o mode=0755 tmpfs /run/systemd && mkdir -p /run/systemd/ask-password &&
+           exec keyctl session - "$@"' sh bash "$0" "$@"
+fi
+: "${CRYPT_AGENT_BIN:?CRYPT_AGENT_BIN not set}"
+CARD_TOOL=$CRYPT_AGENT_BIN
+. "$(dirname "$0")/lib.sh"
+ASK=/run/systemd/ask-password
+
+SEED=$(cat "$T/seed.hex")
+conf() {   # conf EARLY-WAIT
+  cat > "$T/agent.conf" <<CONF
+card-seed-file = $T/seed.hex
+card-volume = cryptsetup:/dev/vol0 ${UUIDS[0]}
+card-volume = cryptsetup:/dev/vol1 ${UUIDS[1]}
+card-volume = cryptsetup:/dev/vol2 ${UUIDS[2]}
+card-luks-tokens = no
+card-early-wait = $1
+CONF
+}
+AGENT_ARGS=(--config "$T/agent.conf" --keyring session --cache-dir "$T/cache" --log-level debug)
+
+# sd_notify's receiving end, as systemd's: one line per datagram, with the time it came.
+python3 - "$T/notify.sock" > "$T/notify.log" <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+while True:
+    msg = s.recv(4096).decode(errors="replace").replace("\n", " ")
+    print(f"{time.monotonic():.3f} {msg}", flush=True)
+PY
+PIDS+=("$!")
+wait_for 5 test -S "$T/notify.sock" || fail "notify listener did not start"
+ready_count() { grep -c 'READY=1' "$T/notify.log" || true; }
+pin_question() { grep -l '^Id=crypt-agent:pin:' "$ASK"/ask.* >/dev/null 2>&1; }
+
+# --- the card is in the reader at boot --------------------------------------------------
+conf 30
+fixture start
+NOTIFY_SOCKET=$T/notify.sock "$CRYPT_AGENT_BIN" "${AGENT_ARGS[@]}" serve --phase initramfs \
+    > "$T/initrd.out" 2> "$T/initrd.err" &
+AGENT=$!; PIDS+=("$AGENT")
+wait_for 10 pin_question || fail "no PIN question at start-up (card-early)"
+[ "$(ready_count)" = 0 ] || fail "READY=1 was sent before the PIN question was answered"
+sleep 1
+[ "$(ready_count)" = 0 ] || fail "READY=1 was sent while the PIN question waits"
+ok "at start-up, before any disk asks: the PIN question is up and READY=1 is held back"
+answer_pins "$PIN"
+wait_for 10 grep -q 'READY=1' "$T/notify.log" || fail "no READY=1 after the PIN was given"
+grep -q 'card-early: the smartcard.s work is done' "$T/initrd.err" || fail "no log line saying the card's work is done"
+ok "READY=1 once the card's work is done"
+kill -TERM "$AGENT"; wait "$AGENT" || fail "initramfs agent exit code $? after SIGTERM"
+
+# The real root: the card is gone; every volume answers from the handed-over cache.
+fixture pull
+"$CRYPT_AGENT_BIN" "${AGENT_ARGS[@]}" serve --phase root > "$T/root.out" 2> "$T/root.err" &
+AGENT=$!; PIDS+=("$AGENT")
+wait_for 5 grep -q 'watching' "$T/root.err" || fail "root agent did not start"
+for i in 0 1 2; do
+  systemd-ask-password --no-tty --timeout=15 --id="cryptsetup:/dev/vol$i" "Passphrase for vol$i:" \
+      > "$T/ask$i.out" 2> "$T/ask$i.errout" &
+  PIDS+=("$!"); ASKERS[$i]=$!
+done
+for i in 0 1 2; do
+  wait "${ASKERS[$i]}" || fail "vol$i: no answer from the real root's agent"
+  WANT[$i]=$(expected_pass "$LAB_RESPONSE" "$SEED" "${UUIDS[$i]}")
+  [ "$(cat "$T/ask$i.out")" = "${WANT[$i]}" ] || fail "vol$i: wrong passphrase"
+done
+[ "$(apdus 88)" = 1 ] || fail "expected 1 challenge in the whole boot, card saw $(apdus 88)"
+[ "$(wc -l < "$T/prompts")" = 1 ] || fail "expected 1 PIN prompt, saw $(wc -l < "$T/prompts")"
+! grep -q 'asking the smartcard' "$T/root.err" || fail "the real root's agent went to the card"
+ok "card removed after switch-root: all three volumes answered from the cache, 1 challenge, 1 PIN prompt"
+kill -TERM "$AGENT"; wait "$AGENT" || fail "root agent exit code $? after SIGTERM"
+
+# --- no card: the boot is held for card-early-wait, no longer ---------------------------
+"$CRYPT_AGENT_BIN" --keyring session --cache-dir "$T/cache" cache flush > /dev/null 2>&1 || fail "cache flush failed"
+conf 2
+: > "$T/notify.log"
+start=$(date +%s%N)
+NOTIFY_SOCKET=$T/notify.sock "$CRYPT_AGENT_BIN" "${AGENT_ARGS[@]}" serve --phase initramfs \
+    > "$T/nocard.out" 2> "$T/nocard.err" &
+AGENT=$!; PIDS+=("$AGENT")
+wait_for 15 grep -q 'READY=1' "$T/notify.log" || fail "no READY=1 without a card"
+held=$(( ($(date +%s%N) - start) / 1000000 ))
+[ $held -ge 1900 ] || fail "READY=1 after $held ms: card-early-wait = 2 s was not honoured"
+grep -q 'card-early: no smartcard key within 2 s' "$T/nocard.err" || fail "no log line for the missing card"
+ok "no card: READY=1 after $held ms (card-early-wait = 2 s), with a log line"
+kill -TERM "$AGENT"; wait "$AGENT" || fail "agent exit code $? after SIGTERM"
+no_secrets_in_logs "$PIN" "$LAB_RESPONSE" "${WANT[@]}"
