@@ -42,6 +42,9 @@ install -m 600 secrets/card-seed "$extra/etc/crypt-agent/seed"
     echo "[crypt-agent]"
     echo "card-enable = yes"
     echo "card-seed-file = /etc/crypt-agent/seed"
+    # Under TCG pcscd, vpcd and the emulator's connection through the hostfwd take a
+    # while; the agent holds systemd-cryptsetup back until the card answered or this passed.
+    echo "card-early-wait = 120"
 } > "$conf"
 for v in root data1 data2; do
     own=$([ $v = root ] && echo typed || echo $v)
