@@ -14,6 +14,8 @@ if card_tools_present; then
     CARD=1 OUT="$BOOT_WORK/initrd-card.img" "$BOOT_SRC/build-initrd.sh"
     # Its skip (77: a tool missing) only takes the card-one-pin scenario away.
     "$BOOT_SRC/prepare-card.sh" || [ $? = 77 ]
+    # Enrolled copies for card-rotate (its skip, 77, only takes that scenario away).
+    "$BOOT_SRC/prepare-rotate.sh" || [ $? = 77 ]
 else
     log "no card initramfs: $(card_tools_present || true)"
 fi

@@ -12,6 +12,7 @@ serial console (QEMU's stdin): it waits for the prompt, types the passphrase
 once and a newline, and never types again. Nothing else answers questions
 but crypt-agent; the guest's test-boot-report prints the outcome.
 """
+import base64
 import os
 import re
 import select
@@ -24,6 +25,8 @@ import time
 WORK = os.environ["BOOT_WORK"]
 KERNEL = os.environ["KERNEL"]
 SRC = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, SRC)
+import card_keys  # noqa: E402  (the host's own computation of the card keys)
 
 # The console agent's prompt as systemd 252 draws it, suffix included, so that
 # a log line quoting a question's Message= is not taken for a prompt.
@@ -312,7 +315,8 @@ def finish_flushed(v, rep):
     v.check(ran, f"crypt-agent-finish ran and exited 0 ({unit.group(0) if unit else 'no state'})")
     cached = [k for k in rep["keys"] if k.split(";")[-1] in ("crypt-agent:cache", "cryptsetup")]
     v.check(not cached, f"no cache key left in root's user keyring after finish (left: {cached or 'none'})")
-    leftovers = [f for f in (rep["rundir"] or "").split() if f != "finished"]
+    # "finished" is finish's marker; <uuid>.lock are rotation's empty flock files (no secret).
+    leftovers = [f for f in (rep["rundir"] or "").split() if f != "finished" and not f.endswith(".lock")]
     v.check(not leftovers, f"no cache file left in /run/crypt-agent after finish (left: {leftovers or 'none'})")
 
 
@@ -392,6 +396,26 @@ def card_reaches_guest(name):
     return v.finish(boot, None)
 
 
+def card_boot(name, initrd, disks, root_image):
+    """One boot with the host's card (the test card key, PIN secrets/card-pin)
+    reaching the guest's vpcd, and a person who types the PIN once at the
+    agent's PIN question. Returns (boot, person, how it ended, report time)."""
+    port = free_port()
+    nic = f"user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:35963"
+    boot = Boot(name, os.path.join(WORK, initrd), disks, append="test.expire-systemd-cache", nic=nic,
+                root_image=root_image)
+    card = Card(port, boot.log_path.replace(".log", ".vicc.log"),
+                ["--secret", card_keys.CARD_KEY, "--pin", secret("card-pin").decode(), "--strict"])
+    person = Person("card-pin", pin=True)
+    card.start(timeout=480)
+    try:
+        end, _, report_at = drive(boot, person, stall=60)
+    finally:
+        boot.stop()
+        card.stop()
+    return boot, person, end, report_at
+
+
 def card_one_pin(name):
     """(2) The card on the host, the PIN typed once: the initramfs's agent
     asks for the PIN through ask-password (the person types it at the console
@@ -399,20 +423,8 @@ def card_one_pin(name):
     real root opens data1 and data2 with no further input. The disks'
     card keyslots were added by prepare-card.sh from keys computed on the
     host; nothing else in the guest knows them."""
-    port = free_port()
-    nic = f"user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:35963"
     card_disks = [(os.path.join(WORK, f"{n}-card.img"), True) for n in ("root", "data1", "data2")]
-    boot = Boot(name, os.path.join(WORK, "initrd-card-luks.img"), card_disks, append="test.expire-systemd-cache",
-                nic=nic, root_image="root-card.img")
-    card = Card(port, boot.log_path.replace(".log", ".vicc.log"),
-                ["--secret", "000102030405060708090a0b0c0d0e0f", "--pin", secret("card-pin").decode(), "--strict"])
-    person = Person("card-pin", pin=True)
-    card.start(timeout=480)
-    try:
-        end, prompts, report_at = drive(boot, person, stall=60)
-    finally:
-        boot.stop()
-        card.stop()
+    boot, person, end, report_at = card_boot(name, "initrd-card-luks.img", card_disks, "root-card.img")
     rep = parse_report(boot.out)
     disk_prompts = [m.group(1) for m in PROMPT.finditer(boot.out) if not PIN_PROMPT.search(m.group(0))]
     v = Verdict(name)
@@ -429,6 +441,140 @@ def card_one_pin(name):
     return v.finish(boot, report_at)
 
 
+def opens(image, key):
+    """Whether `key` opens some keyslot of `image` (no device-mapper: --test-passphrase); key on stdin."""
+    return subprocess.run(["cryptsetup", "open", "--test-passphrase", "--key-file", "-", image], input=key,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+
+
+def rot_store(out):
+    """What test-rotate-store printed: ({file: content}, mount options of /), or (None, None)."""
+    m = re.search(rb"ROT-STORE-BEGIN(.*?)ROT-STORE-END", out, re.S)
+    if not m:
+        return None, None
+    text = m.group(1).decode(errors="replace").replace("\r", "")
+    files = {f: base64.b64decode(b).decode() for f, b in re.findall(r"^ROT-STORE (\S+) ([A-Za-z0-9+/=]+)$", text, re.M)}
+    root = re.search(r"^ROT-ROOT (\S*)$", text, re.M)
+    return files, root.group(1) if root else None
+
+
+class Tagged:
+    """A Verdict whose checks name the boot they belong to."""
+
+    def __init__(self, verdict, tag):
+        self.verdict, self.tag = verdict, tag
+
+    def check(self, ok, what):
+        self.verdict.check(ok, f"{self.tag}: {what}")
+
+
+def card_rotate(name):
+    """(3) Rotation at the end of boot, and the next boot with the new keys.
+    prepare-rotate.sh enrolled root (LUKS2), data1 (LUKS2) and data2 (LUKS1,
+    its record in the root's /var/lib/crypt-agent) with `crypt-agent enroll`
+    against the same virtual card. Boot 1 on writable copies: the person types
+    the PIN once at the agent's PIN question, all three volumes open, and
+    crypt-agent-finish flushes every cache and rotates from it (no card, no
+    PIN). Boot 2 on the same disks: the PIN once, all three open. The host
+    computes each generation's keys from the records (card_keys.py, not the
+    project's code) and checks which of them open which disk."""
+    vols = ("root", "data1", "data2")
+    d = os.path.join(WORK, "runs", "card-rotate-disks")
+    os.makedirs(d, exist_ok=True)
+    img = {n: os.path.join(d, f"{n}-rot.img") for n in vols}
+    for n in vols:
+        subprocess.run(["cp", "--sparse=always", os.path.join(WORK, f"{n}-rot.img"), img[n]], check=True)
+    uuid = {n: card_keys.luks_uuid(img[n]) for n in vols}
+    typed = secret("typed")
+    v = Verdict(name)
+
+    def records(store_files):
+        """Each volume's seed record: LUKS2 tokens from the disks, data2's from the store files given."""
+        recs = {n: card_keys.token_record(img[n]) for n in ("root", "data1")}
+        text = store_files.get(f"{uuid['data2']}.rec") if store_files else None
+        recs["data2"] = card_keys.store_record(text, uuid["data2"]) if text else None
+        return recs
+
+    def keys_of(recs):
+        """{volume: {generation: key}} of every generation the records name."""
+        return {n: {g: card_keys.volume_key(seed, uuid[n]) for g, seed in card_keys.generations(r).items()}
+                for n, r in recs.items() if r}
+
+    def current_gen(recs, n):
+        return card_keys.current(recs[n])[0] if recs.get(n) else None
+
+    with open(os.path.join(WORK, "rot-store", f"{uuid['data2']}.rec")) as f:
+        recs0 = records({f"{uuid['data2']}.rec": f.read()})
+    keys0 = keys_of(recs0)
+    print("  before boot 1:", {n: current_gen(recs0, n) for n in vols})
+    v.check(all(n in keys0 and any(opens(img[n], k) for k in keys0[n].values()) for n in vols),
+            "before boot 1 the keys computed on the host from the enrolled records open all three disks")
+
+    def one_boot(tag):
+        boot, person, end, report_at = card_boot(f"{name}-{tag}", "initrd-card-rot.img",
+                                                 [(img[n], False) for n in vols], img["root"])
+        rep = parse_report(boot.out)
+        tv = Tagged(v, tag)
+        pin_prompts = [m for m in PROMPT.finditer(boot.out) if PIN_PROMPT.search(m.group(0))]
+        disk_prompts = len([m for m in PROMPT.finditer(boot.out)]) - len(pin_prompts)
+        print(f"  {tag}: log {boot.log_path}")
+        tv.check(person.typed_at is not None and len(pin_prompts) == 1,
+                 f"the PIN was asked for once and typed once (PIN prompts: {len(pin_prompts)})")
+        root_line = re.search(r"^ROOT (.*)$", rep["text"], re.M) if rep else None
+        tv.check(bool(root_line and uuid["root"] in root_line.group(1)),
+                 f"the root volume opened from the card and is / (ended by: {end}; "
+                 f"{root_line.group(0) if root_line else 'no report'})")
+        volume_open(tv, rep, "data1", "DATA1-MARKER-OK")
+        volume_open(tv, rep, "data2", "DATA2-MARKER-OK")
+        print(f"  {tag}: passphrase prompts on the console (nobody typed at them): {disk_prompts}")
+        finish_flushed(tv, rep)
+        no_secret_leaks(tv, boot, rep)
+        store, root_opts = rot_store(boot.out)
+        tv.check(bool(root_opts and "rw" in root_opts.split(",")),
+                 f"/ is writable, so finish can rewrite the LUKS1 store (mount options: {root_opts})")
+        print(f"  {tag}: boot time {report_at:.1f} s" if report_at is not None else f"  {tag}: no report")
+        return boot, rep, store, report_at
+
+    def after(tag, store, retired):
+        """Host checks after a boot: every volume rotated past `retired`'s
+        generations, none of whose keys opens any more, and the records' current
+        keys open. Returns the records."""
+        recs = records(store)
+        keys = keys_of(recs)
+        print(f"  after {tag}:", {n: current_gen(recs, n) for n in vols})
+        for n in vols:
+            old = retired.get(n, {})
+            cur = current_gen(recs, n)
+            v.check(bool(cur is not None and old and cur > max(old)),
+                    f"after {tag}: {n} rotated (current generation {cur}, was {max(old) if old else None})")
+            still = sorted(g for g, k in old.items() if opens(img[n], k))
+            v.check(bool(old) and not still,
+                    f"after {tag}: keys of generations {sorted(old)} no longer open {n} (still open: {still or 'none'})")
+            ck = keys.get(n, {}).get(cur)
+            v.check(ck is not None and opens(img[n], ck), f"after {tag}: the current generation's key opens {n}")
+        return recs, keys
+
+    times = {}
+    boot1, rep1, store1, times["boot 1"] = one_boot("boot1")
+    boots = [boot1]
+    if rep1 is None:
+        print("  boot 1 did not reach the report: no second boot")
+    else:
+        recs1, keys1 = after("boot 1", store1, keys0)
+        boot2, rep2, store2, times["boot 2"] = one_boot("boot2")
+        boots.append(boot2)
+        if rep2 is not None:
+            retired = {n: {**keys0.get(n, {}), **keys1.get(n, {})} for n in vols}
+            recs2, keys2 = after("boot 2", store2, retired)
+            for n in vols:
+                v.check(opens(img[n], typed), f"after boot 2: the person's passphrase still opens {n}")
+            derived = [k for ks in (keys0, keys1, keys2) for kv in ks.values() for k in kv.values()]
+            shown = [b.name for b in boots if any(k in b.out for k in derived)]
+            v.check(not shown, f"no card-derived key of any generation on either console (on: {shown or 'none'})")
+    print("  boot times:", ", ".join(f"{t} {s:.1f} s" if s is not None else f"{t} -" for t, s in times.items()))
+    return v.finish(boots[-1], times.get(f"boot {len(boots)}"))
+
+
 # "fakeclock": these boots expire systemd's 150 s keyring cache at once (see
 # initrd-overlay/etc/systemd/system/test-expire-systemd-cache.service).
 SCENARIOS = {
@@ -437,6 +583,7 @@ SCENARIOS = {
     "control-wrong-key-fakeclock": wrong_key,
     "card-reaches-guest": card_reaches_guest,
     "card-one-pin": card_one_pin,
+    "card-rotate": card_rotate,
 }
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ for f in root.img data1.img data2.img initrd.img; do
 done
 case $1 in
     card-reaches-guest) card_images=(initrd-card.img) ;;
+    card-rotate)        card_images=(initrd-card-rot.img root-rot.img data1-rot.img data2-rot.img rot-store) ;;
     card-*)             card_images=(initrd-card-luks.img root-card.img data1-card.img data2-card.img) ;;
     *)                  card_images=() ;;
 esac

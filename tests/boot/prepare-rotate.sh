@@ -1,0 +1,138 @@
+#!/bin/bash
+# The card-rotate scenario's images, from prepare.sh's: copies of the three
+# disks enrolled for the card by the build's own `crypt-agent enroll` (one run,
+# one seed for all three), a root file system that holds data2's LUKS1 seed
+# record, and an initramfs configured for enrolled volumes:
+#   root-rot.img   LUKS2, the root file system (rootfs/ plus the agent's
+#                  configuration, /var/lib/crypt-agent/<data2 uuid>.rec, an
+#                  fstab that mounts / read-write so finish can rewrite that
+#                  record, and test-rotate-store.service)
+#   data1-rot.img  LUKS2 (crypt-agent token), data2-rot.img LUKS1 (store file)
+#   initrd-card-rot.img, rot-store/ (the store as enrolled, for the host's checks)
+#   secrets/rot-enrolled-{root,data1,data2}: each volume's key as enrolled,
+#                  computed on the host (card_keys.py), checked to open it
+#
+# The card is the boot tests' emulator (vicc-boot.py, same key, PIN
+# secrets/card-pin) on a private pcscd (tests/smartcard/fixture); enrolment
+# runs in a private mount namespace with a tmpfs on /run/systemd and a session
+# keyring, and its PIN question goes to a private ask directory. Neither the
+# machine's /run/systemd/ask-password nor its pcscd is touched.
+#
+# The store must sit inside the encrypted root, and the host has no
+# device-mapper: the root is encrypted once (volume key VK) and enrolled, its
+# header kept; then its file system is rebuilt with the store, encrypted again
+# with the same VK and the same layout, and the enrolled header restored.
+source "$(dirname "$0")/lib.sh"
+require_boot_tools
+require_agent_binary
+why=$(card_tools_present) || skip "$why"
+: "${PCSC_WAIT:=$CRYPT_AGENT_BUILD_DIR/tests/smartcard/pcsc-wait}"
+[ -x "$PCSC_WAIT" ] || skip "the pcsc-wait helper $PCSC_WAIT is not built"
+for t in unshare keyctl base64 openssl; do command -v $t >/dev/null || skip "missing: $t"; done
+
+if [ "${ROT_ISOLATED:-}" != 1 ]; then
+    exec env ROT_ISOLATED=1 PCSC_WAIT="$PCSC_WAIT" unshare -m --propagation private \
+        sh -c 'mount -t tmpfs -o mode=0755 tmpfs /run/systemd && mkdir -p /run/systemd/ask-password &&
+               exec keyctl session - "$@"' sh bash "$0" "$@"
+fi
+cd "$BOOT_WORK"
+for f in root.img data1.img data2.img secrets/typed; do [ -s "$f" ] || die "run prepare.sh first ($f is missing)"; done
+[ -s secrets/card-pin ] || skip "no secrets/card-pin: prepare-card.sh did not run (or skipped)"
+[ -d rootfs/etc ] || die "run make-rootfs.sh first (rootfs/ is missing)"
+CARD_TOOL=$CRYPT_AGENT_BIN
+# A private pcscd + card, answer_pins, $T (removed on success), cleanup by PID.
+source "$CRYPT_AGENT_SOURCE_DIR/tests/smartcard/lib.sh"
+PIN=$(cat secrets/card-pin)
+FAST=(--pbkdf pbkdf2 --pbkdf-force-iterations 1000)
+CONF=$BOOT_WORK/card-rot.conf
+T0=$SECONDS
+
+{
+    echo "[crypt-agent]"
+    echo "card-enable = yes"
+    echo "card-luks1-dir = /var/lib/crypt-agent"
+    # Under TCG pcscd, vpcd and the emulator's connection through the hostfwd take a while.
+    echo "card-early-wait = 120"
+} > "$CONF"
+
+# encrypt_root IMAGE: the LUKS2 layout of make-rootfs.sh, with the volume key $T/vk.
+encrypt_root() {
+    cryptsetup reencrypt -q --encrypt --type luks2 --reduce-device-size 32M "${FAST[@]}" \
+        --volume-key-file "$T/vk" --key-file secrets/typed "$1"
+}
+# The data segments of a LUKS2 header (offset, cipher, sector size), as one line.
+segments() {
+    cryptsetup luksDump --dump-json-metadata "$1" |
+        python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)["segments"], sort_keys=True))'
+}
+
+# 1. The disks as they will be enrolled. The root's content comes later (step 3).
+(umask 077; head -c 64 /dev/urandom > "$T/vk")
+rm -f root-rot.img; truncate -s 560M root-rot.img
+encrypt_root root-rot.img
+for v in data1 data2; do cp --sparse=always "$v.img" "$v-rot.img"; done
+ROOT_UUID=$(cryptsetup luksUUID root-rot.img)
+DATA2_UUID=$(cryptsetup luksUUID data2-rot.img)
+
+# 2. Enrolment: one PIN question, one card session, one seed for all three.
+fixture start --no-card
+/usr/bin/python3 "$BOOT_SRC/vicc-boot.py" -H 127.0.0.1 -P "$FIXTURE_PORT" --retry 30 \
+    --secret 000102030405060708090a0b0c0d0e0f --pin "$PIN" --strict > "$T/fx/vicc-boot.log" 2>&1 &
+PIDS+=("$!")
+PCSCLITE_CSOCK_NAME=$PCSCLITE_CSOCK_NAME "$PCSC_WAIT" present "$FIXTURE_READER" 30000 \
+    || fail "the card emulator did not reach the private pcscd"
+answer_pins "$PIN"
+# The person's passphrase ("typed" opens all three) on stdin, one line for all.
+{ cat secrets/typed; echo; } | "$CRYPT_AGENT_BIN" --ask-dir "$ASK" enroll --passphrase-stdin \
+    --luks1-store "$T/store" --lock-dir "$T/locks" --card-wait 30 root-rot.img data1-rot.img data2-rot.img \
+    > "$T/enroll.out" 2> "$T/enroll.err" || fail "enroll: $(cat "$T/enroll.err")"
+grep -q "3 of 3 volumes done, 0 failed; card operations: 1" "$T/enroll.err" \
+    || fail "enroll summary: $(tail -3 "$T/enroll.err")"
+[ "$(wc -l < "$T/prompts")" = 1 ] || fail "enrolment asked for the PIN $(wc -l < "$T/prompts") times, want 1"
+[ -s "$T/store/$DATA2_UUID.rec" ] || fail "enroll wrote no LUKS1 record for data2 ($(ls "$T/store"))"
+log "enrolled: $(sed 's/^<[0-9]>//' "$T/enroll.err" | tr '\n' ' ')"
+
+# The keys as enrolled, computed on the host from the records; each must open its volume.
+rm -rf rot-store; install -d -m 700 rot-store; install -m 600 "$T/store/$DATA2_UUID.rec" rot-store/
+for v in root data1 data2; do
+    store=(); [ $v = data2 ] && store=(rot-store/"$DATA2_UUID.rec")
+    (umask 077; python3 "$BOOT_SRC/card_keys.py" key "$v-rot.img" "${store[@]}" > "secrets/rot-enrolled-$v")
+    cryptsetup open --test-passphrase --key-file "secrets/rot-enrolled-$v" "$v-rot.img" \
+        || fail "the key computed on the host for $v does not open it"
+    cryptsetup open --test-passphrase --key-file secrets/typed "$v-rot.img" \
+        || fail "the person's passphrase no longer opens $v"
+    log "$v-rot.img: $(python3 "$BOOT_SRC/card_keys.py" record "$v-rot.img" "${store[@]}"), the host's key opens it"
+done
+no_secrets_in_logs "$PIN" "$(cat secrets/typed)" "$(cat secrets/rot-enrolled-root)" \
+    "$(cat secrets/rot-enrolled-data1)" "$(cat secrets/rot-enrolled-data2)"
+
+# 3. The root file system with the store, under the enrolled header.
+tree=$BOOT_WORK/rot-rootfs
+rm -rf "$tree"; cp -al rootfs "$tree"   # hard links: every change below replaces a file, never edits one
+rm -f "$tree/etc/crypt-agent.conf" "$tree/etc/fstab"
+install -m 644 "$CONF" "$tree/etc/crypt-agent.conf"
+echo "/dev/mapper/luks-$ROOT_UUID / ext4 rw 0 0" > "$tree/etc/fstab"
+install -d -m 700 "$tree/var/lib/crypt-agent"
+install -m 600 "$T/store/$DATA2_UUID.rec" "$tree/var/lib/crypt-agent/"
+rm -rf "$tree/etc/test-boot/secrets"; install -d -m 700 "$tree/etc/test-boot/secrets"
+install -m 600 secrets/* "$tree/etc/test-boot/secrets/"
+tar -C "$BOOT_SRC/rootfs-overlay-rotate" -c . | tar -C "$tree" -x --keep-directory-symlink
+systemctl --root="$tree" enable test-rotate-store.service 2>/dev/null
+
+cryptsetup luksHeaderBackup -q --header-backup-file "$T/root.hdr" root-rot.img
+enrolled_segments=$(segments root-rot.img)
+rm -f root-rot.img; truncate -s 560M root-rot.img
+mkfs.ext4 -q -F -L bootroot -d "$tree" root-rot.img 512M
+encrypt_root root-rot.img
+[ "$(segments root-rot.img)" = "$enrolled_segments" ] \
+    || fail "the second encryption's data segment differs: $(segments root-rot.img) vs $enrolled_segments"
+cryptsetup luksHeaderRestore -q --header-backup-file "$T/root.hdr" root-rot.img
+rm -rf "$tree"
+[ "$(cryptsetup luksUUID root-rot.img)" = "$ROOT_UUID" ] || fail "root-rot.img lost its UUID"
+cryptsetup luksDump --dump-volume-key -q --key-file secrets/typed --volume-key-file "$T/vk.check" root-rot.img > /dev/null
+cmp -s "$T/vk" "$T/vk.check" || fail "the restored header does not hold the volume key the data is encrypted with"
+cryptsetup open --test-passphrase --key-file secrets/rot-enrolled-root root-rot.img || fail "root-rot.img: enrolled key lost"
+
+log "card-rot disks: $(ls -s root-rot.img data1-rot.img data2-rot.img | tr '\n' ' ')"
+CARD=1 CARD_CONF=$CONF OUT=$BOOT_WORK/initrd-card-rot.img "$BOOT_SRC/build-initrd.sh"
+log "prepare-rotate: $((SECONDS - T0)) s"
