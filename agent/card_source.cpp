@@ -12,10 +12,12 @@
 #include <fstream>
 #include <iterator>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 
 #include "agent/log.hpp"
 #include "agent/pin_asker.hpp"
+#include "proto/hex.hpp"
 #include "smartcard/derive.hpp"
 #include "smartcard/profile.hpp"
 
@@ -70,16 +72,63 @@ std::optional<std::string> device_of(const std::string& id) {
 }
 #endif
 
+// The volumes the initramfs will ask for, as systemd-cryptsetup names them:
+// rd.luks.uuid= / rd.luks.name= on the kernel command line and the initramfs's
+// /etc/crypttab.  Ids of the form cryptsetup:/dev/disk/by-uuid/<uuid>.
+std::vector<std::string> boot_volume_ids(const std::filesystem::path& cmdline, const std::filesystem::path& crypttab) {
+    std::vector<std::string> ids;
+    auto add = [&](std::string source) {
+        if (source.rfind("UUID=", 0) == 0) source = "/dev/disk/by-uuid/" + source.substr(5);
+        if (source.empty() || source[0] != '/') return;
+        std::string id = "cryptsetup:" + source;
+        if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(std::move(id));
+    };
+    std::ifstream cl(cmdline);
+    std::string word;
+    while (cl >> word) {
+        std::string uuid;
+        if (word.rfind("rd.luks.uuid=", 0) == 0) uuid = word.substr(13);
+        else if (word.rfind("rd.luks.name=", 0) == 0) uuid = word.substr(13, word.find('=', 13) - 13);
+        else continue;
+        if (uuid.rfind("luks-", 0) == 0) uuid = uuid.substr(5);
+        if (uuid.size() == 36) add("UUID=" + uuid);
+    }
+    std::ifstream ct(crypttab);
+    std::string line;
+    while (std::getline(ct, line)) {
+        std::istringstream fields(line);
+        std::string name, source;
+        if (!(fields >> name >> source) || name[0] == '#') continue;
+        add(source);
+    }
+    return ids;
+}
+
+// Hex text of secret bytes, in locked memory (the cache refuses values with a NUL).
+proto::Secret hex_secret(const proto::Secret& bytes) {
+    static constexpr char digits[] = "0123456789abcdef";
+    proto::Secret out(bytes.size() * 2);
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+        out.data()[2 * i] = static_cast<unsigned char>(digits[bytes.data()[i] >> 4]);
+        out.data()[2 * i + 1] = static_cast<unsigned char>(digits[bytes.data()[i] & 15]);
+    }
+    return out;
+}
+
 class CardSource final : public CandidateSource {
 public:
     CardSource(boost::asio::io_context& io, const CardSourceConfig& config, const std::filesystem::path& ask_dir,
-               SeedLookup lookup, Deliver deliver)
+               SeedLookup lookup, Deliver deliver, BootMemo memo)
         : asker_(io, PinAskerOptions{ask_dir, config.pin_timeout, 0}),
           early_timer_(io),
           early_(config.early.value_or(false)),
           early_wait_(config.early_wait),
+          luks_tokens_(config.luks_tokens),
+          crypttab_(config.crypttab),
+          challenge_next_(config.challenge_next),
           lookup_(std::move(lookup)),
           deliver_(std::move(deliver)),
+          memo_(std::move(memo)),
           service_(sc::CardService::create(io.get_executor(), config.card, &asker_, &CardSource::log_notice)) {
         for (const auto& [id, uuid] : config.volumes) configured_.push_back(id);
     }
@@ -91,75 +140,32 @@ public:
     [[nodiscard]] bool handles(const std::string& id) const override { return find(id).has_value(); }
 
     void request(const std::string& id) override {
-        request_one(id);
+        std::vector<std::string> ids{id};
         // One challenge per seed serves every configured volume: derive them all
         // now, so the cache handed to the real root holds every key.
         if (!all_requested_ && std::find(configured_.begin(), configured_.end(), id) != configured_.end()) {
             all_requested_ = true;
-            for (const auto& other : configured_) request_one(other);
+            ids.insert(ids.end(), configured_.begin(), configured_.end());
         }
+        start_jobs(ids);
     }
 
     bool prefetch(std::function<void()> done) override {
-        if (!early_ || configured_.empty() || stopped_) return false;
-        CA_LOG(notice) << "card-early: asking the smartcard for the " << configured_.size()
-                       << " configured volume(s) before systemd-cryptsetup asks; waiting up to "
+        if (!early_ || stopped_) return false;
+        early_ids_ = configured_;
+        if (luks_tokens_)
+            for (auto& id : boot_volume_ids("/proc/cmdline", crypttab_))
+                if (std::find(early_ids_.begin(), early_ids_.end(), id) == early_ids_.end()) early_ids_.push_back(id);
+        if (early_ids_.empty()) return false;
+        CA_LOG(notice) << "card-early: asking the smartcard for " << early_ids_.size()
+                       << " volume(s) before systemd-cryptsetup asks; waiting up to "
                        << std::chrono::duration<double>(early_wait_).count() << " s for a card and its PIN";
         early_done_ = std::move(done);
-        early_timer_.expires_after(early_wait_);
-        early_timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
-            if (ec || !alive.lock() || !early_done_) return;
-            CA_LOG(notice) << "card-early: no smartcard key within " << std::chrono::duration<double>(early_wait_).count()
-                           << " s; letting systemd-cryptsetup ask (a card inserted later still answers)";
-            release_early();
-        });
-        request(configured_.front());
-        // Nothing to wait for (no seed for any of them): release on the loop, not inside start().
-        if (in_progress_.empty())
-            boost::asio::post(early_timer_.get_executor(), [this, alive = std::weak_ptr<int>(alive_)] {
-                if (alive.lock()) release_early();
-            });
+        early_deadline_ = std::chrono::steady_clock::now() + early_wait_;
+        poll_early();
         return true;
     }
 
-private:
-    void release_early() {
-        if (!early_done_) return;
-        early_timer_.cancel();
-        auto done = std::move(early_done_);
-        early_done_ = nullptr;
-        done();
-    }
-
-    void request_one(const std::string& id) {
-        if (stopped_ || in_progress_.count(id)) return;
-        // Delivered once per Id: the server keeps them in its cache.  Asked
-        // again, the server has rejected them (a retry with AcceptCached=0),
-        // and the same key again would only feed a loop.
-        if (delivered_.count(id)) return;
-        auto set = find(id);
-        if (!set || set->seeds.empty()) return;
-        in_progress_.insert(id);
-        if (!started_) {
-            started_ = true;
-            service_->start();  // the PC/SC thread only once a card volume is asked for
-        }
-        auto job = std::make_shared<Job>();
-        job->id = id;
-        job->set = std::move(*set);
-        job->got.resize(job->set.seeds.size());
-        job->outstanding = job->set.seeds.size();
-        CA_LOG(info) << "asking the smartcard for '" << id << "' (" << job->set.seeds.size()
-                     << " seed generation(s)); waiting for a card if none is inserted";
-        for (std::size_t i = 0; i < job->set.seeds.size(); ++i)
-            service_->request_response(job->set.seeds[i], false,
-                                       [this, alive = std::weak_ptr<int>(alive_), job, i](sc::Expected<proto::Secret> r) {
-                                           // Completions may run after this source is gone (stop() fails them later).
-                                           if (alive.lock()) on_response(job, i, std::move(r));
-                                       });
-    }
-
-public:
     void stop() override {
         if (stopped_) return;
         stopped_ = true;
@@ -178,6 +184,154 @@ private:
         std::optional<sc::Error> first_error;
     };
 
+    // Until the devices the initramfs will unlock have appeared (their seeds are in
+    // their headers), look again every 200 ms; then one card operation for all.
+    // A device still missing 3 s after the first one was found is left out.
+    void poll_early() {
+        const auto now = std::chrono::steady_clock::now();
+        std::vector<std::string> known;
+        for (const auto& id : early_ids_)
+            if (auto set = find_now(id); set && !set->seeds.empty()) known.push_back(id);
+        if (!known.empty() && !first_known_) first_known_ = now;
+        const bool all = known.size() == early_ids_.size();
+        if (all || (first_known_ && now - *first_known_ >= std::chrono::seconds(3)) || now >= early_deadline_) {
+            if (!all)
+                for (const auto& id : early_ids_)
+                    if (std::find(known.begin(), known.end(), id) == known.end())
+                        CA_LOG(notice) << "card-early: no seed for '" << id << "' yet (device absent or not enrolled); "
+                                       << "it asks the card when its question comes";
+            start_jobs(known);
+            arm_early_release();
+            return;
+        }
+        early_timer_.expires_after(std::chrono::milliseconds(200));
+        early_timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
+            if (!ec && alive.lock() && early_done_) poll_early();
+        });
+    }
+
+    void arm_early_release() {
+        if (!busy()) {  // nothing to wait for: release on the loop, not inside start()
+            boost::asio::post(early_timer_.get_executor(), [this, alive = std::weak_ptr<int>(alive_)] {
+                if (alive.lock()) release_early();
+            });
+            return;
+        }
+        early_timer_.expires_at(early_deadline_);
+        early_timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
+            if (ec || !alive.lock() || !early_done_) return;
+            CA_LOG(notice) << "card-early: no smartcard key within " << std::chrono::duration<double>(early_wait_).count()
+                           << " s; letting systemd-cryptsetup ask (a card inserted later still answers)";
+            release_early();
+        });
+    }
+
+    void release_early() {
+        if (!early_done_) return;
+        early_timer_.cancel();
+        auto done = std::move(early_done_);
+        early_done_ = nullptr;
+        done();
+    }
+
+    [[nodiscard]] bool busy() const { return !in_progress_.empty() || next_outstanding_; }
+
+    // A card response remembered in the boot cache (an earlier phase's card operation).
+    std::optional<proto::Secret> memo_response(const std::vector<unsigned char>& seed) const {
+        if (!memo_.find) return std::nullopt;
+        for (auto& [key, value] : memo_.find(std::string(kMemoResponse) + proto::to_hex(seed)))
+            if (auto raw = unhex_secret(value)) return raw;
+        return std::nullopt;
+    }
+
+    void start_jobs(const std::vector<std::string>& ids) {
+        std::vector<std::pair<std::vector<unsigned char>, sc::CardService::ResponseHandler>> asks;
+        std::vector<std::function<void()>> from_memo;
+        bool enrolled = false;
+        for (const auto& id : ids) {
+            // Delivered once per Id: the server keeps them in its cache.  Asked
+            // again, the server has rejected them (a retry with AcceptCached=0),
+            // and the same key again would only feed a loop.
+            if (stopped_ || in_progress_.count(id) || delivered_.count(id)) continue;
+            auto set = find(id);
+            if (!set || set->seeds.empty()) continue;
+            enrolled = enrolled || set->enrolled;
+            in_progress_.insert(id);
+            auto job = std::make_shared<Job>();
+            job->id = id;
+            job->set = std::move(*set);
+            job->got.resize(job->set.seeds.size());
+            job->outstanding = job->set.seeds.size();
+            std::size_t remembered = 0;
+            for (std::size_t i = 0; i < job->set.seeds.size(); ++i) {
+                auto handler = [this, alive = std::weak_ptr<int>(alive_), job, i](sc::Expected<proto::Secret> r) {
+                    // Completions may run after this source is gone (stop() fails them later).
+                    if (alive.lock()) on_response(job, i, std::move(r));
+                };
+                if (auto r = memo_response(job->set.seeds[i])) {
+                    ++remembered;
+                    auto held = std::make_shared<proto::Secret>(std::move(*r));
+                    from_memo.push_back([handler, held] { handler(std::move(*held)); });
+                } else {
+                    asks.emplace_back(job->set.seeds[i], std::move(handler));
+                }
+            }
+            if (remembered == job->set.seeds.size())
+                CA_LOG(info) << "'" << id << "': the card's response is in the boot cache (an earlier phase's card "
+                             << "operation); no card needed";
+            else
+                CA_LOG(info) << "asking the smartcard for '" << id << "' (" << job->set.seeds.size()
+                             << " seed generation(s)); waiting for a card if none is inserted";
+        }
+        // Rotation at `finish` needs the card's response to a fresh seed: asked in this
+        // same operation (no second PIN after the volumes are open), kept in the cache.
+        if (!asks.empty() && enrolled && challenge_next_ && !next_requested_ && !memo_has_next()) {
+#ifdef CA_CARD_SOURCE_LUKS
+            next_requested_ = true;
+            next_outstanding_ = true;
+            auto seed = luks::make_seed();
+            asks.emplace_back(seed, [this, alive = std::weak_ptr<int>(alive_), seed](sc::Expected<proto::Secret> r) {
+                if (alive.lock()) on_next_response(seed, std::move(r));
+            });
+#endif
+        }
+        if (!asks.empty()) {
+            if (!started_) {
+                started_ = true;
+                service_->start();  // the PC/SC thread only once a card volume is asked for
+            }
+            service_->request_responses(std::move(asks));
+        }
+        for (auto& f : from_memo) boost::asio::post(early_timer_.get_executor(), std::move(f));
+    }
+
+    [[nodiscard]] bool memo_has_next() const { return memo_.find && !memo_.find(std::string(kMemoNext)).empty(); }
+
+    void remember(std::string_view prefix, const std::vector<unsigned char>& seed, const proto::Secret& response) {
+        const std::string key = std::string(prefix) + proto::to_hex(seed);
+        if (!memo_.put || stored_.count(key)) return;
+        stored_.insert(key);
+        memo_.put(key, hex_secret(response));
+    }
+
+    void on_next_response(const std::vector<unsigned char>& seed, sc::Expected<proto::Secret> r) {
+        next_outstanding_ = false;
+        if (r) {
+            remember(kMemoNext, seed, *r);
+            CA_LOG(info) << "the card answered a fresh seed for the rotation at finish (kept in the boot cache)";
+        } else if (r.error().code != sc::Errc::cancelled) {
+            CA_LOG(warning) << "the card did not answer the fresh seed for the rotation: " << r.error().message
+                            << "; `finish` will need the card to rotate";
+        }
+        maybe_release_early();
+    }
+
+    void maybe_release_early() {
+        if (busy() || !early_done_) return;
+        CA_LOG(notice) << "card-early: the smartcard's work is done; systemd-cryptsetup may ask now";
+        release_early();
+    }
+
     static void log_notice(const sc::Notice& n) {
         switch (n.severity) {
         case sc::Notice::error: CA_LOG(err) << "smartcard: " << n.text; break;
@@ -193,8 +347,17 @@ private:
         return r;
     }
 
+    // Like find(), but a volume not found yet (its device may appear later) is looked up again next time.
+    std::optional<VolumeSeedSet> find_now(const std::string& id) const {
+        if (auto it = lookups_.find(id); it != lookups_.end() && it->second) return it->second;
+        auto r = lookup_ ? lookup_(id) : std::nullopt;
+        if (r) lookups_[id] = r;
+        return r;
+    }
+
     void on_response(const std::shared_ptr<Job>& job, std::size_t i, sc::Expected<proto::Secret> r) {
         if (r) {
+            remember(kMemoResponse, job->set.seeds[i], *r);
             job->got[i] = sc::derive_volume_key(*r, job->set.seeds[i], job->set.uuid);
         } else if (!job->first_error) {
             job->first_error = r.error();
@@ -210,10 +373,7 @@ private:
             CA_LOG(warning) << "no smartcard key for '" << job->id << "': " << job->first_error->message
                             << "; leaving the question to other agents";
         if (!candidates.empty() && !stopped_) deliver_(job->id, std::move(candidates));
-        if (in_progress_.empty() && early_done_) {
-            CA_LOG(notice) << "card-early: the smartcard's work is done; systemd-cryptsetup may ask now";
-            release_early();
-        }
+        maybe_release_early();
     }
 
     std::shared_ptr<int> alive_ = std::make_shared<int>(0);
@@ -221,15 +381,25 @@ private:
     boost::asio::steady_timer early_timer_;
     bool early_;
     std::chrono::milliseconds early_wait_;
+    bool luks_tokens_;
+    std::filesystem::path crypttab_;
+    bool challenge_next_;
     std::function<void()> early_done_;
+    std::chrono::steady_clock::time_point early_deadline_{};
+    std::optional<std::chrono::steady_clock::time_point> first_known_;
+    std::vector<std::string> early_ids_;
     std::vector<std::string> configured_;  // card-volume Ids, in configuration order
     bool all_requested_ = false;
+    bool next_requested_ = false;
+    bool next_outstanding_ = false;
     SeedLookup lookup_;
     Deliver deliver_;
+    BootMemo memo_;
     std::shared_ptr<sc::CardService> service_;
     mutable std::map<std::string, std::optional<VolumeSeedSet>> lookups_;
     std::set<std::string> in_progress_;
     std::set<std::string> delivered_;
+    std::set<std::string> stored_;  // memo keys written by this instance
     bool started_ = false;
     bool stopped_ = false;
 };
@@ -270,6 +440,7 @@ std::optional<std::string> apply_card_setting(CardSourceConfig& c, const std::st
     }
     if (name == "card-seed-file") { c.seed_file = value; return std::nullopt; }
     if (name == "card-luks1-dir") { c.luks1_dir = value; return std::nullopt; }
+    if (name == "card-crypttab") { c.crypttab = value; return std::nullopt; }
     if (name == "card-reader") { c.card.reader_filter = value; return std::nullopt; }
     if (name == "card-aid") return profile("aid");
     if (name == "card-command") return profile("command");
@@ -309,7 +480,7 @@ SeedLookup make_seed_lookup(const CardSourceConfig& c) {
             CA_LOG(debug) << "'" << id << "' has no smartcard seed record: " << r.error().message;
             return std::nullopt;
         }
-        VolumeSeedSet set{r->uuid, {}};
+        VolumeSeedSet set{r->uuid, {}, true};
         for (const auto& g : r->generations) set.seeds.push_back(g.seed);
         if (set.seeds.empty()) return std::nullopt;
         return set;
@@ -322,16 +493,33 @@ SeedLookup make_seed_lookup(const CardSourceConfig& c) {
 
 std::unique_ptr<CandidateSource> make_card_source(boost::asio::io_context& io, const CardSourceConfig& config,
                                                   const std::filesystem::path& ask_dir, SeedLookup lookup,
-                                                  CandidateSource::Deliver deliver) {
+                                                  CandidateSource::Deliver deliver, BootMemo memo) {
     if (!config.enabled()) return nullptr;
-    return std::make_unique<CardSource>(io, config, ask_dir, std::move(lookup), std::move(deliver));
+    return std::make_unique<CardSource>(io, config, ask_dir, std::move(lookup), std::move(deliver), std::move(memo));
 }
 
 std::unique_ptr<CandidateSource> make_card_source(boost::asio::io_context& io, const CardSourceConfig& config,
                                                   const std::filesystem::path& ask_dir,
-                                                  CandidateSource::Deliver deliver) {
+                                                  CandidateSource::Deliver deliver, BootMemo memo) {
     if (!config.enabled()) return nullptr;
-    return make_card_source(io, config, ask_dir, make_seed_lookup(config), std::move(deliver));
+    return make_card_source(io, config, ask_dir, make_seed_lookup(config), std::move(deliver), std::move(memo));
+}
+
+std::optional<proto::Secret> unhex_secret(const proto::Secret& text) {
+    if (text.size() % 2 != 0) return std::nullopt;
+    auto nibble = [](unsigned char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    };
+    proto::Secret out(text.size() / 2);
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        const int hi = nibble(text.data()[2 * i]), lo = nibble(text.data()[2 * i + 1]);
+        if (hi < 0 || lo < 0) return std::nullopt;
+        out.data()[i] = static_cast<unsigned char>(hi << 4 | lo);
+    }
+    return out;
 }
 
 }  // namespace ca::agent

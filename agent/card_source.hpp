@@ -33,6 +33,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agent/source.hpp"
@@ -46,12 +47,16 @@ struct CardSourceConfig {
     std::map<std::string, std::string> volumes;  // question Id -> LUKS UUID
     bool luks_tokens = true;
     std::string luks1_dir = "/boot/crypt-agent";
+    std::filesystem::path crypttab = "/etc/crypttab";  // card-crypttab: volumes card-early prepares
     std::chrono::seconds pin_timeout{180};
     bool enable = false;  // card-enable; any card-volume line enables too
     // card-early: ask the card for every card-volume at start-up and hold
     // READY=1 until done or early_wait passed; nullopt = auto (in the initramfs).
     std::optional<bool> early;
     std::chrono::milliseconds early_wait{15000};
+    // Challenge a fresh seed in the same card operation, for `finish` to rotate
+    // with (rotate-on-finish not "no"); only when an enrolled volume is asked for.
+    bool challenge_next = true;
     [[nodiscard]] bool enabled() const { return enable || !volumes.empty(); }
 };
 
@@ -60,7 +65,7 @@ struct CardSourceConfig {
 //   card-luks-tokens yes|no, card-luks1-dir DIR, card-reader SUBSTRING, card-aid HEX,
 //   card-command CLAINSP1P2, card-challenge-length N, card-pin-reference HEX|none,
 //   card-watchdog SECONDS, card-pin-timeout SECONDS, card-allow-last-pin-try yes|no,
-//   card-early yes|no|auto, card-early-wait SECONDS.
+//   card-early yes|no|auto, card-early-wait SECONDS, card-crypttab PATH.
 // Returns the reason for a refusal, or nullopt.  Unknown card-* names are refused.
 [[nodiscard]] std::optional<std::string> apply_card_setting(CardSourceConfig& c, const std::string& name,
                                                             const std::string& value);
@@ -69,6 +74,7 @@ struct CardSourceConfig {
 struct VolumeSeedSet {
     std::string uuid;
     std::vector<std::vector<unsigned char>> seeds;  // current first
+    bool enrolled = false;                          // from a seed record (crypt-agent enroll)
 };
 // Finds the seeds for a question Id; nullopt when the Id is not a card volume.
 using SeedLookup = std::function<std::optional<VolumeSeedSet>(const std::string& id)>;
@@ -81,12 +87,22 @@ using SeedLookup = std::function<std::optional<VolumeSeedSet>(const std::string&
 [[nodiscard]] std::unique_ptr<CandidateSource> make_card_source(boost::asio::io_context& io,
                                                                 const CardSourceConfig& config,
                                                                 const std::filesystem::path& ask_dir,
-                                                                CandidateSource::Deliver deliver);
+                                                                CandidateSource::Deliver deliver,
+                                                                BootMemo memo = {});
 // The same with an explicit lookup (tests).
 [[nodiscard]] std::unique_ptr<CandidateSource> make_card_source(boost::asio::io_context& io,
                                                                 const CardSourceConfig& config,
                                                                 const std::filesystem::path& ask_dir,
                                                                 SeedLookup lookup,
-                                                                CandidateSource::Deliver deliver);
+                                                                CandidateSource::Deliver deliver,
+                                                                BootMemo memo = {});
+
+// The card's responses kept in the boot cache (BootMemo), hex text under
+// kMemoResponse + hex(seed) for the seeds the volumes use, and kMemoNext +
+// hex(seed) for the fresh seed `finish` rotates to.
+inline constexpr std::string_view kMemoResponse = "crypt-agent:card-response:";
+inline constexpr std::string_view kMemoNext = "crypt-agent:card-next:";
+// Hex text (either case) back to bytes, in locked memory; nullopt if not hex.
+[[nodiscard]] std::optional<proto::Secret> unhex_secret(const proto::Secret& text);
 
 }  // namespace ca::agent

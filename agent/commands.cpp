@@ -13,9 +13,11 @@
 
 #include "agent/ask_dir.hpp"
 #include "agent/cache_store.hpp"
+#include "agent/card_source.hpp"
 #include "agent/clock.hpp"
 #include "agent/log.hpp"
 #include "agent/luks_cli.hpp"
+#include "proto/hex.hpp"
 
 namespace ca::agent {
 
@@ -148,8 +150,33 @@ int cmd_cache_flush(const GlobalOptions& o) {
     return 0;
 }
 
+namespace {
+
+// The card responses the boot's card operation left in the cache (agent/card_source.hpp):
+// `finish` rotates to the fresh seed with them, without the card.
+RememberedResponses remembered_responses(const proto::CachePayload& p) {
+    RememberedResponses out;
+    for (const auto& c : p.candidates) {
+        if (c.patterns.size() != 1) continue;
+        const std::string& key = c.patterns[0];
+        const bool next = key.rfind(kMemoNext, 0) == 0;
+        if (!next && key.rfind(kMemoResponse, 0) != 0) continue;
+        auto seed = proto::from_hex(key.substr(next ? kMemoNext.size() : kMemoResponse.size()));
+        auto response = unhex_secret(c.value);
+        if (!seed || !response) continue;
+        if (next) out.next_seed = *seed;
+        out.responses.insert_or_assign(std::move(*seed), std::move(*response));
+    }
+    return out;
+}
+
+}  // namespace
+
 int cmd_finish(const GlobalOptions& o) {
     CacheStore store(o);
+    // What the rotation needs from the cache, before it is flushed.
+    RememberedResponses remembered;
+    if (auto loaded = store.load(); loaded.payload) remembered = remembered_responses(*loaded.payload);
     // Mark first: a running agent must not write the cache back after we flush it.
     store.mark_finished();
     auto r = store.flush(true);
@@ -167,12 +194,17 @@ int cmd_finish(const GlobalOptions& o) {
                         (o.rotate_on_finish == GlobalOptions::Rotate::automatic && card);
     if (rotate) {
         CA_LOG(notice) << "finish: rotating the one-time keys of the enrolled volumes in /etc/crypttab";
-        std::vector<std::string> args;
+        // Run locks beside the cache (both /run/crypt-agent by default).
+        std::vector<std::string> args{"--lock-dir", o.cache_dir.string()};
         for (const auto& [name, value] : o.card_settings) {
             if (name == "card-reader") { args.push_back("--reader"); args.push_back(value); }
             if (name == "card-luks1-dir") { args.push_back("--luks1-store"); args.push_back(value); }
+            if (name == "card-crypttab") { args.push_back("--crypttab"); args.push_back(value); }
         }
-        const int rc = rotate_main(args, o);
+        if (!remembered.next_seed.empty())
+            CA_LOG(notice) << "finish: rotating to the seed the card answered during this boot's unlock "
+                              "(no card or PIN needed now)";
+        const int rc = rotate_main(args, o, std::move(remembered));
         if (rc != 0) {
             CA_LOG(err) << "finish: rotation did not complete for every volume (status " << rc
                         << "); each volume still opens with its previous key, and the next run finishes the job";

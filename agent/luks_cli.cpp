@@ -292,12 +292,12 @@ int run_enroll(const std::vector<std::string>& args, luks::CardAccess& card) {
     }
     luks::ResponseCache responses(card);
     Reporter reporter("enroll");
-    luks::RunOptions opts{o->dry_run, o->store};
+    luks::RunOptions opts{o->dry_run, o->store, {}};
     auto outcomes = luks::enroll(o->volumes, passphrases, responses, opts, reporter);
     return reporter.summarise(outcomes, responses.card_operations());
 }
 
-int run_rotate(const std::vector<std::string>& args, luks::CardAccess& card) {
+int run_rotate(const std::vector<std::string>& args, luks::CardAccess& card, const std::vector<unsigned char>& new_seed) {
     auto o = parse(args, false);
     if (!o) return kUsage;
     if (o->help) return kAllDone;
@@ -312,7 +312,7 @@ int run_rotate(const std::vector<std::string>& args, luks::CardAccess& card) {
     }
     luks::ResponseCache responses(card);
     Reporter reporter("rotate");
-    luks::RunOptions opts{o->dry_run, o->store};
+    luks::RunOptions opts{o->dry_run, o->store, new_seed};
     auto outcomes = luks::rotate(volumes, responses, opts, reporter);
     return reporter.summarise(outcomes, responses.card_operations());
 }
@@ -327,12 +327,49 @@ int enroll_main(const std::vector<std::string>& args, const GlobalOptions& globa
 }
 
 int rotate_main(const std::vector<std::string>& args, const GlobalOptions& globals) {
+    return rotate_main(args, globals, RememberedResponses{});
+}
+
+int rotate_main(const std::vector<std::string>& args, const GlobalOptions& globals, RememberedResponses remembered) {
     auto o = parse(args, false);
     if (!o) return kUsage;
     if (o->help) return kAllDone;
     auto card = open_card(*o, globals);
     if (!card) return kUsage;
-    return run_rotate(args, *card);
+    if (remembered.next_seed.empty()) return run_rotate(args, *card);
+    // The remembered responses first; the card only for a seed the boot did not see.
+    auto known = std::make_shared<RememberedResponses>(std::move(remembered));
+    luks::CardAccess wrapped;
+    wrapped.profile_id = card->profile_id;
+    wrapped.challenge = [known, real = card->challenge](std::span<const unsigned char> seed)
+        -> smartcard::Expected<proto::Secret> {
+        if (auto it = known->responses.find(std::vector<unsigned char>(seed.begin(), seed.end()));
+            it != known->responses.end())
+            return it->second.clone();
+        return real(seed);
+    };
+    wrapped.batch = [known, real = card->batch](const std::vector<std::vector<unsigned char>>& seeds, bool check)
+        -> smartcard::Expected<std::vector<proto::Secret>> {
+        std::vector<std::vector<unsigned char>> missing;
+        for (const auto& s : seeds)
+            if (check || !known->responses.count(s)) missing.push_back(s);
+        std::vector<proto::Secret> fetched;
+        if (!missing.empty()) {
+            if (!real) return smartcard::make_error(smartcard::Errc::internal, "no card access for a batch");
+            auto r = real(missing, check);
+            if (!r) return r;
+            fetched = std::move(*r);
+        }
+        std::vector<proto::Secret> out;
+        std::size_t next = 0;
+        for (const auto& s : seeds) {
+            if (!check)
+                if (auto it = known->responses.find(s); it != known->responses.end()) { out.push_back(it->second.clone()); continue; }
+            out.push_back(std::move(fetched[next++]));
+        }
+        return out;
+    };
+    return run_rotate(args, wrapped, known->next_seed);
 }
 
 }  // namespace ca::agent

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -31,8 +32,19 @@ void set_card_opener(CardOpener opener);
 int enroll_main(const std::vector<std::string>& args, const GlobalOptions& globals);
 int rotate_main(const std::vector<std::string>& args, const GlobalOptions& globals);
 
+// Card responses obtained earlier in this boot (the agent's one card operation,
+// kept in the boot cache): `finish` rotates with them, no card and no PIN.  Seeds
+// missing here still go to the card.
+struct RememberedResponses {
+    std::map<std::vector<unsigned char>, proto::Secret> responses;  // seed -> response
+    std::vector<unsigned char> next_seed;                           // its response is in `responses`
+};
+int rotate_main(const std::vector<std::string>& args, const GlobalOptions& globals,
+                RememberedResponses remembered);
+
 // The same commands with the card given by the caller (`finish`, tests).
 int run_enroll(const std::vector<std::string>& args, luks::CardAccess& card);
-int run_rotate(const std::vector<std::string>& args, luks::CardAccess& card);
+int run_rotate(const std::vector<std::string>& args, luks::CardAccess& card,
+               const std::vector<unsigned char>& new_seed = {});
 
 }  // namespace ca::agent

@@ -108,9 +108,12 @@ void Server::start() {
     if (ifd < 0) throw std::runtime_error(std::string("inotify_init1: ") + std::strerror(errno));
     inotify_ = std::make_unique<asio::posix::stream_descriptor>(io_, ifd);
 
-    sources_ = make_sources(io_, o_, [this](const std::string& id, std::vector<proto::Secret> c) {
-        on_source_delivery(id, std::move(c));
-    });
+    BootMemo memo;
+    memo.put = [this](const std::string& key, proto::Secret value) { memo_put(key, std::move(value)); };
+    memo.find = [this](const std::string& prefix) { return memo_find(prefix); };
+    sources_ = make_sources(
+        io_, o_, [this](const std::string& id, std::vector<proto::Secret> c) { on_source_delivery(id, std::move(c)); },
+        std::move(memo));
 
     load_cache();
     open_ask_dir();  // throws if the directory cannot be made or watched
@@ -890,6 +893,20 @@ void Server::on_source_delivery(const std::string& id, std::vector<proto::Secret
     CA_LOG(info) << "received " << n << " candidate(s) for " << quoted_id(id);
     save_now();
     revisit_waiting();
+}
+
+void Server::memo_put(const std::string& key, proto::Secret value) {
+    if (stopping_ || finished_) return;
+    add_candidate(std::move(value), proto::Origin::card, {key});
+    save_now();
+}
+
+std::vector<std::pair<std::string, proto::Secret>> Server::memo_find(const std::string& prefix) const {
+    std::vector<std::pair<std::string, proto::Secret>> out;
+    if (!cache_) return out;
+    for (const auto& c : cache_->candidates)
+        if (c.patterns.size() == 1 && c.patterns[0].rfind(prefix, 0) == 0) out.emplace_back(c.patterns[0], c.value.clone());
+    return out;
 }
 
 void Server::schedule_save() {

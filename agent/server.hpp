@@ -96,6 +96,8 @@ private:
     void expire_cache();
     void revisit_waiting();
     void on_source_delivery(const std::string& id, std::vector<proto::Secret> candidates);
+    void memo_put(const std::string& key, proto::Secret value);
+    [[nodiscard]] std::vector<std::pair<std::string, proto::Secret>> memo_find(const std::string& prefix) const;
     [[nodiscard]] std::uint64_t hash_of(const proto::Secret& s) const noexcept;
     [[nodiscard]] std::optional<std::size_t> index_of(std::uint64_t h) const noexcept;
     [[nodiscard]] bool id_matches(const std::string& id) const;

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -39,10 +40,20 @@ public:
     virtual void stop() = 0;
 };
 
+// What a source keeps in the boot-scoped cache besides answers (a card's
+// responses): entries under a key of the form "crypt-agent:...", which is
+// never a question's Id and never answered, so they only travel with the
+// cache to the real root and are flushed by `finish` with everything else.
+struct BootMemo {
+    std::function<void(const std::string& key, proto::Secret value)> put;
+    // Entries whose key starts with `prefix`: (key, value) pairs.
+    std::function<std::vector<std::pair<std::string, proto::Secret>>(const std::string& prefix)> find;
+};
+
 // Builds the sources the configuration asks for (none by default).  Start-up
 // errors throw std::runtime_error with a message for the administrator.
 using SourceList = std::vector<std::unique_ptr<CandidateSource>>;
 [[nodiscard]] SourceList make_sources(boost::asio::io_context& io, const GlobalOptions& o,
-                                      CandidateSource::Deliver deliver);
+                                      CandidateSource::Deliver deliver, BootMemo memo = {});
 
 }  // namespace ca::agent

@@ -7,7 +7,7 @@
 
 namespace ca::agent {
 
-SourceList make_sources(boost::asio::io_context& io, const GlobalOptions& o, CandidateSource::Deliver deliver) {
+SourceList make_sources(boost::asio::io_context& io, const GlobalOptions& o, CandidateSource::Deliver deliver, BootMemo memo) {
     SourceList out;
     CardSourceConfig card;
     for (const auto& [name, value] : o.card_settings)
@@ -15,8 +15,10 @@ SourceList make_sources(boost::asio::io_context& io, const GlobalOptions& o, Can
     // card-early = auto: in the initramfs, where the root volume's question
     // would otherwise reach the console before the PIN question.
     if (!card.early) card.early = o.phase == Phase::initramfs;
+    // Rotation at `finish` uses a next seed challenged in this boot's card operation.
+    card.challenge_next = o.rotate_on_finish != GlobalOptions::Rotate::no;
     if (card.enabled()) {
-        if (auto src = make_card_source(io, card, o.ask_dir, deliver)) out.push_back(std::move(src));
+        if (auto src = make_card_source(io, card, o.ask_dir, deliver, std::move(memo))) out.push_back(std::move(src));
     }
     return out;
 }

@@ -94,6 +94,16 @@ std::vector<CardService::ReaderView> CardService::readers() const {
 
 void CardService::request_response(std::vector<unsigned char> seed, bool check_determinism,
                                    ResponseHandler handler) {
+    enqueue(std::move(seed), check_determinism, std::move(handler));
+    try_start();
+}
+
+void CardService::request_responses(std::vector<std::pair<std::vector<unsigned char>, ResponseHandler>> requests) {
+    for (auto& [seed, handler] : requests) enqueue(std::move(seed), false, std::move(handler));
+    try_start();
+}
+
+void CardService::enqueue(std::vector<unsigned char> seed, bool check_determinism, ResponseHandler handler) {
     if (stopped_) {
         boost::asio::post(ex_, [handler] { handler(make_error(Errc::cancelled, "the smartcard service is stopped")); });
         return;
@@ -112,7 +122,6 @@ void CardService::request_response(std::vector<unsigned char> seed, bool check_d
     p.seed = std::move(seed);
     p.check_determinism = p.check_determinism || check_determinism;
     p.handlers.push_back(std::move(handler));
-    try_start();
 }
 
 std::optional<std::string> CardService::pick_reader() const {

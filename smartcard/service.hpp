@@ -29,6 +29,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "proto/secret.hpp"
@@ -92,6 +93,9 @@ public:
     // Fails at once with bad_profile for a seed of the wrong length.
     void request_response(std::vector<unsigned char> seed, bool check_determinism,
                           ResponseHandler handler);
+    // Several seeds queued together, so that one card operation (one VERIFY,
+    // one PIN prompt) answers them all even when a card is already present.
+    void request_responses(std::vector<std::pair<std::vector<unsigned char>, ResponseHandler>> requests);
 
     // Drops remembered responses (wiped) and fails nothing.
     void forget_responses() noexcept;
@@ -131,6 +135,7 @@ private:
     struct Operation;
 
     void on_monitor_event(MonitorEvent ev);
+    void enqueue(std::vector<unsigned char> seed, bool check_determinism, ResponseHandler handler);
     void try_start();
     std::optional<std::string> pick_reader() const;
     void launch(const std::string& reader, std::optional<proto::Secret> pin);

@@ -455,7 +455,7 @@ std::vector<VolumeOutcome> enroll(const std::vector<std::string>& volumes,
 std::vector<VolumeOutcome> rotate(const std::vector<std::string>& volumes, ResponseCache& card,
                                   const RunOptions& opts, Progress& progress) {
     std::vector<VolumeOutcome> outcomes;
-    const std::vector<unsigned char> seed = make_seed();
+    const std::vector<unsigned char> seed = opts.new_seed.empty() ? make_seed() : opts.new_seed;
     if (!opts.dry_run) {
         // Every seed the run may need (recovery, the current keys, the new
         // seed) in one card operation: one PIN prompt, one session.

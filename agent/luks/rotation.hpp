@@ -90,6 +90,9 @@ public:
 struct RunOptions {
     bool dry_run = false;
     StoreOptions store;
+    // rotate: the seed to rotate to, when its response was obtained earlier (the
+    // boot's card operation; see `finish`); empty: a fresh one from getrandom().
+    std::vector<unsigned char> new_seed;
 };
 
 // Enrols each volume with one fresh seed for the whole run.  `passphrases`
