@@ -72,38 +72,6 @@ std::optional<std::string> device_of(const std::string& id) {
 }
 #endif
 
-// The volumes the initramfs will ask for, as systemd-cryptsetup names them:
-// rd.luks.uuid= / rd.luks.name= on the kernel command line and the initramfs's
-// /etc/crypttab.  Ids of the form cryptsetup:/dev/disk/by-uuid/<uuid>.
-std::vector<std::string> boot_volume_ids(const std::filesystem::path& cmdline, const std::filesystem::path& crypttab) {
-    std::vector<std::string> ids;
-    auto add = [&](std::string source) {
-        if (source.rfind("UUID=", 0) == 0) source = "/dev/disk/by-uuid/" + source.substr(5);
-        if (source.empty() || source[0] != '/') return;
-        std::string id = "cryptsetup:" + source;
-        if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(std::move(id));
-    };
-    std::ifstream cl(cmdline);
-    std::string word;
-    while (cl >> word) {
-        std::string uuid;
-        if (word.rfind("rd.luks.uuid=", 0) == 0) uuid = word.substr(13);
-        else if (word.rfind("rd.luks.name=", 0) == 0) uuid = word.substr(13, word.find('=', 13) - 13);
-        else continue;
-        if (uuid.rfind("luks-", 0) == 0) uuid = uuid.substr(5);
-        if (uuid.size() == 36) add("UUID=" + uuid);
-    }
-    std::ifstream ct(crypttab);
-    std::string line;
-    while (std::getline(ct, line)) {
-        std::istringstream fields(line);
-        std::string name, source;
-        if (!(fields >> name >> source) || name[0] == '#') continue;
-        add(source);
-    }
-    return ids;
-}
-
 // Hex text of secret bytes, in locked memory (the cache refuses values with a NUL).
 proto::Secret hex_secret(const proto::Secret& bytes) {
     static constexpr char digits[] = "0123456789abcdef";
@@ -503,6 +471,35 @@ std::unique_ptr<CandidateSource> make_card_source(boost::asio::io_context& io, c
                                                   CandidateSource::Deliver deliver, BootMemo memo) {
     if (!config.enabled()) return nullptr;
     return make_card_source(io, config, ask_dir, make_seed_lookup(config), std::move(deliver), std::move(memo));
+}
+
+std::vector<std::string> boot_volume_ids(const std::filesystem::path& cmdline, const std::filesystem::path& crypttab) {
+    std::vector<std::string> ids;
+    auto add = [&](std::string source) {
+        if (source.rfind("UUID=", 0) == 0) source = "/dev/disk/by-uuid/" + source.substr(5);
+        if (source.empty() || source[0] != '/') return;
+        std::string id = "cryptsetup:" + source;
+        if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(std::move(id));
+    };
+    std::ifstream cl(cmdline);
+    std::string word;
+    while (cl >> word) {
+        std::string uuid;
+        if (word.rfind("rd.luks.uuid=", 0) == 0) uuid = word.substr(13);
+        else if (word.rfind("rd.luks.name=", 0) == 0) uuid = word.substr(13, word.find('=', 13) - 13);
+        else continue;
+        if (uuid.rfind("luks-", 0) == 0) uuid = uuid.substr(5);
+        if (uuid.size() == 36) add("UUID=" + uuid);
+    }
+    std::ifstream ct(crypttab);
+    std::string line;
+    while (std::getline(ct, line)) {
+        std::istringstream fields(line);
+        std::string name, source;
+        if (!(fields >> name >> source) || name[0] == '#') continue;
+        add(source);
+    }
+    return ids;
 }
 
 std::optional<proto::Secret> unhex_secret(const proto::Secret& text) {

@@ -102,6 +102,13 @@ using SeedLookup = std::function<std::optional<VolumeSeedSet>(const std::string&
 // hex(seed) for the fresh seed `finish` rotates to.
 inline constexpr std::string_view kMemoResponse = "crypt-agent:card-response:";
 inline constexpr std::string_view kMemoNext = "crypt-agent:card-next:";
+// The volumes the initramfs will ask for, as systemd-cryptsetup names them:
+// rd.luks.uuid= and rd.luks.name= on the kernel command line (`cmdline`), and
+// the sources in `crypttab`; UUID= becomes /dev/disk/by-uuid/.  Question Ids
+// ("cryptsetup:/dev/disk/by-uuid/<uuid>"), without duplicates.  Missing files
+// give nothing.
+[[nodiscard]] std::vector<std::string> boot_volume_ids(const std::filesystem::path& cmdline,
+                                                       const std::filesystem::path& crypttab);
 // Hex text (either case) back to bytes, in locked memory; nullopt if not hex.
 [[nodiscard]] std::optional<proto::Secret> unhex_secret(const proto::Secret& text);
 
