@@ -387,11 +387,13 @@ std::optional<std::string> apply_card_setting(CardSourceConfig& c, const std::st
         c.early = *b;
         return std::nullopt;
     }
-    if (name == "card-enable" || name == "card-luks-tokens" || name == "card-allow-last-pin-try") {
+    if (name == "card-enable" || name == "card-luks-tokens" || name == "card-allow-last-pin-try" ||
+        name == "card-prepare-rotation") {
         auto b = parse_bool(value);
         if (!b) return "expected yes or no";
         if (name == "card-enable") c.enable = *b;
         else if (name == "card-luks-tokens") c.luks_tokens = *b;
+        else if (name == "card-prepare-rotation") c.challenge_next = *b;
         else c.card.allow_last_pin_try = *b;
         return std::nullopt;
     }

@@ -54,8 +54,9 @@ struct CardSourceConfig {
     // READY=1 until done or early_wait passed; nullopt = auto (in the initramfs).
     std::optional<bool> early;
     std::chrono::milliseconds early_wait{15000};
-    // Challenge a fresh seed in the same card operation, for `finish` to rotate
-    // with (rotate-on-finish not "no"); only when an enrolled volume is asked for.
+    // card-prepare-rotation: challenge a fresh seed in the same card operation,
+    // for `finish` to rotate with (and rotate-on-finish not "no"); only when an
+    // enrolled volume is asked for.
     bool challenge_next = true;
     [[nodiscard]] bool enabled() const { return enable || !volumes.empty(); }
 };
@@ -65,7 +66,8 @@ struct CardSourceConfig {
 //   card-luks-tokens yes|no, card-luks1-dir DIR, card-reader SUBSTRING, card-aid HEX,
 //   card-command CLAINSP1P2, card-challenge-length N, card-pin-reference HEX|none,
 //   card-watchdog SECONDS, card-pin-timeout SECONDS, card-allow-last-pin-try yes|no,
-//   card-early yes|no|auto, card-early-wait SECONDS, card-crypttab PATH.
+//   card-early yes|no|auto, card-early-wait SECONDS, card-crypttab PATH,
+//   card-prepare-rotation yes|no.
 // Returns the reason for a refusal, or nullopt.  Unknown card-* names are refused.
 [[nodiscard]] std::optional<std::string> apply_card_setting(CardSourceConfig& c, const std::string& name,
                                                             const std::string& value);

@@ -16,7 +16,7 @@ SourceList make_sources(boost::asio::io_context& io, const GlobalOptions& o, Can
     // would otherwise reach the console before the PIN question.
     if (!card.early) card.early = o.phase == Phase::initramfs;
     // Rotation at `finish` uses a next seed challenged in this boot's card operation.
-    card.challenge_next = o.rotate_on_finish != GlobalOptions::Rotate::no;
+    card.challenge_next = card.challenge_next && o.rotate_on_finish != GlobalOptions::Rotate::no;
     if (card.enabled()) {
         if (auto src = make_card_source(io, card, o.ask_dir, deliver, std::move(memo))) out.push_back(std::move(src));
     }
