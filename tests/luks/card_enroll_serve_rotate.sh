@@ -18,15 +18,7 @@
 # computation of the fixture card (an independent oracle for the card path);
 # with it, through a real `crypt-agent serve` (exit 77 while this build's agent
 # does not know the card-* settings).
-if [ "${LUKS_ISOLATED:-}" != 1 ]; then
-  [ "$(id -u)" = 0 ] || { echo "SKIP: needs root" >&2; exit 77; }
-  for c in systemd-ask-password keyctl cryptsetup unshare; do
-    command -v $c >/dev/null || { echo "SKIP: $c missing" >&2; exit 77; }
-  done
-  exec env LUKS_ISOLATED=1 unshare -m --propagation private \
-    sh -c 'mount -t tmpfs -o mode=0755 tmpfs /run/systemd && mkdir -p /run/systemd/ask-password &&
-           exec keyctl session - "$@"' sh bash "$0" "$@"
-fi
+NEEDS="systemd-ask-password cryptsetup"; . "$(dirname "$0")/../smartcard/isolated.sh"; isolate "$0" "$@"
 : "${CRYPT_AGENT_BIN:?CRYPT_AGENT_BIN not set}"
 : "${CRYPT_AGENT_SOURCE_DIR:?CRYPT_AGENT_SOURCE_DIR not set}"
 LUKS_TOOL=${1:?usage: $0 LUKS_TOOL [--with-serve]}
@@ -35,20 +27,12 @@ CARD_TOOL=$CRYPT_AGENT_BIN
 . "$CRYPT_AGENT_SOURCE_DIR/tests/smartcard/lib.sh"
 ASK=/run/systemd/ask-password
 
-PERSON='person: correct horse battery staple'
-printf '%s' "$PERSON" > "$T/person"
-V=("$T/a.luks2" "$T/b.luks2" "$T/c.luks1")
-for v in "${V[@]}"; do
-  case $v in *luks2) truncate -s 18M "$v"; type=luks2;; *) truncate -s 4M "$v"; type=luks1;; esac
-  cryptsetup luksFormat -q --type $type --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --key-file "$T/person" "$v" \
-    || fail "luksFormat $v"
-done
+. "$CRYPT_AGENT_SOURCE_DIR/tests/luks/card-volumes.sh"
 STORE=(--luks1-store "$T/store" --lock-dir "$T/locks")
 cat > "$T/agent.conf" <<CONF
 card-enable = yes
 card-luks1-dir = $T/store
 CONF
-opens_with() { cryptsetup open --test-passphrase --key-file "$2" "$1" >/dev/null 2>&1; }
 
 # serve_answers TAG: a fresh agent answers one question per volume; answers in $T/TAG.N
 # A fresh boot: nothing cached from an earlier serve (the cache lives in this

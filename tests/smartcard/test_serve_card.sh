@@ -5,14 +5,7 @@
 # passphrases.  Then the card freezes: the watchdog fires, cached questions are
 # still answered, and SIGTERM stops the agent.
 # Runs in a private mount namespace (tmpfs on /run/systemd) and session keyring.
-if [ "${SC_ISOLATED:-}" != 1 ]; then
-  [ "$(id -u)" = 0 ] || { echo "SKIP: needs root" >&2; exit 77; }
-  command -v systemd-ask-password >/dev/null || { echo "SKIP: systemd-ask-password missing" >&2; exit 77; }
-  command -v keyctl >/dev/null || { echo "SKIP: keyctl missing (package keyutils)" >&2; exit 77; }
-  exec env SC_ISOLATED=1 unshare -m --propagation private \
-    sh -c 'mount -t tmpfs -o mode=0755 tmpfs /run/systemd && mkdir -p /run/systemd/ask-password &&
-           exec keyctl session - "$@"' sh bash "$0" "$@"
-fi
+NEEDS="systemd-ask-password"; . "$(dirname "$0")/isolated.sh"; isolate "$0" "$@"
 : "${CRYPT_AGENT_BIN:?CRYPT_AGENT_BIN not set}"
 CARD_TOOL=$CRYPT_AGENT_BIN
 . "$(dirname "$0")/lib.sh"
