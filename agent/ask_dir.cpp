@@ -53,11 +53,11 @@ proto::Expected<AskFile, AskFileError> read_ask_file(int dirfd, const char* name
         std::string where = e.line ? "line " + std::to_string(e.line) + ": " : std::string();
         return proto::unexpected(AskFileError{AskFileError::parse, where + e.reason});
     }
-    return AskFile{std::move(*q), st.st_ino};
+    return AskFile{std::move(*q), st.st_ino, st.st_ctim};
 }
 
 proto::Expected<Fd, std::string> resolve_socket(const struct stat& ask_dir, const std::string& path, uid_t owner,
-                                                int open_dir_fd, const std::string& open_dir_path) {
+                                                int open_dir_fd, const std::string& open_dir_path, struct stat* socket_st) {
     const auto slash = path.find_last_of('/');
     if (slash == std::string::npos || slash + 1 >= path.size())
         return proto::unexpected(std::string("Socket= has no file name"));
@@ -88,6 +88,7 @@ proto::Expected<Fd, std::string> resolve_socket(const struct stat& ask_dir, cons
     if (!S_ISSOCK(sst.st_mode)) return proto::unexpected(std::string("Socket= is not a socket"));
     if (sst.st_uid != owner)
         return proto::unexpected("Socket= is owned by uid " + std::to_string(sst.st_uid) + ", not " + std::to_string(owner));
+    if (socket_st) *socket_st = sst;
     return sock;
 }
 

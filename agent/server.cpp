@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
@@ -27,7 +28,7 @@ namespace ca::agent {
 namespace asio = boost::asio;
 
 struct Server::Question {
-    enum class State { waiting, answered, ignored };
+    enum class State { waiting, answered, ignored, held };  // held: AnsweredLog's grace second
     explicit Question(asio::io_context& io) : timer(io) {}
     std::string name;
     ino_t ino = 0;
@@ -40,7 +41,10 @@ struct Server::Question {
     bool told_waiting = false;  // "no candidate yet" logged once
     bool retry = false;         // dropped for a transient reason (out of fds): read again on rescan
     std::vector<std::uint64_t> sent;
-    asio::steady_timer timer;   // NotAfter, or the EAGAIN back-off
+    AskIdentity key{};          // which question this is, for the AnsweredLog
+    bool keyed = false;
+    SocketIdentity sock{};      // the socket the reply went to
+    asio::steady_timer timer;   // NotAfter, the EAGAIN back-off, or the grace of a held question
     unsigned backoff_ms = 0;
     Fd pending_target;          // socket to retry after EAGAIN
     proto::Secret pending_reply;
@@ -69,6 +73,34 @@ std::vector<proto::Secret> split_nul_list(const proto::Secret& s) {
 }
 
 bool is_literal(const std::string& pattern) { return pattern.find_first_of("*?[\\") == std::string::npos; }
+
+// A killed instance's newest record may be of a reply it never sent: how long its question must
+// still be there, with nothing waiting on its socket, before it is answered.  An asker that got
+// its reply removes its question at once (systemd-ask-password does, right after the read).
+constexpr auto kUncertainGrace = std::chrono::seconds(1);
+
+// Test-only: SIGKILL ourselves just before or just after the N-th reply's sendto
+// (CRYPT_AGENT_FAULT_SIGKILL_AT_SEND=before:N or after:N), to crash exactly where a restart
+// must neither lose nor repeat an answer.  Compiled out unless CRYPT_AGENT_FAULT_INJECTION.
+void fault_kill_at_send([[maybe_unused]] bool after) {
+#ifdef CRYPT_AGENT_FAULT_INJECTION
+    static const auto spec = []() -> std::pair<int, unsigned long> {
+        const char* v = std::getenv("CRYPT_AGENT_FAULT_SIGKILL_AT_SEND");
+        if (v == nullptr) return {-1, 0};
+        const std::string s(v);
+        const auto colon = s.find(':');
+        if (colon == std::string::npos) return {-1, 0};
+        return {s.substr(0, colon) == "after" ? 1 : 0, std::strtoul(s.c_str() + colon + 1, nullptr, 10)};
+    }();
+    static unsigned long sends = 0;
+    if (spec.first < 0) return;
+    if (!after) ++sends;
+    if (sends == spec.second && spec.first == (after ? 1 : 0)) {
+        CA_LOG(warning) << "fault injection: SIGKILL " << (after ? "after" : "before") << " sending reply " << sends;
+        ::raise(SIGKILL);
+    }
+#endif
+}
 
 }  // namespace
 
@@ -116,6 +148,12 @@ void Server::start() {
         std::move(memo));
 
     load_cache();
+    if (auto w = answered_.open(o_.cache_dir); !w.empty())
+        CA_LOG(warning) << "cannot record which questions were answered (" << w
+                        << "); a restart of the agent may answer a pending question twice";
+    else if (answered_.inherited_count() != 0)
+        CA_LOG(debug) << answered_.inherited_count() << " record(s) of answered questions from an earlier instance in "
+                      << answered_.path() << " (those of questions still asked are kept)";
     open_ask_dir();  // throws if the directory cannot be made or watched
     push_to_systemd();
     arm_watch();
@@ -152,6 +190,7 @@ void Server::stop() {
     // Before switch-root: whatever was typed since our last look goes into the handed-over cache.
     harvest_systemd_entry();
     if (dirty_) save_now();
+    answered_.confirm();
     for (auto& s : sources_) s->stop();
     boost::system::error_code ec;
     if (inotify_) inotify_->close(ec);
@@ -393,7 +432,12 @@ void Server::full_scan() {
             ++it;
         }
     }
+    answered_.keep_only(static_cast<std::uint64_t>(dir_st_.st_dev), found);  // bounded: records of gone questions go
+    const auto skipped_before = stats_.skipped;
     for (auto& [nm, ino] : found) process_name(nm, ino);
+    if (stats_.skipped != skipped_before)
+        CA_LOG(notice) << (stats_.skipped - skipped_before) << " pending question(s) had already been answered "
+                       << "(before a restart, or before the directory was replaced); not answering them again";
 }
 
 // ---- one question -------------------------------------------------------------------------
@@ -444,8 +488,11 @@ void Server::process_name(const std::string& name, ino_t hint_ino) {
     q->ino = file->ino;
     q->q = std::move(file->q);
     q->id = q->q.id.value_or(std::string());
+    q->key = ask_identity(dir_st_.st_dev, name, file->ino, file->ctime);
+    q->keyed = true;
     auto& ref = *q;
     questions_.emplace(name, std::move(q));
+    if (answered_before(ref)) return;
     consider(ref);
 }
 
@@ -509,6 +556,55 @@ bool Server::asker_gone(Question& q) {
     ++stats_.gone;
     CA_LOG(info) << describe(q.name, q.id) << ": asker PID " << q.q.pid << " is gone, ignoring";
     return true;
+}
+
+bool Server::answered_before(Question& q) {
+    const auto* e = answered_.find(q.key);
+    if (e == nullptr) return false;
+    if (e->uncertain) {
+        hold_uncertain(q);
+        return true;
+    }
+    // Not learnt from again either: an AcceptCached=0 question was learnt from when answered.
+    q.state = Question::State::answered;
+    ++stats_.skipped;
+    CA_LOG(notice) << describe(q.name, q.id) << ": already answered "
+                   << (e->inherited ? "by the agent that ran before this one" : "by this agent") << "; not answering it twice";
+    return true;
+}
+
+void Server::hold_uncertain(Question& q) {
+    // The newest record of an instance that was killed: written before a send it may not have made.
+    const auto* e = answered_.find(q.key);
+    if (e == nullptr) { q.state = Question::State::waiting; consider(q); return; }
+    const auto queued = socket_queue(e->sock);
+    if (queued && *queued != 0) {
+        answered_.settle(q.key);
+        q.state = Question::State::answered;
+        ++stats_.skipped;
+        CA_LOG(notice) << describe(q.name, q.id) << ": the agent before this one was stopped while answering it; "
+                       << "a reply waits on its socket, not answering it twice";
+        return;
+    }
+    if (q.state != Question::State::held) {
+        q.state = Question::State::held;
+        CA_LOG(notice) << describe(q.name, q.id) << ": the agent before this one was stopped while answering it and "
+                       << (queued ? "no reply waits on its socket" : "the kernel cannot tell whether a reply waits on its socket")
+                       << "; answering it in " << kUncertainGrace.count() << " s unless it goes away";
+        q.timer.expires_after(kUncertainGrace);
+        const std::string name = q.name;
+        q.timer.async_wait([this, name](const boost::system::error_code& ec) {
+            if (ec || stopping_) return;
+            auto it = questions_.find(name);
+            if (it == questions_.end() || it->second->state != Question::State::held) return;
+            hold_uncertain(*it->second);
+        });
+        return;
+    }
+    // Still asked a second later with nothing waiting: the reply was never sent.
+    CA_LOG(notice) << describe(q.name, q.id) << ": still asked and no reply waits on its socket; answering it now";
+    q.state = Question::State::waiting;
+    consider(q);  // its send overwrites the uncertain record
 }
 
 void Server::learn_from_retry(Question& q, IdState& ids) {
@@ -620,7 +716,8 @@ void Server::send_to(Question& q, std::vector<std::size_t> chosen) {
     } wipe_after{reply_buf_, *len};
     // The caller has just checked the asker's PID (consider, revisit_waiting); the send
     // itself tells us if it died since (ECONNREFUSED).
-    auto target = resolve_socket(dir_st_, q.q.socket, owner_, dir_fd_.get(), ask_dir_str_);
+    struct stat sock_st{};
+    auto target = resolve_socket(dir_st_, q.q.socket, owner_, dir_fd_.get(), ask_dir_str_, &sock_st);
     if (!target && (target.error().find("Too many open files") != std::string::npos)) {
         CA_LOG(warning) << describe(q.name, q.id) << ": " << target.error() << "; will retry";
         q.state = Question::State::ignored;
@@ -634,8 +731,15 @@ void Server::send_to(Question& q, std::vector<std::size_t> chosen) {
         CA_LOG(warning) << describe(q.name, q.id) << ": " << target.error() << "; not sending anything there";
         return;
     }
+    // Recorded before the send: a crash after it can never lead to a second reply (AnsweredLog).
+    q.sock = SocketIdentity{static_cast<std::uint64_t>(sock_st.st_dev), static_cast<std::uint64_t>(sock_st.st_ino)};
+    record_answer(q);
+    fault_kill_at_send(false);
     int err = 0;
-    switch (send_datagram(sender_.get(), target->get(), reply_buf_.bytes().first(*len), err)) {
+    const auto status = send_datagram(sender_.get(), target->get(), reply_buf_.bytes().first(*len), err);
+    fault_kill_at_send(true);
+    if (status != SendStatus::sent && q.keyed) answered_.erase(q.key);  // nothing delivered: no claim
+    switch (status) {
         case SendStatus::sent: break;
         case SendStatus::gone:
             q.state = Question::State::ignored;
@@ -675,6 +779,21 @@ void Server::send_to(Question& q, std::vector<std::size_t> chosen) {
         sd_notify("STATUS=Answered " + std::to_string(stats_.answered) + " question(s)");
 }
 
+void Server::record_answer(Question& q) {
+    if (!q.keyed) return;
+    auto err = answered_.record(q.key, q.sock);
+    if (err && !answered_warned_) {
+        answered_warned_ = true;
+        CA_LOG(warning) << "cannot record an answered question (" << *err
+                        << "); answering anyway, but a restart may answer it twice";
+    }
+    if (answered_.evicted() && !evicted_warned_) {
+        evicted_warned_ = true;
+        CA_LOG(warning) << "more than " << AnsweredLog::kMaxSlots << " answered questions are still pending; "
+                        << "the oldest records are given up (a restart may answer those twice)";
+    }
+}
+
 void Server::retry_send_later(Question& q) {
     q.backoff_ms = q.backoff_ms == 0 ? 1 : std::min(q.backoff_ms * 2, 200u);
     q.timer.expires_after(std::chrono::milliseconds(q.backoff_ms));
@@ -691,8 +810,11 @@ void Server::retry_send_later(Question& q) {
             qq.pending_target.reset();
             return;
         }
+        record_answer(qq);
         int err = 0;
-        switch (send_datagram(sender_.get(), qq.pending_target.get(), qq.pending_reply.bytes(), err)) {
+        const auto status = send_datagram(sender_.get(), qq.pending_target.get(), qq.pending_reply.bytes(), err);
+        if (status != SendStatus::sent && qq.keyed) answered_.erase(qq.key);
+        switch (status) {
             case SendStatus::again: retry_send_later(qq); return;
             case SendStatus::sent: {
                 auto& ids = ids_[qq.id];
@@ -741,6 +863,7 @@ void Server::forget(const std::string& name) {
             schedule_save();
         }
     }
+    if (q.keyed) answered_.release(q.key);  // its file is gone: its record's slot is free
     q.timer.cancel();
     questions_.erase(it);
 }
@@ -921,6 +1044,7 @@ void Server::schedule_save() {
 }
 
 void Server::save_now() {
+    answered_.confirm();  // the sends of the records written so far have returned
     if (!cache_) { dirty_ = false; return; }
     // Record per candidate what this boot learnt, so the next instance knows it.
     for (std::size_t i = 0; i < cache_->candidates.size(); ++i) {

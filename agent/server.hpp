@@ -19,6 +19,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "agent/answered_log.hpp"
 #include "agent/ask_dir.hpp"
 #include "agent/cache_store.hpp"
 #include "agent/fd.hpp"
@@ -32,6 +33,7 @@ struct ServerStats {
     std::uint64_t answered = 0;   // datagrams delivered
     std::uint64_t ignored = 0;    // questions left to other agents
     std::uint64_t gone = 0;       // askers that vanished before we could answer
+    std::uint64_t skipped = 0;    // answered before a restart (AnsweredLog), not answered again
 };
 
 class Server {
@@ -78,11 +80,14 @@ private:
     void consider(Question& q);
     void learn_from_retry(Question& q, IdState& ids);
     bool asker_gone(Question& q);
+    bool answered_before(Question& q);  // true if an earlier instance (or this one) answered it
+    void hold_uncertain(Question& q);   // the one reply a killed instance may not have sent
     void prune_ids();  // bounds the per-Id table  // true (and the question dropped, logged) if its PID is dead
     void answer_or_wait(Question& q);
     void send_to(Question& q, std::vector<std::size_t> chosen);
     void arm_deadline(Question& q);
     void retry_send_later(Question& q);
+    void record_answer(Question& q);  // AnsweredLog, just before a send
 
     // cache
     void load_cache();
@@ -120,6 +125,9 @@ private:
     bool rescan_armed_ = false;
     bool fd_pressure_logged_ = false;
     Fd sender_;
+    AnsweredLog answered_;      // which questions got a reply, for the instance after a crash
+    bool answered_warned_ = false;
+    bool evicted_warned_ = false;
     proto::Secret reply_buf_;  // locked, reused for every datagram, wiped after each send
 
     std::unordered_map<std::string, std::unique_ptr<Question>> questions_;
