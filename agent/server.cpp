@@ -366,12 +366,20 @@ void Server::rewatch_later() {
         if (ec || stopping_) return;
         try {
             open_ask_dir();
+            if (!rewatch_error_.empty()) {
+                CA_LOG(notice) << "watching " << o_.ask_dir.string() << " again";
+                rewatch_error_.clear();
+            }
             if (enter_dir()) {
                 full_scan();
                 dir_fd_.reset();
             }
         } catch (const std::exception& e) {
-            CA_LOG(err) << e.what() << "; retrying in 1 s";
+            // Once per cause: a directory replaced by a symlink stays refused until a real one
+            // comes back, and a line a second would bury everything else.
+            if (rewatch_error_ != e.what())
+                CA_LOG(err) << e.what() << "; nothing is answered there until it is a real directory again (checking every second)";
+            rewatch_error_ = e.what();
             rewatch_timer_.expires_after(std::chrono::seconds(1));
             rewatch_timer_.async_wait([this](const boost::system::error_code& ec2) {
                 if (!ec2 && !stopping_) rewatch_later();

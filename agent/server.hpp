@@ -128,6 +128,7 @@ private:
     AnsweredLog answered_;      // which questions got a reply, for the instance after a crash
     bool answered_warned_ = false;
     bool evicted_warned_ = false;
+    std::string rewatch_error_;  // why the ask directory cannot be watched (logged once)
     proto::Secret reply_buf_;  // locked, reused for every datagram, wiped after each send
 
     std::unordered_map<std::string, std::unique_ptr<Question>> questions_;

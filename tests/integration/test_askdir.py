@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""The ask directory: created if missing, re-created and re-watched when removed."""
-import os, shutil, time
-from harness import Env, TestAsker, candidates, wait_for
+"""The ask directory: created if missing, re-created and re-watched when removed, refused
+as a symlink at start and while serving."""
+import ctypes, os, shutil, time
+from harness import ASK_DIR, Env, TestAsker, candidates, wait_for
 
 env = Env("askdir")
 SECRET = "Dir-Test-Secret-77"
@@ -41,4 +42,55 @@ os.symlink(private, link)
 p = env.start_agent("--ask-dir", link, ready=False)
 p.wait(5)
 env.check(p.returncode != 0 and "a symlink is refused" in env.read(), "a symlinked ask dir is refused with a reason")
+
+# Replaced by a symlink while the agent runs: the directory is swapped in one step
+# (renameat2 RENAME_EXCHANGE) for a symlink to another directory that holds an honest-looking
+# question, and a real systemd-ask-password then asks through the symlink.  Nothing may be
+# answered there; one line says why; a real directory coming back is served again.
+RENAME_EXCHANGE = 2
+libc = ctypes.CDLL(None, use_errno=True)
+def exchange(a, b):
+    if libc.renameat2(-100, a.encode(), -100, b.encode(), RENAME_EXCHANGE) != 0:  # AT_FDCWD
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+
+env.start_agent()                                  # the standard (private) ask directory
+q = TestAsker("cryptsetup:/dev/before-swap")
+r = q.receive()
+env.check(r is not None and candidates(r[0]) == [SECRET], "question in the real ask dir answered")
+q.close()
+parent = os.path.dirname(ASK_DIR)
+elsewhere = os.path.join(parent, "elsewhere")
+os.mkdir(elsewhere, 0o755)
+# Its Socket= names the path through the symlink, as an asker writing there would.
+lure = TestAsker("cryptsetup:/dev/lure", ask_dir=elsewhere, socket_path=os.path.join(ASK_DIR, "sck.lure"), bind=False)
+old = os.umask(0o177)
+lure.sock.bind(os.path.join(elsewhere, "sck.lure"))
+os.umask(old)
+link, aside = os.path.join(parent, "ask-link"), os.path.join(parent, "ask-aside")
+os.symlink(elsewhere, link)
+exchange(link, ASK_DIR)                            # ASK_DIR is now the symlink; the real dir is at `link`
+os.rename(link, aside)
+env.check(os.path.islink(ASK_DIR), "the ask directory is now a symlink to another directory")
+real = env.ask("cryptsetup:/dev/through-link", timeout=3)   # systemd-ask-password writes through the symlink
+env.check(wait_for(lambda: any(n.startswith("ask.") and n != os.path.basename(lure.path) for n in os.listdir(elsewhere)),
+                   what="systemd-ask-password's question behind the symlink") is True,
+          "systemd-ask-password asked through the symlink")
+env.check(env.answer(real, timeout=8) is None, "no answer to the question asked through the symlink")
+env.check(lure.receive(0.5) is None, "no datagram to the question in the symlink's target")
+env.check(env.agent.poll() is None, "the agent keeps running")
+refused = [l for l in env.read().splitlines() if "symlink" in l]
+env.check(len(refused) == 1, f"one log line says the symlink is refused (got {len(refused)})")
+# A real directory comes back: served again.
+os.unlink(ASK_DIR)
+os.rename(aside, ASK_DIR)
+q = TestAsker("cryptsetup:/dev/after-swap")
+r = q.receive(4)
+env.check(r is not None and candidates(r[0]) == [SECRET], "question after the real directory came back answered")
+q.close()
+env.check("watching " + ASK_DIR + " again" in env.read(), "the log says the directory is watched again")
+env.check(lure.receive(0.2) is None, "still nothing sent to the lure")
+lure.close()
+shutil.rmtree(elsewhere)
+env.check(env.stop_agent() == 0, "agent stops cleanly")
 env.finish()
