@@ -12,6 +12,8 @@ lower-case hex (smartcard/derive.hpp): AES by openssl, HKDF by hmac here.
 Seeds are not secret; keys are: they reach only stdout, when asked for.
 
     card_keys.py key IMAGE [STORE-FILE]   the current generation's key on stdout
+    card_keys.py response IMAGE [STORE-FILE]
+                                          the card's response to that seed, hex
     card_keys.py record IMAGE [STORE-FILE]
                                           generation numbers, one line (no key)
 """
@@ -82,7 +84,7 @@ def record_of(image, store_file=None):
 
 
 def main(argv):
-    if len(argv) not in (3, 4) or argv[1] not in ("key", "record"):
+    if len(argv) not in (3, 4) or argv[1] not in ("key", "response", "record"):
         sys.exit(__doc__)
     image = argv[2]
     rec = record_of(image, argv[3] if len(argv) == 4 else None)
@@ -94,7 +96,10 @@ def main(argv):
     gen, seed = current(rec)
     if seed is None:
         sys.exit(f"{image}: the record names no current generation")
-    sys.stdout.buffer.write(volume_key(seed, luks_uuid(image)))
+    if argv[1] == "response":
+        sys.stdout.write(card_response(seed).hex())
+    else:
+        sys.stdout.buffer.write(volume_key(seed, luks_uuid(image)))
 
 
 if __name__ == "__main__":

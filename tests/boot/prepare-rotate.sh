@@ -6,11 +6,12 @@
 #   root-rot.img   LUKS2, the root file system (rootfs/ plus the agent's
 #                  configuration, /var/lib/crypt-agent/<data2 uuid>.rec, an
 #                  fstab that mounts / read-write so finish can rewrite that
-#                  record, and test-rotate-store.service)
+#                  record, the root in /etc/crypttab, test-rotate-store.service)
 #   data1-rot.img  LUKS2 (crypt-agent token), data2-rot.img LUKS1 (store file)
 #   initrd-card-rot.img, rot-store/ (the store as enrolled, for the host's checks)
 #   secrets/rot-enrolled-{root,data1,data2}: each volume's key as enrolled,
-#                  computed on the host (card_keys.py), checked to open it
+#                  computed on the host (card_keys.py), checked to open it;
+#                  secrets/rot-enrolled-response: the card's response to that seed
 #
 # The card is the boot tests' emulator (vicc-boot.py, same key, PIN
 # secrets/card-pin) on a private pcscd (tests/smartcard/fixture); enrolment
@@ -103,15 +104,20 @@ for v in root data1 data2; do
         || fail "the person's passphrase no longer opens $v"
     log "$v-rot.img: $(python3 "$BOOT_SRC/card_keys.py" record "$v-rot.img" "${store[@]}"), the host's key opens it"
 done
+# The card's response to the enrolled seed (one seed for all three): what the boot cache holds.
+(umask 077; python3 "$BOOT_SRC/card_keys.py" response root-rot.img > secrets/rot-enrolled-response)
 no_secrets_in_logs "$PIN" "$(cat secrets/typed)" "$(cat secrets/rot-enrolled-root)" \
-    "$(cat secrets/rot-enrolled-data1)" "$(cat secrets/rot-enrolled-data2)"
+    "$(cat secrets/rot-enrolled-data1)" "$(cat secrets/rot-enrolled-data2)" "$(cat secrets/rot-enrolled-response)"
 
 # 3. The root file system with the store, under the enrolled header.
 tree=$BOOT_WORK/rot-rootfs
 rm -rf "$tree"; cp -al rootfs "$tree"   # hard links: every change below replaces a file, never edits one
-rm -f "$tree/etc/crypt-agent.conf" "$tree/etc/fstab"
+rm -f "$tree/etc/crypt-agent.conf" "$tree/etc/fstab" "$tree/etc/crypttab"
 install -m 644 "$CONF" "$tree/etc/crypt-agent.conf"
 echo "/dev/mapper/luks-$ROOT_UUID / ext4 rw 0 0" > "$tree/etc/fstab"
+# As on an installed system, crypttab lists the root too (dracut's rd.luks.uuid comes from
+# it): finish rotates the enrolled volumes listed there (card-crypttab).
+{ echo "luks-$ROOT_UUID UUID=$ROOT_UUID none luks"; cat rootfs/etc/crypttab; } > "$tree/etc/crypttab"
 install -d -m 700 "$tree/var/lib/crypt-agent"
 install -m 600 "$T/store/$DATA2_UUID.rec" "$tree/var/lib/crypt-agent/"
 rm -rf "$tree/etc/test-boot/secrets"; install -d -m 700 "$tree/etc/test-boot/secrets"

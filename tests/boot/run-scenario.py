@@ -315,8 +315,10 @@ def finish_flushed(v, rep):
     v.check(ran, f"crypt-agent-finish ran and exited 0 ({unit.group(0) if unit else 'no state'})")
     cached = [k for k in rep["keys"] if k.split(";")[-1] in ("crypt-agent:cache", "cryptsetup")]
     v.check(not cached, f"no cache key left in root's user keyring after finish (left: {cached or 'none'})")
-    # "finished" is finish's marker; <uuid>.lock are rotation's empty flock files (no secret).
-    leftovers = [f for f in (rep["rundir"] or "").split() if f != "finished" and not f.endswith(".lock")]
+    # "finished" is finish's marker, <uuid>.lock rotation's empty flock files, "answered" the
+    # record of which questions were answered (agent/answered_log.hpp): none holds a secret.
+    leftovers = [f for f in (rep["rundir"] or "").split()
+                 if f not in ("finished", "answered") and not f.endswith(".lock")]
     v.check(not leftovers, f"no cache file left in /run/crypt-agent after finish (left: {leftovers or 'none'})")
 
 
@@ -448,14 +450,22 @@ def opens(image, key):
 
 
 def rot_store(out):
-    """What test-rotate-store printed: ({file: content}, mount options of /), or (None, None)."""
+    """What test-rotate-store printed: {"store": {file: content}, "root": mount options of /,
+    "rundir": what /run/crypt-agent holds, "rundir_secrets": how many files there hold a
+    test secret}, or {} when it printed nothing."""
     m = re.search(rb"ROT-STORE-BEGIN(.*?)ROT-STORE-END", out, re.S)
     if not m:
-        return None, None
+        return {}
     text = m.group(1).decode(errors="replace").replace("\r", "")
-    files = {f: base64.b64decode(b).decode() for f, b in re.findall(r"^ROT-STORE (\S+) ([A-Za-z0-9+/=]+)$", text, re.M)}
-    root = re.search(r"^ROT-ROOT (\S*)$", text, re.M)
-    return files, root.group(1) if root else None
+
+    def line(tag):
+        found = re.search(rf"^{tag} ?(.*)$", text, re.M)
+        return found.group(1).strip() if found else None
+    n = line("ROT-RUNDIR-SECRETS")
+    return {"store": {f: base64.b64decode(b).decode()
+                      for f, b in re.findall(r"^ROT-STORE (\S+) ([A-Za-z0-9+/=]+)$", text, re.M)},
+            "root": line("ROT-ROOT"), "rundir": line("ROT-RUNDIR"),
+            "rundir_secrets": int(n) if n and n.isdigit() else None}
 
 
 class Tagged:
@@ -529,9 +539,14 @@ def card_rotate(name):
         print(f"  {tag}: passphrase prompts on the console (nobody typed at them): {disk_prompts}")
         finish_flushed(tv, rep)
         no_secret_leaks(tv, boot, rep)
-        store, root_opts = rot_store(boot.out)
+        shown = rot_store(boot.out)
+        root_opts = shown.get("root")
         tv.check(bool(root_opts and "rw" in root_opts.split(",")),
                  f"/ is writable, so finish can rewrite the LUKS1 store (mount options: {root_opts})")
+        tv.check(shown.get("rundir_secrets") == 0,
+                 f"no file left in /run/crypt-agent holds the PIN, a passphrase, an enrolled key or the card's "
+                 f"response ({shown.get('rundir_secrets')} do; files: {shown.get('rundir')})")
+        store = shown.get("store")
         print(f"  {tag}: boot time {report_at:.1f} s" if report_at is not None else f"  {tag}: no report")
         return boot, rep, store, report_at
 
@@ -556,21 +571,30 @@ def card_rotate(name):
 
     times = {}
     boot1, rep1, store1, times["boot 1"] = one_boot("boot1")
-    boots = [boot1]
+    boots, known = [boot1], [recs0]
     if rep1 is None:
         print("  boot 1 did not reach the report: no second boot")
     else:
         recs1, keys1 = after("boot 1", store1, keys0)
+        known.append(recs1)
         boot2, rep2, store2, times["boot 2"] = one_boot("boot2")
         boots.append(boot2)
         if rep2 is not None:
             retired = {n: {**keys0.get(n, {}), **keys1.get(n, {})} for n in vols}
-            recs2, keys2 = after("boot 2", store2, retired)
+            recs2, _ = after("boot 2", store2, retired)
+            known.append(recs2)
             for n in vols:
                 v.check(opens(img[n], typed), f"after boot 2: the person's passphrase still opens {n}")
-            derived = [k for ks in (keys0, keys1, keys2) for kv in ks.values() for k in kv.values()]
-            shown = [b.name for b in boots if any(k in b.out for k in derived)]
-            v.check(not shown, f"no card-derived key of any generation on either console (on: {shown or 'none'})")
+    # Every generation's card response and keys the host knows of: none on a console.
+    derived = []
+    for recs in known:
+        for n, r in recs.items():
+            for seed in (card_keys.generations(r) if r else {}).values():
+                resp = card_keys.card_response(seed).hex()
+                derived += [resp.encode(), resp.upper().encode(), card_keys.volume_key(seed, uuid[n])]
+    shown = [b.name for b in boots if any(k in b.out for k in derived)]
+    v.check(not shown, f"no card response or derived key of any generation on the console "
+                       f"({len(derived)} strings; on: {shown or 'none'})")
     print("  boot times:", ", ".join(f"{t} {s:.1f} s" if s is not None else f"{t} -" for t, s in times.items()))
     return v.finish(boots[-1], times.get(f"boot {len(boots)}"))
 
