@@ -341,6 +341,7 @@ int rotate_main(const std::vector<std::string>& args, const GlobalOptions& globa
     auto known = std::make_shared<RememberedResponses>(std::move(remembered));
     luks::CardAccess wrapped;
     wrapped.profile_id = card->profile_id;
+    wrapped.remembered = [known](const std::vector<unsigned char>& seed) { return known->responses.count(seed) != 0; };
     wrapped.challenge = [known, real = card->challenge](std::span<const unsigned char> seed)
         -> smartcard::Expected<proto::Secret> {
         if (auto it = known->responses.find(std::vector<unsigned char>(seed.begin(), seed.end()));

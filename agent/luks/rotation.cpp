@@ -23,7 +23,7 @@ const std::string kNotDeterministic =
 LuksResult<const proto::Secret*> ResponseCache::response(const std::vector<unsigned char>& seed) {
     auto it = answers_.find(seed);
     if (it == answers_.end()) {
-        ++operations_;
+        if (!card_.remembered || !card_.remembered(seed)) ++operations_;
         auto r = card_.challenge(seed);
         if (r) it = answers_.emplace(seed, std::move(r).value()).first;
         else it = answers_.emplace(seed, LuksError{LuksErrc::card, "the card did not answer: " +
@@ -51,7 +51,9 @@ void ResponseCache::prefetch(const std::vector<std::vector<unsigned char>>& seed
         }
         return;
     }
-    ++operations_;
+    if (check_determinism || !card_.remembered ||
+        !std::all_of(missing.begin(), missing.end(), [&](const auto& seed) { return card_.remembered(seed); }))
+        ++operations_;
     auto r = card_.batch(missing, check_determinism);
     for (std::size_t i = 0; i < missing.size(); ++i) {
         if (r && r->size() == missing.size())

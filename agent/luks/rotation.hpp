@@ -51,6 +51,9 @@ struct CardAccess {
     smartcard::ChallengeFn challenge;  // seed -> the card's response
     std::string profile_id;            // recorded in each record; checked at rotate
     BatchChallengeFn batch;            // optional: one session for many seeds
+    // optional: seeds answered without the card (responses from the boot's unlock);
+    // they do not count as card operations.
+    std::function<bool(const std::vector<unsigned char>& seed)> remembered;
 };
 
 // Asks the card once per distinct seed and remembers the answer (or the failure)

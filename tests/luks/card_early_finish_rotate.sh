@@ -92,7 +92,7 @@ ok "real root, card pulled: a from its cached key, b (LUKS2) and c (LUKS1) deriv
 before=$(apdus 88)
 "$CRYPT_AGENT_BIN" --config "$T/agent.root.conf" "${COMMON[@]}" finish > "$T/finish.out" 2> "$T/finish.err" || fail "finish: $(cat "$T/finish.err")"
 grep -q "rotating to the seed the card answered during this boot" "$T/finish.err" || fail "finish did not use the boot's fresh seed"
-grep -q "3 of 3 volumes done, 0 failed" "$T/finish.err" || fail "finish rotation summary: $(tail -3 "$T/finish.err")"
+grep -q "3 of 3 volumes done, 0 failed; card operations: 0" "$T/finish.err" || fail "finish rotation summary: $(tail -3 "$T/finish.err")"
 [ "$(apdus 88)" = "$before" ] || fail "finish went to the card"
 keyctl show @s 2>/dev/null | grep -q 'crypt-agent:cache' && fail "the cache key is still in the keyring after finish"
 for i in 0 1 2; do
