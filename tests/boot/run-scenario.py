@@ -398,20 +398,21 @@ def card_reaches_guest(name):
     return v.finish(boot, None)
 
 
-def card_boot(name, initrd, disks, root_image):
-    """One boot with the host's card (the test card key, PIN secrets/card-pin)
-    reaching the guest's vpcd, and a person who types the PIN once at the
-    agent's PIN question. Returns (boot, person, how it ended, report time)."""
+def card_boot(name, initrd, disks, root_image, card_key=card_keys.CARD_KEY, append="", stall=60):
+    """One boot with the host's card (the test card key unless told, PIN
+    secrets/card-pin) reaching the guest's vpcd, and a person who types the PIN
+    once at the agent's PIN question. Returns (boot, person, how it ended,
+    report time)."""
     port = free_port()
     nic = f"user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:35963"
-    boot = Boot(name, os.path.join(WORK, initrd), disks, append="test.expire-systemd-cache", nic=nic,
+    boot = Boot(name, os.path.join(WORK, initrd), disks, append="test.expire-systemd-cache " + append, nic=nic,
                 root_image=root_image)
     card = Card(port, boot.log_path.replace(".log", ".vicc.log"),
-                ["--secret", card_keys.CARD_KEY, "--pin", secret("card-pin").decode(), "--strict"])
+                ["--secret", card_key, "--pin", secret("card-pin").decode(), "--strict"])
     person = Person("card-pin", pin=True)
     card.start(timeout=480)
     try:
-        end, _, report_at = drive(boot, person, stall=60)
+        end, _, report_at = drive(boot, person, stall=stall)
     finally:
         boot.stop()
         card.stop()
@@ -441,6 +442,38 @@ def card_one_pin(name):
     print(f"  passphrase prompts on the console (nobody typed at them): {len(disk_prompts)}")
     no_secret_leaks(v, boot, rep)
     return v.finish(boot, report_at)
+
+
+def control_wrong_card_key(name):
+    """(4c) Control: the card disks with a card whose key is not the one the
+    disks were set up with (the PIN is right). The agent's keys are wrong for
+    every volume: the root's question is answered once, rejected, and asked
+    again; the agent steps aside and nobody types. crypttab-style timeout=30s
+    (rd.luks.options) ends the root's question, the root never appears, and
+    the initramfs gives up (rd.emergency=poweroff): the boot ends by itself
+    instead of hanging, and no volume opened."""
+    card_disks = [(os.path.join(WORK, f"{n}-card.img"), True) for n in ("root", "data1", "data2")]
+    boot, person, end, report_at = card_boot(name, "initrd-card-luks.img", card_disks, "root-card.img",
+                                             card_key="ffeeddccbbaa99887766554433221100",
+                                             append="rd.luks.options=timeout=30s", stall=600)
+    v = Verdict(name)
+    out = boot.out
+    pin_at = PIN_PROMPT.search(out)
+    v.check(person.typed_at is not None, "the person typed the PIN once (the PIN is right, the card key is not)")
+    root_prompts = [m for m in PROMPT.finditer(out) if not PIN_PROMPT.search(m.group(0))
+                    and pin_at and m.start() > pin_at.start()]
+    v.check(bool(root_prompts), f"after the agent's wrong answer the root's question reached the console "
+                                f"({len(root_prompts)} prompt(s); nobody types at them)")
+    v.check(not SWITCH_ROOT.search(out), "the root volume stayed closed (no switch-root)")
+    v.check(end == "exit", f"the boot ended by itself once the timeouts passed (ended by: {end}, "
+                           f"after {boot.now():.0f} s)")
+    # systemd's status lines carry colour codes between the words.
+    failed = re.search(rb"Failed to start (?:\x1b\[[0-9;]*m)?systemd-cr", out)
+    sysroot = re.search(rb"Dependency failed for (?:\x1b\[[0-9;]*m)?sysroot.mount", out)
+    v.check(bool(failed and sysroot), "the console says why: the root's systemd-cryptsetup unit failed "
+                                      f"({bool(failed)}), so /sysroot could not be mounted ({bool(sysroot)})")
+    no_secret_leaks(v, boot, None)
+    return v.finish(boot, None)
 
 
 def opens(image, key):
@@ -607,6 +640,7 @@ SCENARIOS = {
     "control-wrong-key-fakeclock": wrong_key,
     "card-reaches-guest": card_reaches_guest,
     "card-one-pin": card_one_pin,
+    "card-control-wrong-key": control_wrong_card_key,
     "card-rotate": card_rotate,
 }
 

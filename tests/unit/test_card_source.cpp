@@ -84,6 +84,9 @@ BOOST_AUTO_TEST_CASE(card_early_settings) {
     BOOST_TEST(ca::agent::apply_card_setting(c, "card-early-wait", "0").has_value());
     BOOST_TEST(!ca::agent::apply_card_setting(c, "card-crypttab", "/etc/crypttab.test").has_value());
     BOOST_TEST(c.crypttab == fs::path("/etc/crypttab.test"));
+    BOOST_TEST(c.challenge_next);  // card-prepare-rotation defaults to yes
+    BOOST_TEST(!ca::agent::apply_card_setting(c, "card-prepare-rotation", "no").has_value());
+    BOOST_TEST(!c.challenge_next);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
