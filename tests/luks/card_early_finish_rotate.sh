@@ -71,11 +71,7 @@ fixture pull
 "$CRYPT_AGENT_BIN" --config "$T/agent.root.conf" "${COMMON[@]}" serve --phase root > "$T/root.out" 2> "$T/root.err" &
 AGENT=$!; PIDS+=("$AGENT")
 wait_for 5 grep -q 'watching' "$T/root.err" || fail "root agent did not start"
-for i in 0 1 2; do
-  systemd-ask-password --no-tty --timeout=20 --id="cryptsetup:${V[$i]}" "Passphrase for ${V[$i]}:" \
-      > "$T/served.$i" 2> "$T/ask.$i.err" &
-  ASKERS[$i]=$!; PIDS+=("${ASKERS[$i]}")
-done
+ask_volumes 20 served "cryptsetup:${V[0]}" "cryptsetup:${V[1]}" "cryptsetup:${V[2]}"
 for i in 0 1 2; do
   wait "${ASKERS[$i]}" || fail "no answer for ${V[$i]}: $(tail -5 "$T/root.err")"
   printf '%s' "$(cat "$T/served.$i")" > "$T/served.$i.key"

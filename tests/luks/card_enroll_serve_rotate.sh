@@ -47,11 +47,7 @@ serve_answers() {
   AGENT=$!; PIDS+=("$AGENT")
   wait_for 5 grep -q 'watching' "$T/serve.$tag.err" || fail "agent did not start: $(tail -5 "$T/serve.$tag.err")"
   answer_pins "$PIN"
-  for i in 0 1 2; do
-    systemd-ask-password --no-tty --timeout=30 --id="cryptsetup:${V[$i]}" "Passphrase for ${V[$i]}:" \
-        > "$T/$tag.$i" 2> "$T/ask.$tag.$i.err" &
-    ASKERS[$i]=$!; PIDS+=("${ASKERS[$i]}")
-  done
+  ask_volumes 30 "$tag" "cryptsetup:${V[0]}" "cryptsetup:${V[1]}" "cryptsetup:${V[2]}"
   for i in 0 1 2; do
     wait "${ASKERS[$i]}" || fail "$tag: no answer for ${V[$i]}: $(tail -5 "$T/serve.$tag.err")"
     # systemd-ask-password ends its output with a newline that is not part of the key.

@@ -117,3 +117,17 @@ wait_for() {   # wait_for SECONDS CMD...: polls CMD every 0.05 s
     sleep 0.05
   done
 }
+
+# ask_volumes TIMEOUT TAG ID...: one real systemd-ask-password per Id, in the
+# background (as systemd-cryptsetup asks); the answer to the Nth goes to
+# $T/TAG.N, its PID to ASKERS[N].
+ask_volumes() {
+  local timeout=$1 tag=$2 i=0 id
+  shift 2
+  ASKERS=()
+  for id in "$@"; do
+    systemd-ask-password --no-tty --timeout="$timeout" --id="$id" "Passphrase for $id:" \
+        > "$T/$tag.$i" 2> "$T/$tag.$i.errout" &
+    ASKERS[$i]=$!; PIDS+=("$!"); i=$((i + 1))
+  done
+}

@@ -40,19 +40,15 @@ fixture start --no-card
 AGENT=$!; PIDS+=("$AGENT")
 wait_for 5 grep -q 'watching' "$T/agent.err" || fail "agent did not start"
 
-for i in 0 1 2; do
-  systemd-ask-password --no-tty --timeout=30 --id="cryptsetup:/dev/vol$i" "Passphrase for vol$i:" \
-      > "$T/ask$i.out" 2> "$T/ask$i.errout" &
-  PIDS+=("$!"); ASKERS[$i]=$!
-done
+ask_volumes 30 ask cryptsetup:/dev/vol0 cryptsetup:/dev/vol1 cryptsetup:/dev/vol2
 sleep 2
-for i in 0 1 2; do [ ! -s "$T/ask$i.out" ] || fail "vol$i answered without a card"; done
+for i in 0 1 2; do [ ! -s "$T/ask.$i" ] || fail "vol$i answered without a card"; done
 answer_pins "$PIN"
 fixture insert
 for i in 0 1 2; do
   wait "${ASKERS[$i]}" || fail "vol$i: systemd-ask-password got no answer"
   want=$(expected_pass "$LAB_RESPONSE" "$SEED" "${UUIDS[$i]}")
-  [ "$(cat "$T/ask$i.out")" = "$want" ] || fail "vol$i: wrong passphrase"
+  [ "$(cat "$T/ask.$i")" = "$want" ] || fail "vol$i: wrong passphrase"
   WANT[$i]=$want
 done
 [ "${WANT[0]}" != "${WANT[1]}" ] && [ "${WANT[1]}" != "${WANT[2]}" ] || fail "passphrases not distinct"

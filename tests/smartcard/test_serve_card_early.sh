@@ -63,15 +63,11 @@ fixture pull
 "$CRYPT_AGENT_BIN" "${AGENT_ARGS[@]}" serve --phase root > "$T/root.out" 2> "$T/root.err" &
 AGENT=$!; PIDS+=("$AGENT")
 wait_for 5 grep -q 'watching' "$T/root.err" || fail "root agent did not start"
-for i in 0 1 2; do
-  systemd-ask-password --no-tty --timeout=15 --id="cryptsetup:/dev/vol$i" "Passphrase for vol$i:" \
-      > "$T/ask$i.out" 2> "$T/ask$i.errout" &
-  PIDS+=("$!"); ASKERS[$i]=$!
-done
+ask_volumes 15 ask cryptsetup:/dev/vol0 cryptsetup:/dev/vol1 cryptsetup:/dev/vol2
 for i in 0 1 2; do
   wait "${ASKERS[$i]}" || fail "vol$i: no answer from the real root's agent"
   WANT[$i]=$(expected_pass "$LAB_RESPONSE" "$SEED" "${UUIDS[$i]}")
-  [ "$(cat "$T/ask$i.out")" = "${WANT[$i]}" ] || fail "vol$i: wrong passphrase"
+  [ "$(cat "$T/ask.$i")" = "${WANT[$i]}" ] || fail "vol$i: wrong passphrase"
 done
 [ "$(apdus 88)" = 1 ] || fail "expected 1 challenge in the whole boot, card saw $(apdus 88)"
 [ "$(wc -l < "$T/prompts")" = 1 ] || fail "expected 1 PIN prompt, saw $(wc -l < "$T/prompts")"
