@@ -228,11 +228,21 @@ def drive(boot, person, stall):
             return "timeout", seen_prompts, report_begin
 
 
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def console_text(raw):
+    """A stretch of the serial console as text the reports can be parsed from:
+    systemd's status lines interleave colour and erase-line codes (ESC[K) with
+    the guest's own lines, so those codes and the carriage returns go."""
+    return ANSI.sub("", raw.decode(errors="replace").replace("\r", ""))
+
+
 def parse_report(out):
     m = re.search(rb"BOOT-REPORT-BEGIN(.*?)BOOT-REPORT-END", out, re.S)
     if not m:
         return None
-    text = m.group(1).decode(errors="replace").replace("\r", "")
+    text = console_text(m.group(1))
     rep = {"text": text, "volumes": {}, "secrets": {}, "keys": [], "uptime": None}
     u = re.match(r" uptime=([0-9.]+)", text)
     rep["uptime"] = float(u.group(1)) if u else None
@@ -489,7 +499,7 @@ def rot_store(out):
     m = re.search(rb"ROT-STORE-BEGIN(.*?)ROT-STORE-END", out, re.S)
     if not m:
         return {}
-    text = m.group(1).decode(errors="replace").replace("\r", "")
+    text = console_text(m.group(1))
 
     def line(tag):
         found = re.search(rf"^{tag} ?(.*)$", text, re.M)
