@@ -72,17 +72,6 @@ std::optional<std::string> device_of(const std::string& id) {
 }
 #endif
 
-// Hex text of secret bytes, in locked memory (the cache refuses values with a NUL).
-proto::Secret hex_secret(const proto::Secret& bytes) {
-    static constexpr char digits[] = "0123456789abcdef";
-    proto::Secret out(bytes.size() * 2);
-    for (std::size_t i = 0; i < bytes.size(); ++i) {
-        out.data()[2 * i] = static_cast<unsigned char>(digits[bytes.data()[i] >> 4]);
-        out.data()[2 * i + 1] = static_cast<unsigned char>(digits[bytes.data()[i] & 15]);
-    }
-    return out;
-}
-
 class CardSource final : public CandidateSource {
 public:
     CardSource(boost::asio::io_context& io, const CardSourceConfig& config, const std::filesystem::path& ask_dir,
@@ -208,7 +197,7 @@ private:
     std::optional<proto::Secret> memo_response(const std::vector<unsigned char>& seed) const {
         if (!memo_.find) return std::nullopt;
         for (auto& [key, value] : memo_.find(std::string(kMemoResponse) + proto::to_hex(seed)))
-            if (auto raw = unhex_secret(value)) return raw;
+            if (auto raw = proto::secret_from_hex(value.bytes())) return raw;
         return std::nullopt;
     }
 
@@ -279,7 +268,7 @@ private:
         const std::string key = std::string(prefix) + proto::to_hex(seed);
         if (!memo_.put || stored_.count(key)) return;
         stored_.insert(key);
-        memo_.put(key, hex_secret(response));
+        memo_.put(key, proto::to_hex_secret(response.bytes()));
     }
 
     void on_next_response(const std::vector<unsigned char>& seed, sc::Expected<proto::Secret> r) {
@@ -504,21 +493,5 @@ std::vector<std::string> boot_volume_ids(const std::filesystem::path& cmdline, c
     return ids;
 }
 
-std::optional<proto::Secret> unhex_secret(const proto::Secret& text) {
-    if (text.size() % 2 != 0) return std::nullopt;
-    auto nibble = [](unsigned char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-    };
-    proto::Secret out(text.size() / 2);
-    for (std::size_t i = 0; i < out.size(); ++i) {
-        const int hi = nibble(text.data()[2 * i]), lo = nibble(text.data()[2 * i + 1]);
-        if (hi < 0 || lo < 0) return std::nullopt;
-        out.data()[i] = static_cast<unsigned char>(hi << 4 | lo);
-    }
-    return out;
-}
 
 }  // namespace ca::agent

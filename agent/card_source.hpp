@@ -101,7 +101,7 @@ using SeedLookup = std::function<std::optional<VolumeSeedSet>(const std::string&
 
 // The card's responses kept in the boot cache (BootMemo), hex text under
 // kMemoResponse + hex(seed) for the seeds the volumes use, and kMemoNext +
-// hex(seed) for the fresh seed `finish` rotates to.
+// hex(seed) for the fresh seed `finish` rotates to (proto::to_hex_secret).
 inline constexpr std::string_view kMemoResponse = "crypt-agent:card-response:";
 inline constexpr std::string_view kMemoNext = "crypt-agent:card-next:";
 // The volumes the initramfs will ask for, as systemd-cryptsetup names them:
@@ -111,7 +111,6 @@ inline constexpr std::string_view kMemoNext = "crypt-agent:card-next:";
 // give nothing.
 [[nodiscard]] std::vector<std::string> boot_volume_ids(const std::filesystem::path& cmdline,
                                                        const std::filesystem::path& crypttab);
-// Hex text (either case) back to bytes, in locked memory; nullopt if not hex.
-[[nodiscard]] std::optional<proto::Secret> unhex_secret(const proto::Secret& text);
+
 
 }  // namespace ca::agent

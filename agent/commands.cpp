@@ -162,7 +162,7 @@ RememberedResponses remembered_responses(const proto::CachePayload& p) {
         const bool next = key.rfind(kMemoNext, 0) == 0;
         if (!next && key.rfind(kMemoResponse, 0) != 0) continue;
         auto seed = proto::from_hex(key.substr(next ? kMemoNext.size() : kMemoResponse.size()));
-        auto response = unhex_secret(c.value);
+        auto response = proto::secret_from_hex(c.value.bytes());
         if (!seed || !response) continue;
         if (next) out.next_seed = *seed;
         out.responses.insert_or_assign(std::move(*seed), std::move(*response));

@@ -1,5 +1,7 @@
 #include "smartcard/derive.hpp"
 
+#include "proto/hex.hpp"
+
 #include <openssl/core_names.h>
 #include <openssl/kdf.h>
 #include <openssl/params.h>
@@ -68,13 +70,7 @@ proto::Secret derive_volume_key(const proto::Secret& response,
         std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(info.data()),
                                        info.size()),
         kDerivedKeyBytes);
-    static constexpr char hex[] = "0123456789abcdef";
-    proto::Secret text(okm.size() * 2);
-    for (std::size_t i = 0; i < okm.size(); ++i) {
-        text.data()[2 * i] = static_cast<unsigned char>(hex[okm.data()[i] >> 4]);
-        text.data()[2 * i + 1] = static_cast<unsigned char>(hex[okm.data()[i] & 0x0f]);
-    }
-    return text;
+    return proto::to_hex_secret(okm.bytes());
 }
 
 }  // namespace ca::smartcard

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "agent/card_source.hpp"
+#include "proto/hex.hpp"
 
 namespace fs = std::filesystem;
 using ca::agent::boot_volume_ids;
@@ -62,13 +63,15 @@ BOOST_AUTO_TEST_CASE(no_files_no_volumes) {
 }
 
 BOOST_AUTO_TEST_CASE(response_hex_round_trip) {
-    auto back = ca::agent::unhex_secret(ca::proto::Secret::copy_of(std::string_view("00ff10Ab")));
+    auto back = ca::proto::secret_from_hex(ca::proto::Secret::copy_of(std::string_view("00ff10Ab")).bytes());
     BOOST_REQUIRE(back.has_value());
     const std::vector<unsigned char> want{0x00, 0xff, 0x10, 0xab};
     BOOST_TEST(std::vector<unsigned char>(back->data(), back->data() + back->size()) == want,
                boost::test_tools::per_element());
-    BOOST_TEST(!ca::agent::unhex_secret(ca::proto::Secret::copy_of(std::string_view("abc"))).has_value());
-    BOOST_TEST(!ca::agent::unhex_secret(ca::proto::Secret::copy_of(std::string_view("zz"))).has_value());
+    const auto text = ca::proto::to_hex_secret(back->bytes());
+    BOOST_TEST(std::string(text.data(), text.data() + text.size()) == "00ff10ab");
+    BOOST_TEST(!ca::proto::secret_from_hex(ca::proto::Secret::copy_of(std::string_view("abc")).bytes()).has_value());
+    BOOST_TEST(!ca::proto::secret_from_hex(ca::proto::Secret::copy_of(std::string_view("zz")).bytes()).has_value());
 }
 
 BOOST_AUTO_TEST_CASE(card_early_settings) {
