@@ -12,9 +12,9 @@
 #include <fstream>
 #include <iterator>
 #include <set>
-#include <sstream>
 #include <stdexcept>
 
+#include "agent/crypttab.hpp"
 #include "agent/log.hpp"
 #include "agent/pin_asker.hpp"
 #include "proto/hex.hpp"
@@ -64,9 +64,7 @@ std::vector<unsigned char> read_seed_file(const std::filesystem::path& path, std
 std::optional<std::string> device_of(const std::string& id) {
     static constexpr std::string_view prefix = "cryptsetup:";
     if (id.rfind(prefix, 0) != 0) return std::nullopt;
-    std::string dev = id.substr(prefix.size());
-    if (dev.rfind("UUID=", 0) == 0) return "/dev/disk/by-uuid/" + dev.substr(5);
-    if (dev.rfind("PARTUUID=", 0) == 0) return "/dev/disk/by-partuuid/" + dev.substr(9);
+    std::string dev = resolve_source(id.substr(prefix.size()));
     if (dev.empty() || dev[0] != '/') return std::nullopt;
     return dev;
 }
@@ -466,8 +464,7 @@ std::unique_ptr<CandidateSource> make_card_source(boost::asio::io_context& io, c
 
 std::vector<std::string> boot_volume_ids(const std::filesystem::path& cmdline, const std::filesystem::path& crypttab) {
     std::vector<std::string> ids;
-    auto add = [&](std::string source) {
-        if (source.rfind("UUID=", 0) == 0) source = "/dev/disk/by-uuid/" + source.substr(5);
+    auto add = [&](const std::string& source) {
         if (source.empty() || source[0] != '/') return;
         std::string id = "cryptsetup:" + source;
         if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(std::move(id));
@@ -480,18 +477,10 @@ std::vector<std::string> boot_volume_ids(const std::filesystem::path& cmdline, c
         else if (word.rfind("rd.luks.name=", 0) == 0) uuid = word.substr(13, word.find('=', 13) - 13);
         else continue;
         if (uuid.rfind("luks-", 0) == 0) uuid = uuid.substr(5);
-        if (uuid.size() == 36) add("UUID=" + uuid);
+        if (uuid.size() == 36) add(resolve_source("UUID=" + uuid));
     }
-    std::ifstream ct(crypttab);
-    std::string line;
-    while (std::getline(ct, line)) {
-        std::istringstream fields(line);
-        std::string name, source;
-        if (!(fields >> name >> source) || name[0] == '#') continue;
-        add(source);
-    }
+    for (const auto& source : crypttab_sources(crypttab)) add(source);
     return ids;
 }
-
 
 }  // namespace ca::agent

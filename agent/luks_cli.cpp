@@ -15,11 +15,10 @@
 #include <cstring>
 
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <optional>
-#include <sstream>
 
+#include "agent/crypttab.hpp"
 #include "agent/options.hpp"
 #include "agent/pin_asker.hpp"
 #include "smartcard/blocking.hpp"
@@ -124,29 +123,6 @@ std::optional<CommonOptions> parse(const std::vector<std::string>& args, bool is
         return std::nullopt;
     }
     return o;
-}
-
-// Resolves crypttab's UUID=/PARTUUID=/LABEL=/PARTLABEL= spellings to /dev/disk links.
-std::string resolve_source(const std::string& source) {
-    static const std::pair<const char*, const char*> kinds[] = {
-        {"UUID=", "/dev/disk/by-uuid/"}, {"PARTUUID=", "/dev/disk/by-partuuid/"},
-        {"LABEL=", "/dev/disk/by-label/"}, {"PARTLABEL=", "/dev/disk/by-partlabel/"}};
-    for (const auto& [prefix, dir] : kinds)
-        if (source.rfind(prefix, 0) == 0) return dir + source.substr(std::char_traits<char>::length(prefix));
-    return source;
-}
-
-std::vector<std::string> crypttab_sources(const std::string& path) {
-    std::vector<std::string> out;
-    std::ifstream in(path);
-    std::string line;
-    while (std::getline(in, line)) {
-        std::istringstream fields(line);
-        std::string name, source;
-        if (!(fields >> name >> source) || name[0] == '#') continue;
-        out.push_back(resolve_source(source));
-    }
-    return out;
 }
 
 // Only volumes with a crypt-agent record: the others are not ours to rotate.
