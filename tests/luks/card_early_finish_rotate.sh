@@ -19,7 +19,7 @@ NEEDS="systemd-ask-password cryptsetup"; . "$(dirname "$0")/../smartcard/isolate
 LUKS_TOOL=${1:?usage: $0 LUKS_TOOL}
 CARD_TOOL=$CRYPT_AGENT_BIN
 . "$CRYPT_AGENT_SOURCE_DIR/tests/smartcard/lib.sh"
-ASK=/run/systemd/ask-password
+ASK=$PRIVATE_ASK
 
 . "$CRYPT_AGENT_SOURCE_DIR/tests/luks/card-volumes.sh"
 # As in a boot: the initramfs knows the root volume only (a); the real root's crypttab lists all.
@@ -42,16 +42,7 @@ printf '%s\n' "$PERSON" | "$CRYPT_AGENT_BIN" --ask-dir "$ASK" enroll --passphras
 for i in 0 1 2; do "$LUKS_TOOL" key --luks1-store "$T/store" "${V[$i]}" > "$T/gen1.$i" || fail "no key for ${V[$i]}"; done
 : > "$T/prompts"; before=$(apdus 88)
 
-# sd_notify's receiving end, as systemd's.
-python3 - "$T/notify.sock" > "$T/notify.log" <<'PY' &
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-while True:
-    print(s.recv(4096).decode(errors="replace").replace("\n", " "), flush=True)
-PY
-PIDS+=("$!")
-wait_for 5 test -S "$T/notify.sock" || fail "notify listener did not start"
+notify_listener
 
 # --- the initramfs ------------------------------------------------------------------
 NOTIFY_SOCKET=$T/notify.sock "$CRYPT_AGENT_BIN" --config "$T/agent.initrd.conf" "${COMMON[@]}" serve --phase initramfs \

@@ -25,7 +25,7 @@ LUKS_TOOL=${1:?usage: $0 LUKS_TOOL [--with-serve]}
 WITH_SERVE=${2:-}
 CARD_TOOL=$CRYPT_AGENT_BIN
 . "$CRYPT_AGENT_SOURCE_DIR/tests/smartcard/lib.sh"
-ASK=/run/systemd/ask-password
+ASK=$PRIVATE_ASK
 
 . "$CRYPT_AGENT_SOURCE_DIR/tests/luks/card-volumes.sh"
 STORE=(--luks1-store "$T/store" --lock-dir "$T/locks")

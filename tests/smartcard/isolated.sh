@@ -3,6 +3,10 @@
 # re-runs the calling script in a private mount namespace (a tmpfs on
 # /run/systemd, so the ask directory is private) and a new session keyring,
 # after checking root and the commands it needs (exit 77 naming what is missing).
+#
+# PRIVATE_ASK: the ask directory agents watch, inside that namespace's tmpfs,
+# never the machine's (the agent's own PIN question goes where agents look).
+PRIVATE_ASK=/run/systemd/ask-password
 isolate() {
   [ "${CA_ISOLATED:-}" = 1 ] && return 0
   [ "$(id -u)" = 0 ] || { echo "SKIP: needs root" >&2; exit 77; }

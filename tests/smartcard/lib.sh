@@ -118,6 +118,35 @@ wait_for() {   # wait_for SECONDS CMD...: polls CMD every 0.05 s
   done
 }
 
+# card_volumes_conf FILE [LINE...]: an agent configuration with the three test
+# volumes (UUIDS) as card-volume lines sharing the lab seed, no LUKS tokens,
+# then the given lines.
+card_volumes_conf() {
+  local file=$1 i
+  shift
+  {
+    echo "card-seed-file = $T/seed.hex"
+    for i in 0 1 2; do echo "card-volume = cryptsetup:/dev/vol$i ${UUIDS[$i]}"; done
+    echo "card-luks-tokens = no"
+    printf '%s\n' "$@"
+  } > "$file"
+}
+
+# notify_listener: systemd's end of sd_notify at $T/notify.sock; each datagram
+# becomes one line of $T/notify.log, with the monotonic time it came.
+notify_listener() {
+  python3 - "$T/notify.sock" >> "$T/notify.log" <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+while True:
+    msg = s.recv(4096).decode(errors="replace").replace("\n", " ")
+    print(f"{time.monotonic():.3f} {msg}", flush=True)
+PY
+  PIDS+=("$!")
+  wait_for 5 test -S "$T/notify.sock" || fail "notify listener did not start"
+}
+
 # ask_volumes TIMEOUT TAG ID...: one real systemd-ask-password per Id, in the
 # background (as systemd-cryptsetup asks); the answer to the Nth goes to
 # $T/TAG.N, its PID to ASKERS[N].

@@ -9,17 +9,10 @@ NEEDS="systemd-ask-password"; . "$(dirname "$0")/isolated.sh"; isolate "$0" "$@"
 : "${CRYPT_AGENT_BIN:?CRYPT_AGENT_BIN not set}"
 CARD_TOOL=$CRYPT_AGENT_BIN
 . "$(dirname "$0")/lib.sh"
-ASK=/run/systemd/ask-password     # the agent's own PIN question goes where agents look
+ASK=$PRIVATE_ASK
 
 SEED=$(cat "$T/seed.hex")
-cat > "$T/agent.conf" <<CONF
-card-seed-file = $T/seed.hex
-card-volume = cryptsetup:/dev/vol0 ${UUIDS[0]}
-card-volume = cryptsetup:/dev/vol1 ${UUIDS[1]}
-card-volume = cryptsetup:/dev/vol2 ${UUIDS[2]}
-card-luks-tokens = no
-card-watchdog = 1
-CONF
+card_volumes_conf "$T/agent.conf" "card-watchdog = 1"
 AGENT_ARGS=(--config "$T/agent.conf" --keyring session --cache-dir "$T/cache" --log-level debug)
 agent() { "$CRYPT_AGENT_BIN" "${AGENT_ARGS[@]}" "$@"; }
 

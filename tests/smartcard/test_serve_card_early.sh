@@ -12,32 +12,13 @@ NEEDS="systemd-ask-password"; . "$(dirname "$0")/isolated.sh"; isolate "$0" "$@"
 : "${CRYPT_AGENT_BIN:?CRYPT_AGENT_BIN not set}"
 CARD_TOOL=$CRYPT_AGENT_BIN
 . "$(dirname "$0")/lib.sh"
-ASK=/run/systemd/ask-password
+ASK=$PRIVATE_ASK
 
 SEED=$(cat "$T/seed.hex")
-conf() {   # conf EARLY-WAIT
-  cat > "$T/agent.conf" <<CONF
-card-seed-file = $T/seed.hex
-card-volume = cryptsetup:/dev/vol0 ${UUIDS[0]}
-card-volume = cryptsetup:/dev/vol1 ${UUIDS[1]}
-card-volume = cryptsetup:/dev/vol2 ${UUIDS[2]}
-card-luks-tokens = no
-card-early-wait = $1
-CONF
-}
+conf() { card_volumes_conf "$T/agent.conf" "card-early-wait = $1"; }
 AGENT_ARGS=(--config "$T/agent.conf" --keyring session --cache-dir "$T/cache" --log-level debug)
 
-# sd_notify's receiving end, as systemd's: one line per datagram, with the time it came.
-python3 - "$T/notify.sock" > "$T/notify.log" <<'PY' &
-import socket, sys, time
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-while True:
-    msg = s.recv(4096).decode(errors="replace").replace("\n", " ")
-    print(f"{time.monotonic():.3f} {msg}", flush=True)
-PY
-PIDS+=("$!")
-wait_for 5 test -S "$T/notify.sock" || fail "notify listener did not start"
+notify_listener
 ready_count() { grep -c 'READY=1' "$T/notify.log" || true; }
 pin_question() { grep -l '^Id=crypt-agent:pin:' "$ASK"/ask.* >/dev/null 2>&1; }
 
