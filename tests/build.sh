@@ -4,5 +4,11 @@
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$SRC/build}
-cmake -S "$SRC" -B "$BUILD_DIR" -DCRYPT_AGENT_WERROR=ON "$@" >/dev/null
+launcher=()
+# ccache, where installed, lets several checkouts of the tree share object files.
+if command -v ccache >/dev/null 2>&1; then
+  export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$(dirname "$SRC")}
+  launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+fi
+cmake -S "$SRC" -B "$BUILD_DIR" -DCRYPT_AGENT_WERROR=ON "${launcher[@]}" "$@" >/dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)"
