@@ -845,9 +845,7 @@ void Server::retry_send_later(Question& q) {
 
 void Server::arm_deadline(Question& q) {
     if (!q.q.has_deadline()) return;
-    // NotAfter is CLOCK_MONOTONIC, which is what steady_clock reads on Linux.
-    const auto when = std::chrono::steady_clock::time_point(std::chrono::microseconds(q.q.not_after_us));
-    q.timer.expires_at(when);
+    q.timer.expires_at(deadline_of(q.q.not_after_us));
     const std::string name = q.name;
     q.timer.async_wait([this, name](const boost::system::error_code& ec) {
         if (ec || stopping_) return;
