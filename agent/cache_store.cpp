@@ -50,7 +50,11 @@ LoadResult CacheStore::load() {
     LoadResult r;
     std::optional<proto::Secret> bytes;
     auto id = keyring::find(o_.keyring, kCacheKeyName);
-    if (id) {
+    const auto mine = id ? keyring::ours(*id) : proto::Expected<bool, int>(false);
+    if (id && (!mine || !*mine)) {
+        r.warning = std::string("the cache key in the ") + to_string(o_.keyring) + " keyring is not owned by uid " +
+                    std::to_string(geteuid()) + ", ignoring it";
+    } else if (id) {
         auto b = keyring::read(*id);
         if (b) { bytes = std::move(*b); r.from = StoreKind::keyring; }
         else r.warning = std::string("cannot read the cache key: ") + errno_text(b.error());
