@@ -55,10 +55,12 @@ namespace {
 constexpr std::uint32_t kWatchMask = IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM | IN_ATTRIB |
                                      IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW;
 
-std::string quoted_id(const std::string& id) { return id.empty() ? std::string("(no Id)") : id; }
+// Names and Ids come from files anyone with root's ask directory writes: escaped, so one
+// question is one log record whatever bytes they hold.
+std::string quoted_id(const std::string& id) { return id.empty() ? std::string("(no Id)") : escaped(id); }
 
 // The names of the questions, for the admin: "ask.XXXX (Id cryptsetup:/dev/vda2)".
-std::string describe(const std::string& name, const std::string& id) { return name + " (" + quoted_id(id) + ")"; }
+std::string describe(const std::string& name, const std::string& id) { return escaped(name) + " (" + quoted_id(id) + ")"; }
 
 std::vector<proto::Secret> split_nul_list(const proto::Secret& s) {
     std::vector<proto::Secret> out;
@@ -475,7 +477,7 @@ void Server::process_name(const std::string& name, ino_t hint_ino) {
             // Out of file descriptors (a low RLIMIT_NOFILE, or another process holding
             // them): nothing is wrong with the question.  Leave it unrecorded and rescan soon.
             if (!fd_pressure_logged_)
-                CA_LOG(warning) << name << ": " << e.reason << "; will retry (raise LimitNOFILE= if this persists)";
+                CA_LOG(warning) << escaped(name) << ": " << e.reason << "; will retry (raise LimitNOFILE= if this persists)";
             fd_pressure_logged_ = true;
             rescan_later();
             return;
@@ -489,7 +491,7 @@ void Server::process_name(const std::string& name, ino_t hint_ino) {
         }
         q->state = Question::State::ignored;
         ++stats_.ignored;
-        CA_LOG(warning) << name << ": " << e.reason << ", ignoring";
+        CA_LOG(warning) << escaped(name) << ": " << e.reason << ", ignoring";
         questions_.emplace(name, std::move(q));
         return;
     }
