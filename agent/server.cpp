@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -262,6 +263,21 @@ bool Server::enter_dir() {
         rewatch_later();
         return false;
     }
+    // Re-checked on every wake (a chmod is an IN_ATTRIB of the directory): anyone who can
+    // write here can plant questions and sockets.  Answer nothing until it is safe again.
+    if (st.st_uid != owner_ || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+        if (!dir_unsafe_)
+            CA_LOG(err) << o_.ask_dir.string() << " is now owned by uid " << st.st_uid << " with mode "
+                        << [&] { char m[8]; std::snprintf(m, sizeof m, "%04o", static_cast<unsigned>(st.st_mode & 07777)); return std::string(m); }()
+                        << "; not answering anything there until it is owned by uid " << owner_
+                        << " and writable by nobody else";
+        dir_unsafe_ = true;
+        return false;
+    }
+    if (dir_unsafe_) {
+        CA_LOG(notice) << o_.ask_dir.string() << " is safe again; answering questions there";
+        dir_unsafe_ = false;
+    }
     dir_fd_ = std::move(fd);
     return true;
 }
@@ -323,7 +339,9 @@ void Server::on_inotify() {
         return;
     }
     dir_fd_.reset();
+    const bool was_unsafe = dir_unsafe_;
     if (!enter_dir()) return;
+    if (was_unsafe) rescan = true;  // questions that arrived meanwhile were not looked at
     struct Leave {
         Fd& fd;
         ~Leave() { fd.reset(); }
@@ -336,7 +354,7 @@ void Server::on_inotify() {
         revisit_waiting();
     }
     if (rescan) {
-        CA_LOG(info) << "inotify queue overflowed; rescanning " << o_.ask_dir.string();
+        if (!was_unsafe) CA_LOG(info) << "inotify queue overflowed; rescanning " << o_.ask_dir.string();
         full_scan();
         return;
     }
@@ -650,7 +668,7 @@ void Server::learn_from_retry(Question& q, IdState& ids) {
 }
 
 void Server::answer_or_wait(Question& q) {
-    if (q.state != Question::State::waiting) return;
+    if (q.state != Question::State::waiting || dir_unsafe_) return;
     if (finished_) {
         if (!finished_logged_) CA_LOG(info) << "finish ran this boot; the cache is gone, leaving questions to other agents";
         finished_logged_ = true;

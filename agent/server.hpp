@@ -117,6 +117,7 @@ private:
     Fd dir_fd_;            // open only while handling one wake
     struct stat dir_st_{};  // device and inode of the watched directory
     bool have_dir_ = false;
+    bool dir_unsafe_ = false;  // the ask directory became writable by others: answer nothing
     std::string ask_dir_str_;  // the path dir_fd_ was opened by
     std::unique_ptr<boost::asio::posix::stream_descriptor> inotify_;
     int watch_ = -1;
