@@ -135,6 +135,9 @@ bool Server::id_matches(const std::string& id) const {
 // ---- start, stop ---------------------------------------------------------------------
 
 void Server::start() {
+    // Before anything reads it: a cache directory another user can write to would let them
+    // stop every answer (a planted `finished`) or block us (a FIFO named `cache`).
+    if (auto bad = store_.check_dir()) throw std::runtime_error(*bad);
     auto s = make_sender();
     if (!s) throw std::runtime_error(std::string("cannot create the reply socket: ") + std::strerror(s.error()));
     sender_ = std::move(*s);
