@@ -123,9 +123,9 @@ LoadResult CacheStore::load() {
     return r;
 }
 
-proto::Expected<StoreKind, std::string> CacheStore::save(const proto::CachePayload& p) {
+proto::Expected<StoreKind, std::string> CacheStore::save(const proto::CachePayload& p, proto::CacheFit* fit) {
     if (finished()) return proto::unexpected(std::string("finish already ran this boot; not storing the cache again"));
-    auto bytes = proto::encode_cache(p);
+    auto bytes = proto::encode_cache(p, fit);
     if (!bytes) return proto::unexpected(std::string("cannot encode the cache: ") + proto::to_string(bytes.error()));
     const auto now = boottime_us();
     if (p.expires_us <= now) return proto::unexpected(std::string("the cache has reached its lifetime"));

@@ -44,7 +44,8 @@ public:
     [[nodiscard]] LoadResult load();
     // Saves to the keyring, or the file when the keyring is unavailable.
     // `ttl_s` becomes the key's kernel timeout.  Error: a reason for the log.
-    [[nodiscard]] proto::Expected<StoreKind, std::string> save(const proto::CachePayload& p);
+    // `fit`, when given, says what had to be left out to fit the key (proto::encode_cache).
+    [[nodiscard]] proto::Expected<StoreKind, std::string> save(const proto::CachePayload& p, proto::CacheFit* fit = nullptr);
     // Removes every copy.  With `systemd_entry`, systemd's "cryptsetup" entry too.
     FlushReport flush(bool systemd_entry);
 

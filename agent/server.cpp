@@ -551,7 +551,7 @@ void Server::consider(Question& q) {
     CA_LOG(debug) << describe(q.name, q.id) << ": new question from PID " << q.q.pid
                   << (q.q.accept_cached ? "" : " (AcceptCached=0)");
     prune_ids();
-    auto& ids = ids_[q.id];
+    auto& ids = ids_[proto::id_hash(q.id)];
     // Harvest before learning, so a passphrase just typed for another volume is known.  A
     // retry always looks; in a storm of first questions one look per 50 ms is enough, since
     // a push also wakes us (the directory is touched, the answered question goes away).
@@ -573,7 +573,7 @@ void Server::prune_ids() {
     // or not, what they learnt is what matters least for the oldest).
     constexpr std::size_t kHigh = 2048, kKeep = 1024;
     if (ids_.size() < kHigh) return;
-    std::vector<std::pair<std::uint64_t, std::string>> by_age;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> by_age;
     by_age.reserve(ids_.size());
     for (const auto& [id, st] : ids_) by_age.emplace_back(st.last_ask_us, id);
     std::nth_element(by_age.begin(), by_age.begin() + static_cast<std::ptrdiff_t>(by_age.size() - kKeep), by_age.end());
@@ -677,7 +677,7 @@ void Server::answer_or_wait(Question& q) {
         finished_logged_ = true;
         if (cache_) { cache_.reset(); cache_hashes_.clear(); }
     }
-    auto& ids = ids_[q.id];
+    auto& ids = ids_[proto::id_hash(q.id)];
     std::vector<std::size_t> eligible;
     if (cache_) {
         for (std::size_t i = 0; i < cache_->candidates.size(); ++i) {
@@ -791,7 +791,7 @@ void Server::send_to(Question& q, std::vector<std::size_t> chosen) {
             retry_send_later(q);
             return;
     }
-    auto& ids = ids_[q.id];
+    auto& ids = ids_[proto::id_hash(q.id)];
     for (auto i : chosen) {
         q.sent.push_back(cache_hashes_[i]);
         ids.sent.insert(cache_hashes_[i]);
@@ -848,7 +848,7 @@ void Server::retry_send_later(Question& q) {
         switch (status) {
             case SendStatus::again: retry_send_later(qq); return;
             case SendStatus::sent: {
-                auto& ids = ids_[qq.id];
+                auto& ids = ids_[proto::id_hash(qq.id)];
                 for (auto h : qq.sent) ids.sent.insert(h);
                 ++stats_.answered;
                 dirty_ = true;
@@ -1029,8 +1029,9 @@ void Server::harvest_systemd_entry() {
                        << "' keyring entry into the boot-scoped cache";
         save_now();
     }
-    if (o_.systemd_entry == SystemdEntryPolicy::clear && !o_.push_systemd && !dirty_) {
-        // Only once our own copy is stored: systemd tries this entry silently before the first
+    if (o_.systemd_entry == SystemdEntryPolicy::clear && !o_.push_systemd && !dirty_ && !left_out_) {
+        // Only once our own copy is stored (a failed or partial save leaves systemd's entry
+        // alone, or the typed passphrase would live only in our memory): systemd tries this entry silently before the first
         // question of every other volume, which with different passphrases or per-volume keys
         // burns a try and a slow PBKDF each time.  We answer those volumes ourselves.
         auto r = keyring::remove(o_.keyring, o_.systemd_key_name);
@@ -1085,16 +1086,26 @@ void Server::save_now() {
         for (std::size_t i = 0; i < cache_->candidates.size(); ++i) {
             auto& c = cache_->candidates[i];
             const auto h = cache_hashes_[i];
-            if (st.rejected.count(h) && c.rejected_by.size() < proto::kCacheMaxListEntries) c.rejected_by.push_back(id);
-            else if (st.sent.count(h) && c.sent_to.size() < proto::kCacheMaxListEntries) c.sent_to.push_back(id);
+            if (st.rejected.count(h) && c.rejected_by.size() < proto::kCacheMaxIdHashes) c.rejected_by.push_back(id);
+            else if (st.sent.count(h) && c.sent_to.size() < proto::kCacheMaxIdHashes) c.sent_to.push_back(id);
         }
     }
-    auto r = store_.save(*cache_);
-    dirty_ = false;
+    proto::CacheFit fit;
+    auto r = store_.save(*cache_, &fit);
     push_to_systemd();
     if (!r) {
+        // Still dirty: nothing here is stored, so systemd's entry is not cleared (harvest).
         CA_LOG(warning) << "cache not stored: " << r.error();
         return;
+    }
+    dirty_ = false;
+    left_out_ = fit.candidates_left_out != 0;
+    if (!fit.everything() && !fit_warned_) {
+        fit_warned_ = true;
+        CA_LOG(warning) << "the cache outgrew its key (" << proto::kCachePayloadMax << " bytes): stored without "
+                        << fit.candidates_left_out << " candidate(s), " << fit.rejections_left_out << " rejection(s) and "
+                        << fit.sends_left_out << " send(s) it learnt; the next instance may offer a key twice"
+                        << (fit.candidates_left_out != 0 ? " (systemd's entry is kept)" : "");
     }
     static bool warned_file = false;
     if (*r == StoreKind::file && !warned_file) {
