@@ -7,7 +7,10 @@
 #include <boost/log/expressions.hpp>
 #include <boost/log/sinks/sync_frontend.hpp>
 #include <boost/log/sinks/text_ostream_backend.hpp>
+#include <cstring>
 #include <iostream>
+
+#include "proto/secret.hpp"
 
 namespace ca::agent {
 
@@ -131,6 +134,12 @@ void init_logging(Level min_level) {
     set_log_level(min_level);
     if (g_initialised) return;
     g_initialised = true;
+    // Once per process (proto::Secret calls it at the first failure only).
+    proto::set_lock_failure_hook([](int err, std::size_t bytes) {
+        CA_LOG(warning) << "cannot lock memory for a secret (mlock of " << bytes << " bytes: " << std::strerror(err)
+                        << "); secrets may reach swap. Raise LimitMEMLOCK= or RLIMIT_MEMLOCK, "
+                        << "or keep CAP_IPC_LOCK; warning once, continuing";
+    });
     namespace logging = boost::log;
     namespace sinks = boost::log::sinks;
     auto backend = boost::make_shared<sinks::text_ostream_backend>();

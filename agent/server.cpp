@@ -48,7 +48,7 @@ struct Server::Question {
     asio::steady_timer timer;   // NotAfter, the EAGAIN back-off, or the grace of a held question
     unsigned backoff_ms = 0;
     Fd pending_target;          // socket to retry after EAGAIN
-    proto::Secret pending_reply;
+    std::size_t pending_first = 0;  // q.sent[pending_first..]: the candidates of that reply
 };
 
 namespace {
@@ -783,9 +783,11 @@ void Server::send_to(Question& q, std::vector<std::size_t> chosen) {
             CA_LOG(warning) << describe(q.name, q.id) << ": cannot send to its socket: " << std::strerror(err) << ", ignoring";
             return;
         case SendStatus::again:
-            // The asker's receive queue is full: keep this exact reply and try again later.
+            // The asker's receive queue is full: send the same candidates again later.  No copy of the reply per waiting question: locked memory is scarce (RLIMIT_MEMLOCK
+            // 64 KiB), and a backlog of full sockets would take a locked page each.  The reply is
+            // encoded again into the one locked buffer when the socket drains.
             q.pending_target = std::move(*target);
-            q.pending_reply = proto::Secret::copy_of(reply_buf_.bytes().first(*len));
+            q.pending_first = q.sent.size();
             for (auto i : chosen) q.sent.push_back(cache_hashes_[i]);
             q.state = Question::State::answered;
             retry_send_later(q);
@@ -837,13 +839,29 @@ void Server::retry_send_later(Question& q) {
         if (qq.q.has_deadline() && monotonic_us() >= qq.q.not_after_us) {
             CA_LOG(info) << describe(qq.name, qq.id) << ": deadline passed while its socket stayed full";
             qq.state = Question::State::ignored;
-            qq.pending_reply = {};
             qq.pending_target.reset();
             return;
         }
+        std::vector<const proto::Secret*> ptrs;
+        for (std::size_t k = qq.pending_first; k < qq.sent.size() && cache_; ++k)
+            if (auto i = index_of(qq.sent[k])) ptrs.push_back(&cache_->candidates[*i].value);
+        std::optional<std::size_t> len;
+        if (!ptrs.empty() && ptrs.size() == qq.sent.size() - qq.pending_first)
+            if (auto n = proto::encode_reply_into(ptrs, reply_buf_.bytes())) len = *n;
+        if (!len) {
+            CA_LOG(info) << describe(qq.name, qq.id) << ": its candidates left the cache while its socket stayed full";
+            qq.state = Question::State::ignored;
+            qq.pending_target.reset();
+            return;
+        }
+        struct Wipe {
+            proto::Secret& b;
+            std::size_t n;
+            ~Wipe() { proto::wipe(b.data(), n); }
+        } wipe_after{reply_buf_, *len};
         record_answer(qq);
         int err = 0;
-        const auto status = send_datagram(sender_.get(), qq.pending_target.get(), qq.pending_reply.bytes(), err);
+        const auto status = send_datagram(sender_.get(), qq.pending_target.get(), reply_buf_.bytes().first(*len), err);
         if (status != SendStatus::sent && qq.keyed) answered_.erase(qq.key);
         switch (status) {
             case SendStatus::again: retry_send_later(qq); return;
@@ -861,7 +879,6 @@ void Server::retry_send_later(Question& q) {
                 qq.state = Question::State::ignored;
                 break;
         }
-        qq.pending_reply = {};
         qq.pending_target.reset();
     });
 }
