@@ -90,7 +90,7 @@ AskIdentity ask_identity(dev_t dir_dev, std::string_view name, ino_t ino, const 
 std::string AnsweredLog::open(const std::filesystem::path& dir) {
     path_ = (dir / "answered").string();
     if (::mkdir(dir.c_str(), 0700) < 0 && errno != EEXIST) return dir.string() + ": " + std::strerror(errno);
-    Fd fd(::open(path_.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+    Fd fd(::open(path_.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600));
     if (!fd) return path_ + ": " + std::strerror(errno);
     struct stat st{};
     if (fstat(fd.get(), &st) < 0) return path_ + ": " + std::strerror(errno);

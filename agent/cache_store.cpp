@@ -25,8 +25,17 @@ std::string errno_text(int e) { return std::strerror(e); }
 
 bool keyring_absent(int e) { return e == ENOKEY || e == EKEYEXPIRED || e == EKEYREVOKED || e == ENOSYS; }
 
-proto::Expected<proto::Secret, int> read_file_locked(const std::string& path) {
-    Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+// Every file in the cache directory: no symlink followed, no blocking on a FIFO, no
+// controlling terminal, and only a regular file of ours is used.
+constexpr int kOpenFlags = O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
+
+bool ours_regular(int fd) {
+    struct stat st{};
+    return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid();
+}
+
+proto::Expected<proto::Secret, int> read_file_locked(int dirfd, const char* name) {
+    Fd fd(::openat(dirfd, name, O_RDONLY | kOpenFlags));
     if (!fd) return proto::unexpected(errno);
     struct stat st{};
     if (fstat(fd.get(), &st) < 0) return proto::unexpected(errno);
@@ -46,11 +55,40 @@ proto::Expected<proto::Secret, int> read_file_locked(const std::string& path) {
 
 }  // namespace
 
+proto::Expected<Fd, std::string> CacheStore::open_dir(bool create) const {
+    const std::string dir = o_.cache_dir.string();
+    if (create && ::mkdir(dir.c_str(), 0700) < 0 && errno != EEXIST) return proto::unexpected(dir + ": " + errno_text(errno));
+    Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd) {
+        const int e = errno;
+        if (e == ENOENT && !create) return Fd{};
+        if (e == ELOOP || e == ENOTDIR) return proto::unexpected(dir + ": the cache directory is not a directory (a symlink is refused)");
+        return proto::unexpected(dir + ": " + errno_text(e));
+    }
+    struct stat st{};
+    if (fstat(fd.get(), &st) < 0) return proto::unexpected(dir + ": " + errno_text(errno));
+    if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+        return proto::unexpected(dir + ": the cache directory must be owned by uid " + std::to_string(geteuid()) +
+                                 " and writable by nobody else (it is owned by uid " + std::to_string(st.st_uid) +
+                                 (st.st_mode & (S_IWGRP | S_IWOTH) ? ", writable by group or others)" : ")"));
+    return fd;
+}
+
+std::optional<std::string> CacheStore::check_dir() const {
+    auto d = open_dir(false);
+    if (!d) return d.error();
+    return std::nullopt;
+}
+
 LoadResult CacheStore::load() {
     LoadResult r;
     std::optional<proto::Secret> bytes;
     auto id = keyring::find(o_.keyring, kCacheKeyName);
-    if (id) {
+    const auto mine = id ? keyring::ours(*id) : proto::Expected<bool, int>(false);
+    if (id && (!mine || !*mine)) {
+        r.warning = std::string("the cache key in the ") + to_string(o_.keyring) + " keyring is not owned by uid " +
+                    std::to_string(geteuid()) + ", ignoring it";
+    } else if (id) {
         auto b = keyring::read(*id);
         if (b) { bytes = std::move(*b); r.from = StoreKind::keyring; }
         else r.warning = std::string("cannot read the cache key: ") + errno_text(b.error());
@@ -58,9 +96,15 @@ LoadResult CacheStore::load() {
         r.warning = std::string("cannot search the ") + to_string(o_.keyring) + " keyring: " + errno_text(id.error());
     }
     if (!bytes) {
-        auto f = read_file_locked(file_path());
-        if (f) { bytes = std::move(*f); r.from = StoreKind::file; }
-        else if (f.error() != ENOENT) r.warning += (r.warning.empty() ? "" : "; ") + std::string("cannot read ") + file_path() + ": " + errno_text(f.error());
+        auto dir = open_dir(false);
+        if (!dir) {
+            r.warning += (r.warning.empty() ? "" : "; ") + dir.error();
+        } else if (*dir) {
+            auto f = read_file_locked(dir->get(), "cache");
+            if (f) { bytes = std::move(*f); r.from = StoreKind::file; }
+            else if (f.error() == EPERM) r.warning += (r.warning.empty() ? "" : "; ") + file_path() + " is not a regular 0600 file of uid " + std::to_string(geteuid()) + ", ignoring it";
+            else if (f.error() != ENOENT) r.warning += (r.warning.empty() ? "" : "; ") + std::string("cannot read ") + file_path() + ": " + errno_text(f.error());
+        }
     }
     if (!bytes) return r;
     auto p = proto::decode_cache(bytes->bytes());
@@ -79,9 +123,9 @@ LoadResult CacheStore::load() {
     return r;
 }
 
-proto::Expected<StoreKind, std::string> CacheStore::save(const proto::CachePayload& p) {
+proto::Expected<StoreKind, std::string> CacheStore::save(const proto::CachePayload& p, proto::CacheFit* fit) {
     if (finished()) return proto::unexpected(std::string("finish already ran this boot; not storing the cache again"));
-    auto bytes = proto::encode_cache(p);
+    auto bytes = proto::encode_cache(p, fit);
     if (!bytes) return proto::unexpected(std::string("cannot encode the cache: ") + proto::to_string(bytes.error()));
     const auto now = boottime_us();
     if (p.expires_us <= now) return proto::unexpected(std::string("the cache has reached its lifetime"));
@@ -99,23 +143,28 @@ proto::Expected<StoreKind, std::string> CacheStore::save(const proto::CachePaylo
 }
 
 proto::Expected<StoreKind, std::string> CacheStore::save_file(const proto::Secret& bytes) {
-    if (::mkdir(o_.cache_dir.c_str(), 0700) < 0 && errno != EEXIST)
-        return proto::unexpected(o_.cache_dir.string() + ": " + errno_text(errno));
+    auto dir = open_dir(true);
+    if (!dir) return proto::unexpected(dir.error());
+    const int dfd = dir->get();
     const std::string tmp = file_path() + ".new";
-    (void)::unlink(tmp.c_str());
-    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    (void)::unlinkat(dfd, "cache.new", 0);
+    Fd fd(::openat(dfd, "cache.new", O_WRONLY | O_CREAT | O_EXCL | kOpenFlags, 0600));
     if (!fd) return proto::unexpected(tmp + ": " + errno_text(errno));
     std::size_t off = 0;
     while (off < bytes.size()) {
         ssize_t n = ::write(fd.get(), bytes.data() + off, bytes.size() - off);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) { int e = errno; (void)::unlink(tmp.c_str()); return proto::unexpected(tmp + ": " + errno_text(e)); }
+        if (n < 0) { int e = errno; (void)::unlinkat(dfd, "cache.new", 0); return proto::unexpected(tmp + ": " + errno_text(e)); }
         off += static_cast<std::size_t>(n);
     }
-    (void)::fsync(fd.get());
-    if (::rename(tmp.c_str(), file_path().c_str()) < 0) {
+    if (::fsync(fd.get()) < 0) {
+        const int e = errno;
+        (void)::unlinkat(dfd, "cache.new", 0);
+        return proto::unexpected(tmp + ": " + errno_text(e));
+    }
+    if (::renameat(dfd, "cache.new", dfd, "cache") < 0) {
         int e = errno;
-        (void)::unlink(tmp.c_str());
+        (void)::unlinkat(dfd, "cache.new", 0);
         return proto::unexpected(file_path() + ": " + errno_text(e));
     }
     return StoreKind::file;
@@ -123,15 +172,17 @@ proto::Expected<StoreKind, std::string> CacheStore::save_file(const proto::Secre
 
 bool CacheStore::wipe_file(std::string& errors) {
     const std::string path = file_path();
-    Fd fd(::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC));
-    if (!fd) {
-        if (errno != ENOENT) errors += path + ": " + errno_text(errno) + "; ";
-        return false;
-    }
-    // Overwrite before unlinking: on tmpfs the pages are freed at unlink, but a
-    // fallback store on a real disk would otherwise keep the bytes.
+    auto dir = open_dir(false);
+    if (!dir) { errors += dir.error() + "; "; return false; }
+    if (!*dir) return false;  // no directory, no file
+    const int dfd = dir->get();
+    Fd fd(::openat(dfd, "cache", O_WRONLY | kOpenFlags));
+    if (!fd && errno == ENOENT) return false;
+    // Overwrite before unlinking: on tmpfs the pages are freed at unlink, but a fallback store
+    // on a real disk would otherwise keep the bytes.  Only a regular file of ours is written
+    // to; anything else by that name (a FIFO gives ENXIO here, a symlink ELOOP) is only removed.
     struct stat st{};
-    if (fstat(fd.get(), &st) == 0 && st.st_size > 0) {
+    if (fd && fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() && st.st_size > 0) {
         static const unsigned char zeros[4096] = {};
         auto left = static_cast<std::size_t>(st.st_size);
         while (left > 0) {
@@ -141,7 +192,7 @@ bool CacheStore::wipe_file(std::string& errors) {
         }
         (void)::fsync(fd.get());
     }
-    if (::unlink(path.c_str()) < 0 && errno != ENOENT) {
+    if (::unlinkat(dfd, "cache", 0) < 0 && errno != ENOENT) {
         errors += path + ": " + errno_text(errno) + "; ";
         return false;
     }
@@ -163,15 +214,28 @@ FlushReport CacheStore::flush(bool systemd_entry) {
 }
 
 bool CacheStore::finished() const {
-    struct stat st{};
-    return ::lstat((o_.cache_dir / "finished").c_str(), &st) == 0;
+    // Only a regular file of ours in a directory of ours counts: anything else was not made by
+    // `finish` (and open() of a FIFO must not block the agent).
+    auto dir = open_dir(false);
+    if (!dir || !*dir) return false;
+    Fd fd(::openat(dir->get(), "finished", O_RDONLY | kOpenFlags));
+    return fd && ours_regular(fd.get());
 }
 
 void CacheStore::mark_finished() {
-    (void)::mkdir(o_.cache_dir.c_str(), 0700);
-    Fd fd(::open((o_.cache_dir / "finished").c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+    auto dir = open_dir(true);
+    if (!dir) return;
+    const int dfd = dir->get();
+    Fd fd(::openat(dfd, "finished", O_WRONLY | O_CREAT | kOpenFlags, 0600));
+    if (fd && ours_regular(fd.get())) return;
+    // Something else by that name: replace it with our own marker.
+    (void)::unlinkat(dfd, "finished", 0);
+    Fd again(::openat(dfd, "finished", O_WRONLY | O_CREAT | O_EXCL | kOpenFlags, 0600));
 }
 
-void CacheStore::clear_finished() { (void)::unlink((o_.cache_dir / "finished").c_str()); }
+void CacheStore::clear_finished() {
+    auto dir = open_dir(false);
+    if (dir && *dir) (void)::unlinkat(dir->get(), "finished", 0);
+}
 
 }  // namespace ca::agent

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "agent/fd.hpp"
 #include "agent/options.hpp"
 #include "proto/cache_codec.hpp"
 #include "proto/result.hpp"
@@ -43,7 +44,8 @@ public:
     [[nodiscard]] LoadResult load();
     // Saves to the keyring, or the file when the keyring is unavailable.
     // `ttl_s` becomes the key's kernel timeout.  Error: a reason for the log.
-    [[nodiscard]] proto::Expected<StoreKind, std::string> save(const proto::CachePayload& p);
+    // `fit`, when given, says what had to be left out to fit the key (proto::encode_cache).
+    [[nodiscard]] proto::Expected<StoreKind, std::string> save(const proto::CachePayload& p, proto::CacheFit* fit = nullptr);
     // Removes every copy.  With `systemd_entry`, systemd's "cryptsetup" entry too.
     FlushReport flush(bool systemd_entry);
 
@@ -53,7 +55,16 @@ public:
 
     [[nodiscard]] std::string file_path() const;
 
+    // Why the cache directory cannot be trusted (not a directory, a symlink, owned by another
+    // uid, writable by group or others), or nullopt when it is fine or absent.  Checked as the
+    // ask directory is: whoever can write there can plant `finished` (the agent then answers
+    // nothing), a FIFO named `cache` (open() blocks), or move the cache file aside at flush.
+    [[nodiscard]] std::optional<std::string> check_dir() const;
+
 private:
+    // The cache directory, opened and checked; an invalid Fd when it does not exist (and
+    // `create` is false).  Every file in it is then opened relative to it.
+    [[nodiscard]] proto::Expected<Fd, std::string> open_dir(bool create) const;
     [[nodiscard]] proto::Expected<StoreKind, std::string> save_file(const proto::Secret& bytes);
     bool wipe_file(std::string& errors);
     const GlobalOptions& o_;

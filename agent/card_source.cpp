@@ -140,7 +140,7 @@ private:
             if (!all)
                 for (const auto& id : early_ids_)
                     if (std::find(known.begin(), known.end(), id) == known.end())
-                        CA_LOG(notice) << "card-early: no seed for '" << id << "' yet (device absent or not enrolled); "
+                        CA_LOG(notice) << "card-early: no seed for '" << escaped(id) << "' yet (device absent or not enrolled); "
                                        << "it asks the card when its question comes";
             start_jobs(known);
             arm_early_release();
@@ -219,10 +219,10 @@ private:
                 }
             }
             if (remembered == job->set.seeds.size())
-                CA_LOG(info) << "'" << id << "': the card's response is in the boot cache (an earlier phase's card "
+                CA_LOG(info) << "'" << escaped(id) << "': the card's response is in the boot cache (an earlier phase's card "
                              << "operation); no card needed";
             else
-                CA_LOG(info) << "asking the smartcard for '" << id << "' (" << job->set.seeds.size()
+                CA_LOG(info) << "asking the smartcard for '" << escaped(id) << "' (" << job->set.seeds.size()
                              << " seed generation(s)); waiting for a card if none is inserted";
         }
         // Rotation at `finish` needs the card's response to a fresh seed: asked in this
@@ -312,7 +312,7 @@ private:
         for (auto& g : job->got)
             if (g) candidates.push_back(std::move(*g));
         if (job->first_error && job->first_error->code != sc::Errc::cancelled)
-            CA_LOG(warning) << "no smartcard key for '" << job->id << "': " << job->first_error->message
+            CA_LOG(warning) << "no smartcard key for '" << escaped(job->id) << "': " << job->first_error->message
                             << "; leaving the question to other agents";
         if (!candidates.empty() && !stopped_) deliver_(job->id, std::move(candidates));
         maybe_release_early();
@@ -367,7 +367,7 @@ SeedLookup make_seed_lookup(const CardSourceConfig& c) {
         so.luks1_dir = luks1_dir;
         auto r = luks::candidates_for_volume(*dev, so);
         if (!r) {
-            CA_LOG(debug) << "'" << id << "' has no smartcard seed record: " << r.error().message;
+            CA_LOG(debug) << "'" << escaped(id) << "' has no smartcard seed record: " << r.error().message;
             return std::nullopt;
         }
         VolumeSeedSet set{r->uuid, {}, true};

@@ -1,5 +1,7 @@
 #include "agent/keyring.hpp"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -48,14 +50,37 @@ proto::Expected<proto::Secret, int> read(key_serial_t key) {
     return proto::unexpected(EAGAIN);
 }
 
+proto::Expected<bool, int> ours(key_serial_t key) {
+    // "type;uid;gid;perm;description"
+    char buf[256];
+    const long n = keyctl_describe(key, buf, sizeof buf);
+    if (n < 0) return proto::unexpected(errno);
+    buf[sizeof buf - 1] = 0;
+    const char* uid = std::strchr(buf, ';');
+    if (uid == nullptr) return proto::unexpected(EINVAL);
+    char* end = nullptr;
+    const unsigned long v = std::strtoul(uid + 1, &end, 10);
+    if (end == uid + 1 || *end != ';') return proto::unexpected(EINVAL);
+    return v == static_cast<unsigned long>(geteuid());
+}
+
 proto::Expected<key_serial_t, int> put(KeyringKind k, const std::string& description,
                                        std::span<const unsigned char> payload, unsigned timeout_s) {
     if (keyrings_faulted()) return proto::unexpected(ENOSYS);
-    key_serial_t id = add_key("user", description.c_str(), payload.data(), payload.size(), special_id(k));
+    // A new key starts with the kernel's default rights (possessor-all).  It is made in our
+    // thread keyring, which no other process possesses, given owner-only rights there, and only
+    // then linked where others look; the link displaces any key of that name, one planted by
+    // another uid included, so nothing secret is ever written into a key that is not ours.
+    // (Not a placeholder then KEYCTL_UPDATE: an update carries at most one page.)
+    key_serial_t id = add_key("user", description.c_str(), payload.data(), payload.size(), KEY_SPEC_THREAD_KEYRING);
     if (id < 0) return proto::unexpected(errno);
-    (void)keyctl_setperm(id, KEY_POS_ALL | KEY_USR_VIEW);
-    if (timeout_s != 0 && keyctl_set_timeout(id, timeout_s) < 0) {
-        int e = errno;
+    struct Unstage {
+        key_serial_t id;
+        ~Unstage() { (void)keyctl_unlink(id, KEY_SPEC_THREAD_KEYRING); }
+    } unstage{id};
+    if (keyctl_setperm(id, KEY_USR_ALL) < 0 || (timeout_s != 0 && keyctl_set_timeout(id, timeout_s) < 0) ||
+        keyctl_link(id, special_id(k)) < 0) {
+        const int e = errno;
         (void)keyctl_invalidate(id);
         return proto::unexpected(e);
     }

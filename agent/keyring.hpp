@@ -1,9 +1,10 @@
 // Kernel keyring access (keyutils).  Errors are errno values.
 //
-// Why these permissions: keys we add carry possessor-all and user-view, as
-// systemd's own "cryptsetup" entry does, so only a process that possesses the
-// keyring (its session keyring links it: KeyringMode=shared in our units) can read
-// them, and `keyctl show` by the same uid shows they exist without their contents.
+// Why these permissions: keys we add grant everything to their owner (uid 0) and
+// nothing to anyone else, possessors included.  A process that drops to another uid but
+// keeps root's session keyring (runuser, setpriv, su without pam_keyinit force) possesses
+// every key linked there: with possessor bits (systemd's "cryptsetup" entry has them) it
+// could read the cache, remove its timeout or overwrite it.
 #pragma once
 
 #include <keyutils.h>
@@ -26,9 +27,15 @@ namespace ca::agent::keyring {
 // Reads a key's payload straight into locked memory.
 [[nodiscard]] proto::Expected<proto::Secret, int> read(key_serial_t key);
 
-// Adds or updates a "user" key with a kernel timeout (0 = none).
+// Adds or updates a "user" key, owned by us and readable by nobody else, with a kernel
+// timeout (0 = none).  A new key each time: it replaces the link of any key of that name
+// (one planted by another uid is displaced, never written to).
 [[nodiscard]] proto::Expected<key_serial_t, int> put(KeyringKind k, const std::string& description,
                                                      std::span<const unsigned char> payload, unsigned timeout_s);
+
+// Whether the key belongs to this process's effective uid (a key planted by another uid
+// into a keyring we share is not ours to read from).  Error: errno of KEYCTL_DESCRIBE.
+[[nodiscard]] proto::Expected<bool, int> ours(key_serial_t key);
 
 // Invalidates the key if present.  Returns true if one was removed.
 [[nodiscard]] proto::Expected<bool, int> remove(KeyringKind k, const std::string& description);

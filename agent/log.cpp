@@ -9,10 +9,13 @@
 #include <boost/log/sinks/text_ostream_backend.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "proto/secret.hpp"
 
 namespace ca::agent {
 
@@ -63,6 +66,86 @@ const char* to_string(Level l) noexcept {
     return "?";
 }
 
+namespace {
+
+// The code point of the UTF-8 sequence at s[i] and its length, or 0 if it is not valid UTF-8
+// (overlong, surrogate, past U+10FFFF, truncated).
+std::size_t utf8_at(std::string_view s, std::size_t i, char32_t& cp) noexcept {
+    const auto b0 = static_cast<unsigned char>(s[i]);
+    std::size_t len = 0;
+    char32_t min = 0;
+    if (b0 >= 0xc2 && b0 <= 0xdf) { len = 2; cp = b0 & 0x1fU; min = 0x80; }
+    else if (b0 >= 0xe0 && b0 <= 0xef) { len = 3; cp = b0 & 0x0fU; min = 0x800; }
+    else if (b0 >= 0xf0 && b0 <= 0xf4) { len = 4; cp = b0 & 0x07U; min = 0x10000; }
+    else return 0;
+    if (s.size() - i < len) return 0;
+    for (std::size_t k = 1; k < len; ++k) {
+        const auto b = static_cast<unsigned char>(s[i + k]);
+        if ((b & 0xc0U) != 0x80U) return 0;
+        cp = (cp << 6) | (b & 0x3fU);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    return len;
+}
+
+bool breaks_or_reorders(char32_t cp) noexcept {
+    return (cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || cp == 0x200e || cp == 0x200f || cp == 0x2028 ||
+           cp == 0x2029 || (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+// `backslash`: escape '\\' too (values); the sink's safety net leaves it, so text already
+// escaped by a caller is not escaped twice.
+std::string escape(std::string_view s, bool backslash) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size();) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c < 0x80) {
+            ++i;
+            switch (c) {
+                case '\a': out += "\\a"; continue;
+                case '\b': out += "\\b"; continue;
+                case '\f': out += "\\f"; continue;
+                case '\n': out += "\\n"; continue;
+                case '\r': out += "\\r"; continue;
+                case '\t': out += "\\t"; continue;
+                case '\v': out += "\\v"; continue;
+                case '\\': out += backslash ? "\\\\" : "\\"; continue;
+                default: break;
+            }
+            if (c < 0x20 || c == 0x7f) {
+                out += "\\x";
+                out += kHex[c >> 4];
+                out += kHex[c & 0xfU];
+            } else {
+                out += static_cast<char>(c);
+            }
+            continue;
+        }
+        char32_t cp = 0;
+        const std::size_t len = utf8_at(s, i, cp);
+        if (len == 0) {
+            out += "\\x";
+            out += kHex[c >> 4];
+            out += kHex[c & 0xfU];
+            ++i;
+        } else if (breaks_or_reorders(cp)) {
+            out += "\\u";
+            for (int shift = 12; shift >= 0; shift -= 4) out += kHex[(cp >> shift) & 0xfU];
+            i += len;
+        } else {
+            out.append(s.substr(i, len));
+            i += len;
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string escaped(std::string_view s) { return escape(s, true); }
+
 boost::log::sources::severity_logger_mt<Level>& logger() {
     static boost::log::sources::severity_logger_mt<Level> lg;
     return lg;
@@ -76,6 +159,12 @@ void init_logging(Level min_level) {
     set_log_level(min_level);
     if (g_initialised) return;
     g_initialised = true;
+    // Once per process (proto::Secret calls it at the first failure only).
+    proto::set_lock_failure_hook([](int err, std::size_t bytes) {
+        CA_LOG(warning) << "cannot lock memory for a secret (mlock of " << bytes << " bytes: " << std::strerror(err)
+                        << "); secrets may reach swap. Raise LimitMEMLOCK= or RLIMIT_MEMLOCK, "
+                        << "or keep CAP_IPC_LOCK; warning once, continuing";
+    });
     namespace logging = boost::log;
     namespace sinks = boost::log::sinks;
     auto backend = boost::make_shared<sinks::text_ostream_backend>();
@@ -84,7 +173,10 @@ void init_logging(Level min_level) {
     auto sink = boost::make_shared<sinks::synchronous_sink<sinks::text_ostream_backend>>(backend);
     sink->set_formatter([](const logging::record_view& rec, logging::formatting_ostream& out) {
         auto sev = logging::extract<Level>("Severity", rec);
-        out << line_prefix(sev ? *sev : Level::info) << rec[logging::expressions::smessage];
+        // One record is one line whatever a caller forgot to escape: journald reads a "<N>" at
+        // the start of each line of stderr as that line's priority.
+        const auto msg = rec[logging::expressions::smessage];
+        out << line_prefix(sev ? *sev : Level::info) << (msg ? escape(*msg, false) : std::string());
     });
     sink->set_filter([](const logging::attribute_value_set& attrs) {
         auto sev = logging::extract<Level>("Severity", attrs);

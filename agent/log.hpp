@@ -33,6 +33,14 @@ void set_log_command(std::string_view command);
 // What starts a line on stderr: "<N>" for the journal, else "crypt-agent COMMAND: ".
 [[nodiscard]] std::string line_prefix(Level l);
 
+// A value from outside (an ask file's name, Id or Message) made safe for one log line, with
+// C-style escapes as systemd's cescape(): control bytes (\n, \r, \t, ... or \xNN), backslash,
+// bytes that are not UTF-8 (\xNN), and the code points that break or reorder a line in a
+// viewer: C1 controls (NEL U+0085), U+2028/2029, bidi controls (U+061C, U+200E/F,
+// U+202A-202E, U+2066-2069) as \uXXXX.  Other UTF-8 is kept readable.  Without this a name
+// holding "\n<0>..." would be a separate record at emergency priority.
+[[nodiscard]] std::string escaped(std::string_view s);
+
 }  // namespace ca::agent
 
 // The level check comes first so a disabled line costs one relaxed load, not a record.

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -47,7 +48,7 @@ struct Server::Question {
     asio::steady_timer timer;   // NotAfter, the EAGAIN back-off, or the grace of a held question
     unsigned backoff_ms = 0;
     Fd pending_target;          // socket to retry after EAGAIN
-    proto::Secret pending_reply;
+    std::size_t pending_first = 0;  // q.sent[pending_first..]: the candidates of that reply
 };
 
 namespace {
@@ -55,10 +56,12 @@ namespace {
 constexpr std::uint32_t kWatchMask = IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM | IN_ATTRIB |
                                      IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW;
 
-std::string quoted_id(const std::string& id) { return id.empty() ? std::string("(no Id)") : id; }
+// Names and Ids come from files anyone with root's ask directory writes: escaped, so one
+// question is one log record whatever bytes they hold.
+std::string quoted_id(const std::string& id) { return id.empty() ? std::string("(no Id)") : escaped(id); }
 
 // The names of the questions, for the admin: "ask.XXXX (Id cryptsetup:/dev/vda2)".
-std::string describe(const std::string& name, const std::string& id) { return name + " (" + quoted_id(id) + ")"; }
+std::string describe(const std::string& name, const std::string& id) { return escaped(name) + " (" + quoted_id(id) + ")"; }
 
 std::vector<proto::Secret> split_nul_list(const proto::Secret& s) {
     std::vector<proto::Secret> out;
@@ -132,6 +135,9 @@ bool Server::id_matches(const std::string& id) const {
 // ---- start, stop ---------------------------------------------------------------------
 
 void Server::start() {
+    // Before anything reads it: a cache directory another user can write to would let them
+    // stop every answer (a planted `finished`) or block us (a FIFO named `cache`).
+    if (auto bad = store_.check_dir()) throw std::runtime_error(*bad);
     auto s = make_sender();
     if (!s) throw std::runtime_error(std::string("cannot create the reply socket: ") + std::strerror(s.error()));
     sender_ = std::move(*s);
@@ -260,6 +266,21 @@ bool Server::enter_dir() {
         rewatch_later();
         return false;
     }
+    // Re-checked on every wake (a chmod is an IN_ATTRIB of the directory): anyone who can
+    // write here can plant questions and sockets.  Answer nothing until it is safe again.
+    if (st.st_uid != owner_ || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+        if (!dir_unsafe_)
+            CA_LOG(err) << o_.ask_dir.string() << " is now owned by uid " << st.st_uid << " with mode "
+                        << [&] { char m[8]; std::snprintf(m, sizeof m, "%04o", static_cast<unsigned>(st.st_mode & 07777)); return std::string(m); }()
+                        << "; not answering anything there until it is owned by uid " << owner_
+                        << " and writable by nobody else";
+        dir_unsafe_ = true;
+        return false;
+    }
+    if (dir_unsafe_) {
+        CA_LOG(notice) << o_.ask_dir.string() << " is safe again; answering questions there";
+        dir_unsafe_ = false;
+    }
     dir_fd_ = std::move(fd);
     return true;
 }
@@ -321,7 +342,9 @@ void Server::on_inotify() {
         return;
     }
     dir_fd_.reset();
+    const bool was_unsafe = dir_unsafe_;
     if (!enter_dir()) return;
+    if (was_unsafe) rescan = true;  // questions that arrived meanwhile were not looked at
     struct Leave {
         Fd& fd;
         ~Leave() { fd.reset(); }
@@ -334,7 +357,7 @@ void Server::on_inotify() {
         revisit_waiting();
     }
     if (rescan) {
-        CA_LOG(info) << "inotify queue overflowed; rescanning " << o_.ask_dir.string();
+        if (!was_unsafe) CA_LOG(info) << "inotify queue overflowed; rescanning " << o_.ask_dir.string();
         full_scan();
         return;
     }
@@ -475,7 +498,7 @@ void Server::process_name(const std::string& name, ino_t hint_ino) {
             // Out of file descriptors (a low RLIMIT_NOFILE, or another process holding
             // them): nothing is wrong with the question.  Leave it unrecorded and rescan soon.
             if (!fd_pressure_logged_)
-                CA_LOG(warning) << name << ": " << e.reason << "; will retry (raise LimitNOFILE= if this persists)";
+                CA_LOG(warning) << escaped(name) << ": " << e.reason << "; will retry (raise LimitNOFILE= if this persists)";
             fd_pressure_logged_ = true;
             rescan_later();
             return;
@@ -489,7 +512,7 @@ void Server::process_name(const std::string& name, ino_t hint_ino) {
         }
         q->state = Question::State::ignored;
         ++stats_.ignored;
-        CA_LOG(warning) << name << ": " << e.reason << ", ignoring";
+        CA_LOG(warning) << escaped(name) << ": " << e.reason << ", ignoring";
         questions_.emplace(name, std::move(q));
         return;
     }
@@ -528,7 +551,7 @@ void Server::consider(Question& q) {
     CA_LOG(debug) << describe(q.name, q.id) << ": new question from PID " << q.q.pid
                   << (q.q.accept_cached ? "" : " (AcceptCached=0)");
     prune_ids();
-    auto& ids = ids_[q.id];
+    auto& ids = ids_[proto::id_hash(q.id)];
     // Harvest before learning, so a passphrase just typed for another volume is known.  A
     // retry always looks; in a storm of first questions one look per 50 ms is enough, since
     // a push also wakes us (the directory is touched, the answered question goes away).
@@ -550,7 +573,7 @@ void Server::prune_ids() {
     // or not, what they learnt is what matters least for the oldest).
     constexpr std::size_t kHigh = 2048, kKeep = 1024;
     if (ids_.size() < kHigh) return;
-    std::vector<std::pair<std::uint64_t, std::string>> by_age;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> by_age;
     by_age.reserve(ids_.size());
     for (const auto& [id, st] : ids_) by_age.emplace_back(st.last_ask_us, id);
     std::nth_element(by_age.begin(), by_age.begin() + static_cast<std::ptrdiff_t>(by_age.size() - kKeep), by_age.end());
@@ -648,13 +671,13 @@ void Server::learn_from_retry(Question& q, IdState& ids) {
 }
 
 void Server::answer_or_wait(Question& q) {
-    if (q.state != Question::State::waiting) return;
+    if (q.state != Question::State::waiting || dir_unsafe_) return;
     if (finished_) {
         if (!finished_logged_) CA_LOG(info) << "finish ran this boot; the cache is gone, leaving questions to other agents";
         finished_logged_ = true;
         if (cache_) { cache_.reset(); cache_hashes_.clear(); }
     }
-    auto& ids = ids_[q.id];
+    auto& ids = ids_[proto::id_hash(q.id)];
     std::vector<std::size_t> eligible;
     if (cache_) {
         for (std::size_t i = 0; i < cache_->candidates.size(); ++i) {
@@ -760,15 +783,17 @@ void Server::send_to(Question& q, std::vector<std::size_t> chosen) {
             CA_LOG(warning) << describe(q.name, q.id) << ": cannot send to its socket: " << std::strerror(err) << ", ignoring";
             return;
         case SendStatus::again:
-            // The asker's receive queue is full: keep this exact reply and try again later.
+            // The asker's receive queue is full: send the same candidates again later.  No copy of the reply per waiting question: locked memory is scarce (RLIMIT_MEMLOCK
+            // 64 KiB), and a backlog of full sockets would take a locked page each.  The reply is
+            // encoded again into the one locked buffer when the socket drains.
             q.pending_target = std::move(*target);
-            q.pending_reply = proto::Secret::copy_of(reply_buf_.bytes().first(*len));
+            q.pending_first = q.sent.size();
             for (auto i : chosen) q.sent.push_back(cache_hashes_[i]);
             q.state = Question::State::answered;
             retry_send_later(q);
             return;
     }
-    auto& ids = ids_[q.id];
+    auto& ids = ids_[proto::id_hash(q.id)];
     for (auto i : chosen) {
         q.sent.push_back(cache_hashes_[i]);
         ids.sent.insert(cache_hashes_[i]);
@@ -814,18 +839,34 @@ void Server::retry_send_later(Question& q) {
         if (qq.q.has_deadline() && monotonic_us() >= qq.q.not_after_us) {
             CA_LOG(info) << describe(qq.name, qq.id) << ": deadline passed while its socket stayed full";
             qq.state = Question::State::ignored;
-            qq.pending_reply = {};
             qq.pending_target.reset();
             return;
         }
+        std::vector<const proto::Secret*> ptrs;
+        for (std::size_t k = qq.pending_first; k < qq.sent.size() && cache_; ++k)
+            if (auto i = index_of(qq.sent[k])) ptrs.push_back(&cache_->candidates[*i].value);
+        std::optional<std::size_t> len;
+        if (!ptrs.empty() && ptrs.size() == qq.sent.size() - qq.pending_first)
+            if (auto n = proto::encode_reply_into(ptrs, reply_buf_.bytes())) len = *n;
+        if (!len) {
+            CA_LOG(info) << describe(qq.name, qq.id) << ": its candidates left the cache while its socket stayed full";
+            qq.state = Question::State::ignored;
+            qq.pending_target.reset();
+            return;
+        }
+        struct Wipe {
+            proto::Secret& b;
+            std::size_t n;
+            ~Wipe() { proto::wipe(b.data(), n); }
+        } wipe_after{reply_buf_, *len};
         record_answer(qq);
         int err = 0;
-        const auto status = send_datagram(sender_.get(), qq.pending_target.get(), qq.pending_reply.bytes(), err);
+        const auto status = send_datagram(sender_.get(), qq.pending_target.get(), reply_buf_.bytes().first(*len), err);
         if (status != SendStatus::sent && qq.keyed) answered_.erase(qq.key);
         switch (status) {
             case SendStatus::again: retry_send_later(qq); return;
             case SendStatus::sent: {
-                auto& ids = ids_[qq.id];
+                auto& ids = ids_[proto::id_hash(qq.id)];
                 for (auto h : qq.sent) ids.sent.insert(h);
                 ++stats_.answered;
                 dirty_ = true;
@@ -838,16 +879,13 @@ void Server::retry_send_later(Question& q) {
                 qq.state = Question::State::ignored;
                 break;
         }
-        qq.pending_reply = {};
         qq.pending_target.reset();
     });
 }
 
 void Server::arm_deadline(Question& q) {
     if (!q.q.has_deadline()) return;
-    // NotAfter is CLOCK_MONOTONIC, which is what steady_clock reads on Linux.
-    const auto when = std::chrono::steady_clock::time_point(std::chrono::microseconds(q.q.not_after_us));
-    q.timer.expires_at(when);
+    q.timer.expires_at(deadline_of(q.q.not_after_us));
     const std::string name = q.name;
     q.timer.async_wait([this, name](const boost::system::error_code& ec) {
         if (ec || stopping_) return;
@@ -1008,8 +1046,9 @@ void Server::harvest_systemd_entry() {
                        << "' keyring entry into the boot-scoped cache";
         save_now();
     }
-    if (o_.systemd_entry == SystemdEntryPolicy::clear && !o_.push_systemd && !dirty_) {
-        // Only once our own copy is stored: systemd tries this entry silently before the first
+    if (o_.systemd_entry == SystemdEntryPolicy::clear && !o_.push_systemd && !dirty_ && !left_out_) {
+        // Only once our own copy is stored (a failed or partial save leaves systemd's entry
+        // alone, or the typed passphrase would live only in our memory): systemd tries this entry silently before the first
         // question of every other volume, which with different passphrases or per-volume keys
         // burns a try and a slow PBKDF each time.  We answer those volumes ourselves.
         auto r = keyring::remove(o_.keyring, o_.systemd_key_name);
@@ -1064,16 +1103,26 @@ void Server::save_now() {
         for (std::size_t i = 0; i < cache_->candidates.size(); ++i) {
             auto& c = cache_->candidates[i];
             const auto h = cache_hashes_[i];
-            if (st.rejected.count(h) && c.rejected_by.size() < proto::kCacheMaxListEntries) c.rejected_by.push_back(id);
-            else if (st.sent.count(h) && c.sent_to.size() < proto::kCacheMaxListEntries) c.sent_to.push_back(id);
+            if (st.rejected.count(h) && c.rejected_by.size() < proto::kCacheMaxIdHashes) c.rejected_by.push_back(id);
+            else if (st.sent.count(h) && c.sent_to.size() < proto::kCacheMaxIdHashes) c.sent_to.push_back(id);
         }
     }
-    auto r = store_.save(*cache_);
-    dirty_ = false;
+    proto::CacheFit fit;
+    auto r = store_.save(*cache_, &fit);
     push_to_systemd();
     if (!r) {
+        // Still dirty: nothing here is stored, so systemd's entry is not cleared (harvest).
         CA_LOG(warning) << "cache not stored: " << r.error();
         return;
+    }
+    dirty_ = false;
+    left_out_ = fit.candidates_left_out != 0;
+    if (!fit.everything() && !fit_warned_) {
+        fit_warned_ = true;
+        CA_LOG(warning) << "the cache outgrew its key (" << proto::kCachePayloadMax << " bytes): stored without "
+                        << fit.candidates_left_out << " candidate(s), " << fit.rejections_left_out << " rejection(s) and "
+                        << fit.sends_left_out << " send(s) it learnt; the next instance may offer a key twice"
+                        << (fit.candidates_left_out != 0 ? " (systemd's entry is kept)" : "");
     }
     static bool warned_file = false;
     if (*r == StoreKind::file && !warned_file) {

@@ -117,6 +117,7 @@ private:
     Fd dir_fd_;            // open only while handling one wake
     struct stat dir_st_{};  // device and inode of the watched directory
     bool have_dir_ = false;
+    bool dir_unsafe_ = false;  // the ask directory became writable by others: answer nothing
     std::string ask_dir_str_;  // the path dir_fd_ was opened by
     std::unique_ptr<boost::asio::posix::stream_descriptor> inotify_;
     int watch_ = -1;
@@ -132,11 +133,13 @@ private:
     proto::Secret reply_buf_;  // locked, reused for every datagram, wiped after each send
 
     std::unordered_map<std::string, std::unique_ptr<Question>> questions_;
-    std::unordered_map<std::string, IdState> ids_;
+    std::unordered_map<std::uint64_t, IdState> ids_;  // by proto::id_hash: bounded whatever the Ids' length
     std::optional<proto::CachePayload> cache_;
     std::vector<std::uint64_t> cache_hashes_;  // parallel to cache_->candidates
     std::unordered_map<std::uint64_t, std::uint64_t> in_systemd_entry_;  // hash -> first seen there (boottime)
-    bool dirty_ = false;
+    bool dirty_ = false;      // changed since the last successful save
+    bool left_out_ = false;   // the last save had to leave candidates out (too large)
+    bool fit_warned_ = false;
     boost::asio::steady_timer save_timer_;
     bool save_armed_ = false;
     boost::asio::steady_timer expiry_timer_;

@@ -1,6 +1,8 @@
 #include "proto/cache_codec.hpp"
 
+#include <algorithm>
 #include <cstring>
+#include <tuple>
 
 namespace ca::proto {
 
@@ -27,7 +29,7 @@ const char* to_string(CacheCodecError e) noexcept {
 
 namespace {
 
-constexpr unsigned char kMagic[4] = {'C', 'A', 'C', '1'};
+constexpr unsigned char kMagic[4] = {'C', 'A', 'C', '2'};
 
 // Writes into a Secret of exactly the size computed first, so no secret byte
 // ever sits in an unlocked, growable buffer.
@@ -58,47 +60,99 @@ struct Reader {
     }
 };
 
-std::size_t list_size(const std::vector<std::string>& l) {
+std::size_t patterns_size(const std::vector<std::string>& l) {
     std::size_t n = 4;
     for (const auto& s : l) n += 2 + s.size();
     return n;
 }
 
+constexpr std::size_t kHeaderSize = 4 + 8 + 8 + 4;
+
+// A candidate without its learning lists (their two counts included).
+std::size_t fixed_size(const CachedCandidate& c) { return 4 + c.value.size() + 1 + 1 + 8 + patterns_size(c.patterns) + 4 + 4; }
+
 }  // namespace
 
-Expected<Secret, CacheCodecError> encode_cache(const CachePayload& p) {
+std::uint64_t id_hash(std::string_view id) noexcept {
+    return siphash24(0x63612d6964686173ULL /* "ca-idhas" */, 0x682d76312d6b6579ULL /* "h-v1-key" */,
+                     std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(id.data()), id.size()));
+}
+
+Expected<Secret, CacheCodecError> encode_cache(const CachePayload& p, CacheFit* fit_out) {
     if (p.candidates.size() > kCacheMaxCandidates) return unexpected(CacheCodecError::too_many);
-    std::size_t total = 4 + 8 + 8 + 4;
+    const std::size_t n = p.candidates.size();
     for (const auto& c : p.candidates) {
         if (c.value.empty()) return unexpected(CacheCodecError::bad_value);
-        for (const auto* l : {&c.patterns, &c.sent_to, &c.rejected_by}) {
-            if (l->size() > kCacheMaxListEntries) return unexpected(CacheCodecError::too_many);
-            for (const auto& s : *l)
-                if (s.size() > UINT16_MAX) return unexpected(CacheCodecError::too_large);
-        }
-        total += 4 + c.value.size() + 1 + 1 + 8 + list_size(c.patterns) + list_size(c.sent_to) +
-                 list_size(c.rejected_by);
+        if (c.patterns.size() > kCacheMaxListEntries) return unexpected(CacheCodecError::too_many);
+        for (const auto& s : c.patterns)
+            if (s.size() > UINT16_MAX) return unexpected(CacheCodecError::too_large);
     }
-    if (total > kCachePayloadMax) return unexpected(CacheCodecError::too_large);
+    CacheFit fit;
+    // Which candidates to keep: the most valuable first (one that opened a volume, one a person
+    // typed, then the newest), as long as they fit without any learning.
+    std::vector<std::size_t> order(n);
+    for (std::size_t i = 0; i < n; ++i) order[i] = i;
+    auto rank = [&](std::size_t i) {
+        const auto& c = p.candidates[i];
+        return std::make_tuple(c.opened, c.origin == Origin::harvested, c.added_us);
+    };
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return rank(a) > rank(b); });
+    std::vector<bool> keep(n, false);
+    std::vector<std::size_t> n_rejected(n, 0), n_sent(n, 0);
+    std::size_t total = kHeaderSize;
+    for (auto i : order) {
+        const auto sz = fixed_size(p.candidates[i]);
+        if (total + sz <= kCachePayloadMax) {
+            keep[i] = true;
+            total += sz;
+        } else {
+            ++fit.candidates_left_out;
+        }
+    }
+    // Then what was learnt, in the same order: rejections (never offer a wrong key again),
+    // then sends not yet judged.
+    for (auto* counts : {&n_rejected, &n_sent}) {
+        for (auto i : order) {
+            const auto& c = p.candidates[i];
+            const auto& list = counts == &n_rejected ? c.rejected_by : c.sent_to;
+            const std::size_t want = list.size();
+            if (!keep[i]) continue;
+            const std::size_t room = (kCachePayloadMax - total) / 8;
+            const std::size_t take = std::min({want, kCacheMaxIdHashes, room});
+            (*counts)[i] = take;
+            total += 8 * take;
+            (counts == &n_rejected ? fit.rejections_left_out : fit.sends_left_out) += want - take;
+        }
+    }
+    for (std::size_t i = 0; i < n; ++i)
+        if (!keep[i]) {
+            fit.rejections_left_out += p.candidates[i].rejected_by.size();
+            fit.sends_left_out += p.candidates[i].sent_to.size();
+        }
+    if (fit_out != nullptr) *fit_out = fit;
     Secret out(total);
     Writer w{out.data()};
     w.bytes(kMagic, 4);
     w.num(p.created_us);
     w.num(p.expires_us);
-    w.num(static_cast<std::uint32_t>(p.candidates.size()));
-    for (const auto& c : p.candidates) {
+    w.num(static_cast<std::uint32_t>(n - fit.candidates_left_out));
+    for (std::size_t i = 0; i < n; ++i) {  // in their own order: the encoding stays canonical
+        if (!keep[i]) continue;
+        const auto& c = p.candidates[i];
         w.num(static_cast<std::uint32_t>(c.value.size()));
         w.bytes(c.value.data(), c.value.size());
         w.num(static_cast<std::uint8_t>(c.origin));
         w.num(static_cast<std::uint8_t>(c.opened ? 1 : 0));
         w.num(c.added_us);
-        for (const auto* l : {&c.patterns, &c.sent_to, &c.rejected_by}) {
-            w.num(static_cast<std::uint32_t>(l->size()));
-            for (const auto& s : *l) {
-                w.num(static_cast<std::uint16_t>(s.size()));
-                w.bytes(s.data(), s.size());
-            }
+        w.num(static_cast<std::uint32_t>(c.patterns.size()));
+        for (const auto& s : c.patterns) {
+            w.num(static_cast<std::uint16_t>(s.size()));
+            w.bytes(s.data(), s.size());
         }
+        w.num(static_cast<std::uint32_t>(n_sent[i]));
+        for (std::size_t k = 0; k < n_sent[i]; ++k) w.num(c.sent_to[k]);
+        w.num(static_cast<std::uint32_t>(n_rejected[i]));
+        for (std::size_t k = 0; k < n_rejected[i]; ++k) w.num(c.rejected_by[k]);
     }
     return out;
 }
@@ -127,15 +181,22 @@ Expected<CachePayload, CacheCodecError> decode_cache(std::span<const unsigned ch
         if (origin < 1 || origin > 3 || flags > 1) return unexpected(CacheCodecError::bad_value);
         c.origin = static_cast<Origin>(origin);
         c.opened = flags == 1;
-        for (auto* l : {&c.patterns, &c.sent_to, &c.rejected_by}) {
-            std::uint32_t count = 0;
+        std::uint32_t count = 0;
+        if (!r.num(count)) return unexpected(CacheCodecError::truncated);
+        if (count > kCacheMaxListEntries) return unexpected(CacheCodecError::too_many);
+        for (std::uint32_t j = 0; j < count; ++j) {
+            std::uint16_t sl = 0;
+            const unsigned char* s;
+            if (!r.num(sl) || !r.take(sl, s)) return unexpected(CacheCodecError::truncated);
+            c.patterns.emplace_back(reinterpret_cast<const char*>(s), sl);
+        }
+        for (auto* l : {&c.sent_to, &c.rejected_by}) {
             if (!r.num(count)) return unexpected(CacheCodecError::truncated);
-            if (count > kCacheMaxListEntries) return unexpected(CacheCodecError::too_many);
+            if (count > kCacheMaxIdHashes) return unexpected(CacheCodecError::too_many);
             for (std::uint32_t j = 0; j < count; ++j) {
-                std::uint16_t sl = 0;
-                const unsigned char* s;
-                if (!r.num(sl) || !r.take(sl, s)) return unexpected(CacheCodecError::truncated);
-                l->emplace_back(reinterpret_cast<const char*>(s), sl);
+                std::uint64_t h = 0;
+                if (!r.num(h)) return unexpected(CacheCodecError::truncated);
+                l->push_back(h);
             }
         }
         p.candidates.push_back(std::move(c));

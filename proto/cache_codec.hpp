@@ -5,15 +5,22 @@
 // which Ids they may answer, which Ids they were sent to, which Ids rejected them,
 // and whether any volume accepted them.  The whole encoding is a Secret.
 //
-// Binary layout (little-endian), version 1:
-//   "CAC1" u64 created_us u64 expires_us u32 n  then n times:
+// Bounded by construction: the Ids learnt from are kept as 64-bit hashes (id_hash), at most
+// kCacheMaxIdHashes per list, and the encoder fits the payload into kCachePayloadMax whatever
+// it is given: it leaves out first what was sent but not judged, then rejections, then whole
+// candidates (the least valuable first), and says what it left out.  A cache that grew with
+// the number of volumes or the length of their Ids used to stop being stored at all.
+//
+// Binary layout (little-endian), version 2:
+//   "CAC2" u64 created_us u64 expires_us u32 n  then n times:
 //   u32 len, bytes | u8 origin | u8 flags | u64 added_us |
-//   3 string lists (patterns, sent_to, rejected_by), each u32 count, then u16 len + bytes.
+//   patterns: u32 count, then u16 len + bytes | sent_to, rejected_by: u32 count, then u64 each.
 #pragma once
 
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "proto/result.hpp"
@@ -24,7 +31,12 @@ namespace ca::proto {
 // The kernel caps a "user" key's payload at 32767 bytes.
 inline constexpr std::size_t kCachePayloadMax = 32767;
 inline constexpr std::size_t kCacheMaxCandidates = 64;
-inline constexpr std::size_t kCacheMaxListEntries = 256;
+inline constexpr std::size_t kCacheMaxListEntries = 256;  // patterns per candidate
+inline constexpr std::size_t kCacheMaxIdHashes = 256;     // per learning list
+
+// The hash an Id is learnt under.  SipHash-2-4 under a fixed key: every instance of the boot
+// (initramfs, real root, a restart) must agree, and Ids are not secret.
+[[nodiscard]] std::uint64_t id_hash(std::string_view id) noexcept;
 
 enum class Origin : std::uint8_t {
     put = 1,        // `crypt-agent cache put`
@@ -39,8 +51,8 @@ struct CachedCandidate {
     bool opened = false;                   // some volume accepted it this boot
     std::uint64_t added_us = 0;            // CLOCK_BOOTTIME when it joined the cache
     std::vector<std::string> patterns;     // Id globs it may answer; empty = the agent's own patterns
-    std::vector<std::string> sent_to;      // Ids it was sent to
-    std::vector<std::string> rejected_by;  // Ids that asked again after it was sent: wrong there
+    std::vector<std::uint64_t> sent_to;      // id_hash of the Ids it was sent to, not yet judged
+    std::vector<std::uint64_t> rejected_by;  // id_hash of the Ids that asked again after it was sent: wrong there
 };
 
 struct CachePayload {
@@ -52,7 +64,19 @@ struct CachePayload {
 enum class CacheCodecError { truncated, bad_magic, too_many, too_large, bad_value, trailing_bytes };
 [[nodiscard]] const char* to_string(CacheCodecError e) noexcept;
 
-[[nodiscard]] Expected<Secret, CacheCodecError> encode_cache(const CachePayload& p);
+// What encode_cache left out to stay within kCachePayloadMax.
+struct CacheFit {
+    std::size_t candidates_left_out = 0;
+    std::size_t rejections_left_out = 0;
+    std::size_t sends_left_out = 0;
+    [[nodiscard]] bool everything() const noexcept {
+        return candidates_left_out == 0 && rejections_left_out == 0 && sends_left_out == 0;
+    }
+};
+
+// Always within kCachePayloadMax (see above; `fit` says what did not fit).  Errors only for
+// a payload no agent makes: too many candidates, an empty value, a pattern over 65535 bytes.
+[[nodiscard]] Expected<Secret, CacheCodecError> encode_cache(const CachePayload& p, CacheFit* fit = nullptr);
 [[nodiscard]] Expected<CachePayload, CacheCodecError> decode_cache(std::span<const unsigned char> bytes);
 
 }  // namespace ca::proto

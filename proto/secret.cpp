@@ -3,6 +3,8 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <new>
@@ -23,12 +25,19 @@ constexpr std::size_t kPage = 4096;
 
 std::size_t round_up(std::size_t n) { return (n + kPage - 1) / kPage * kPage; }
 
+std::atomic<LockFailureHook> g_lock_hook{nullptr};
+std::atomic<bool> g_lock_failure_told{false};
+
 unsigned char* allocate(std::size_t capacity, bool& locked) {
     void* p = mmap(nullptr, capacity, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) throw std::bad_alloc();
     (void)madvise(p, capacity, MADV_DONTDUMP);
     (void)madvise(p, capacity, MADV_DONTFORK);
     locked = mlock(p, capacity) == 0;
+    if (!locked) {
+        const int e = errno;
+        if (auto hook = g_lock_hook.load(); hook != nullptr && !g_lock_failure_told.exchange(true)) hook(e, capacity);
+    }
     return static_cast<unsigned char*>(p);
 }
 
@@ -39,6 +48,8 @@ void deallocate(unsigned char* p, std::size_t capacity, bool locked) noexcept {
 }
 
 }  // namespace
+
+void set_lock_failure_hook(LockFailureHook hook) noexcept { g_lock_hook.store(hook); }
 
 Secret::Secret(std::size_t size) {
     if (size == 0) return;

@@ -64,6 +64,13 @@ private:
     bool locked_ = false;
 };
 
+// Called once per process, the first time mlock fails for a secret (errno and bytes), so the
+// agent can say so once: RLIMIT_MEMLOCK is 64 KiB on kernels before 5.16 and the units drop
+// CAP_IPC_LOCK, and a silent failure leaves secrets in swappable memory.  Not called before a
+// hook is set; the hook must not allocate a Secret.
+using LockFailureHook = void (*)(int err, std::size_t bytes);
+void set_lock_failure_hook(LockFailureHook hook) noexcept;
+
 // Overwrites memory in a way the optimiser cannot remove.
 void wipe(void* p, std::size_t n) noexcept;
 

@@ -40,8 +40,8 @@ CachedCandidate candidate(std::string_view value, Origin origin, std::vector<std
     c.opened = !sent.empty() && rejected.empty();
     c.added_us = 12'345'678;
     c.patterns = std::move(patterns);
-    c.sent_to = std::move(sent);
-    c.rejected_by = std::move(rejected);
+    for (const auto& id : sent) c.sent_to.push_back(id_hash(id));
+    for (const auto& id : rejected) c.rejected_by.push_back(id_hash(id));
     return c;
 }
 

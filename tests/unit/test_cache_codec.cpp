@@ -1,6 +1,9 @@
 #include <boost/test/unit_test.hpp>
 #include "printers.hpp"
 
+#include <algorithm>
+#include <string>
+
 #include "proto/cache_codec.hpp"
 
 using namespace ca::proto;
@@ -16,8 +19,8 @@ BOOST_AUTO_TEST_CASE(round_trip_keeps_learning) {
     a.origin = Origin::harvested;
     a.opened = true;
     a.added_us = 55;
-    a.sent_to = {"cryptsetup:/dev/vda2"};
-    a.rejected_by = {"cryptsetup:/dev/vdb1", "cryptsetup:/dev/vdc1"};
+    a.sent_to = {id_hash("cryptsetup:/dev/vda2")};
+    a.rejected_by = {id_hash("cryptsetup:/dev/vdb1"), id_hash("cryptsetup:/dev/vdc1")};
     CachedCandidate b;
     b.value = Secret::copy_of("card-derived");
     b.origin = Origin::card;
@@ -32,7 +35,8 @@ BOOST_AUTO_TEST_CASE(round_trip_keeps_learning) {
     BOOST_REQUIRE(dec->candidates.size() == 2u);
     BOOST_TEST(dec->candidates[0].value.equals(p.candidates[0].value));
     BOOST_TEST(dec->candidates[0].opened);
-    BOOST_TEST(dec->candidates[0].rejected_by.size() == 2u);
+    BOOST_TEST((dec->candidates[0].rejected_by == p.candidates[0].rejected_by));
+    BOOST_TEST((dec->candidates[0].sent_to == p.candidates[0].sent_to));
     BOOST_TEST(dec->candidates[1].patterns.front() == "cryptsetup:/dev/vdb1");
     BOOST_TEST((dec->candidates[1].origin == Origin::card));
 }
@@ -42,7 +46,7 @@ BOOST_AUTO_TEST_CASE(every_truncation_is_an_error_not_a_crash) {
     p.expires_us = 10;
     CachedCandidate a;
     a.value = Secret::copy_of("x");
-    a.sent_to = {"id"};
+    a.sent_to = {id_hash("id")};
     p.candidates.push_back(std::move(a));
     auto enc = encode_cache(p);
     BOOST_REQUIRE(enc);
@@ -64,8 +68,84 @@ BOOST_AUTO_TEST_CASE(limits) {
     }
     BOOST_TEST((encode_cache(p).error() == CacheCodecError::too_many));
     p.candidates.resize(1);
-    p.candidates[0].value = Secret::copy_of(std::string(kCachePayloadMax, 'z'));
+    p.candidates[0].patterns = {std::string(UINT16_MAX + 1, 'p')};
     BOOST_TEST((encode_cache(p).error() == CacheCodecError::too_large));
+}
+
+BOOST_AUTO_TEST_CASE(ids_are_hashed_stably) {
+    BOOST_TEST(id_hash("cryptsetup:/dev/vda2") == id_hash(std::string("cryptsetup:/dev/vda2")));
+    BOOST_TEST(id_hash("cryptsetup:/dev/vda2") != id_hash("cryptsetup:/dev/vdb2"));
+}
+
+namespace {
+
+// `n` candidates, each sent to and rejected by `ids` Ids of `id_len` bytes (as learnt).
+CachePayload learnt_payload(std::size_t n, std::size_t ids, std::size_t id_len, std::size_t value_len = 40) {
+    CachePayload p;
+    p.created_us = 1;
+    p.expires_us = 2;
+    for (std::size_t i = 0; i < n; ++i) {
+        CachedCandidate c;
+        std::string v(value_len, 'a');
+        v += std::to_string(i);
+        c.value = Secret::copy_of(v);
+        c.origin = i == 0 ? Origin::harvested : Origin::put;
+        c.added_us = i;
+        for (std::size_t k = 0; k < ids && c.rejected_by.size() < kCacheMaxIdHashes; ++k) {
+            std::string id = "cryptsetup:/dev/disk/by-id/volume-" + std::to_string(k) + "-";
+            id.resize(std::max(id.size(), id_len), 'x');
+            (k % 2 ? c.sent_to : c.rejected_by).push_back(id_hash(id));
+        }
+        p.candidates.push_back(std::move(c));
+    }
+    return p;
+}
+
+void check_fits_and_round_trips(const CachePayload& p, const char* what) {
+    CacheFit fit;
+    auto enc = encode_cache(p, &fit);
+    BOOST_TEST_INFO(what);
+    BOOST_REQUIRE(enc);
+    BOOST_TEST(enc->size() <= kCachePayloadMax);
+    auto dec = decode_cache(enc->bytes());
+    BOOST_REQUIRE(dec);
+    BOOST_TEST(dec->candidates.size() + fit.candidates_left_out == p.candidates.size());
+    // The typed passphrase (the one thing that cannot be had again) is always kept.
+    BOOST_TEST(std::any_of(dec->candidates.begin(), dec->candidates.end(),
+                           [](const CachedCandidate& c) { return c.origin == Origin::harvested; }));
+}
+
+}  // namespace
+
+// Issue 13, item 2: ~250 volumes x 2 candidates, or three 11 KB Ids, made the payload too large
+// and no save succeeded again.  Ids are hashes now, and the encoder fits whatever it is given.
+BOOST_AUTO_TEST_CASE(a_thousand_ids_fit) {
+    auto p = learnt_payload(2, 1000, 60);
+    CacheFit fit;
+    auto enc = encode_cache(p, &fit);
+    BOOST_REQUIRE(enc);
+    BOOST_TEST(fit.candidates_left_out == 0u);
+    BOOST_TEST(fit.rejections_left_out == 0u);
+    auto dec = decode_cache(enc->bytes());
+    BOOST_REQUIRE(dec);
+    BOOST_TEST((dec->candidates[0].rejected_by == p.candidates[0].rejected_by));
+    check_fits_and_round_trips(learnt_payload(kCacheMaxCandidates, 1000, 60), "64 candidates x 1000 Ids");
+}
+
+BOOST_AUTO_TEST_CASE(maximal_ids_fit) {
+    // Ids as long as an ask file allows (16 KiB), learnt by every candidate: the same 8 bytes each.
+    check_fits_and_round_trips(learnt_payload(3, 3, 11 * 1024), "three 11 KB Ids");
+    check_fits_and_round_trips(learnt_payload(kCacheMaxCandidates, 1000, 16 * 1024), "64 x 1000 maximal Ids");
+    // Patterns are kept as text (they are globs): maximal ones push candidates out, never the
+    // typed one, and the payload still fits.
+    auto p = learnt_payload(kCacheMaxCandidates, 256, 100, 2048);
+    for (std::size_t i = 1; i < p.candidates.size(); ++i) p.candidates[i].patterns = {std::string(16 * 1024, 'p')};
+    CacheFit fit;
+    auto enc = encode_cache(p, &fit);
+    BOOST_REQUIRE(enc);
+    BOOST_TEST(enc->size() <= kCachePayloadMax);
+    BOOST_TEST(fit.candidates_left_out > 0u);
+    check_fits_and_round_trips(p, "64 candidates with 16 KiB patterns and 2 KiB values");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
