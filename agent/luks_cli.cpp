@@ -196,6 +196,10 @@ std::optional<luks::CardAccess> real_card(const CommonOptions& o, const GlobalOp
     };
     luks::CardAccess card;
     card.profile_id = b.card.profile.name;
+    // The seed is as long as the profile's challenge (card-challenge-length).
+    card.new_seed = [options = b.card](const std::vector<unsigned char>& like) {
+        return smartcard::fresh_seed(options, like);
+    };
     if (b.card.pkcs11) {
         // The key's type decides the seed (an EC key's is a point on its curve),
         // and the record names the key.  Asked without a login, on this thread,
