@@ -172,7 +172,7 @@ std::vector<proto::Secret> read_passphrases() {
 
 // The real card through the smartcard layer: one private loop per card
 // operation, the PIN (when the profile needs one) asked through ask-password.
-std::optional<luks::CardAccess> real_card(const CommonOptions& o, const GlobalOptions& globals) {
+std::optional<luks::CardAccess> real_card(const CommonOptions& o, const GlobalOptions& globals, bool enrolling) {
     // The card-* settings of serve (file and command line); this command's own flags win.
     CardSourceConfig settings;
     for (const auto& [name, value] : globals.card_settings)
@@ -201,11 +201,15 @@ std::optional<luks::CardAccess> real_card(const CommonOptions& o, const GlobalOp
         return smartcard::fresh_seed(options, like);
     };
     if (b.card.pkcs11) {
-        // The key's type decides the seed (an EC key's is a point on its curve),
-        // and the record names the key.  Asked without a login, on this thread,
-        // with a module that is finalized before any card operation loads its own.
         card.profile_id = std::string(proto::kSeedKindPkcs11);
         card.key_uri = b.card.pkcs11->uri;
+    }
+    if (b.card.pkcs11 && enrolling) {
+        // The key's type decides the first seed (an EC key's is a point on its
+        // curve), and the record names the key.  Asked without a login, on this
+        // thread, with a module finalized before any card operation loads its own.
+        // (Rotation shapes new seeds like the recorded ones and needs no module
+        // here: `finish` rotates from the boot's responses with the token gone.)
         unsigned ec_bits = 0;
         auto module = smartcard::Pkcs11Module::load(*b.card.pkcs11);
         if (!module) {
@@ -286,8 +290,8 @@ std::optional<proto::Secret> ask_existing_passphrase(const std::string& volume) 
     return pass;
 }
 
-std::optional<luks::CardAccess> open_card(const CommonOptions& o, const GlobalOptions& globals) {
-    if (!card_opener()) return real_card(o, globals);
+std::optional<luks::CardAccess> open_card(const CommonOptions& o, const GlobalOptions& globals, bool enrolling) {
+    if (!card_opener()) return real_card(o, globals, enrolling);
     auto card = card_opener()(o.reader, std::string());
     if (!card) {
         std::fprintf(stderr, "crypt-agent: cannot use the card: %s\n", card.error().message.c_str());
@@ -356,7 +360,7 @@ int enroll_main(const std::vector<std::string>& args, const GlobalOptions& globa
     auto o = parse(args, true);
     if (!o) return kUsage;
     if (o->help) return kAllDone;
-    auto card = open_card(*o, globals);
+    auto card = open_card(*o, globals, true);
     if (!card) return kUsage;
     return run_enroll(args, *card);
 }
@@ -370,7 +374,7 @@ int rotate_main(const std::vector<std::string>& args, const GlobalOptions& globa
     auto o = parse(args, false);
     if (!o) return kUsage;
     if (o->help) return kAllDone;
-    auto card = open_card(*o, globals);
+    auto card = open_card(*o, globals, false);
     if (!card) return kUsage;
     if (remembered.next_seed.empty()) return run_rotate(args, *card);
     // The remembered responses first; the card only for a seed the boot did not see.

@@ -179,6 +179,53 @@ serve_answers gen2
 for i in 0 1 2; do opens_with "${V[$i]}" "$T/gen2.$i" || fail "after rotation the agent's answer does not open ${V[$i]}"; done
 ok "rotated with one PIN; old keys closed, the new answers open"
 
+# One boot: the initramfs instance (card-early) asks for the PIN before READY=1,
+# one login answers the root volume's seed and a fresh one (for an EC key a new
+# point on the key's curve); the real root answers all three with the token
+# gone (from the responses in the boot cache); finish rotates with no token.
+printf 'a %s none\n' "${V[0]}" > "$T/crypttab.initrd"
+printf 'a %s none\nb %s none\nc %s none\n' "${V[@]}" > "$T/crypttab"
+cp "$T/agent.conf" "$T/agent.initrd.conf"; cp "$T/agent.conf" "$T/agent.root.conf"
+printf 'card-crypttab = %s\ncard-early-wait = 30\n' "$T/crypttab.initrd" >> "$T/agent.initrd.conf"
+printf 'card-crypttab = %s\n' "$T/crypttab" >> "$T/agent.root.conf"
+COMMON=(--keyring session --cache-dir "$T/run" --log-level debug)
+flush_cache
+: > "$T/prompts"
+notify_listener
+NOTIFY_SOCKET=$T/notify.sock "$CRYPT_AGENT_BIN" --config "$T/agent.initrd.conf" "${COMMON[@]}" serve --phase initramfs \
+    > "$T/initrd.out" 2> "$T/initrd.err" &
+AGENT=$!; PIDS+=("$AGENT")
+wait_for 20 bash -c "grep -l '^Id=crypt-agent:pin:' $ASK/ask.* >/dev/null 2>&1" || fail "no PIN question at start-up: $(tail -5 "$T/initrd.err")"
+! grep -q 'READY=1' "$T/notify.log" || fail "READY=1 before the PIN question was answered"
+answer_pins "$PIN"
+wait_for 20 grep -q 'READY=1' "$T/notify.log" || fail "no READY=1 after the PIN: $(tail -5 "$T/initrd.err")"
+kill -TERM "$AGENT"; wait "$AGENT" || fail "initramfs agent exit code $?"
+[ "$(wc -l < "$T/prompts")" = 1 ] || fail "boot: expected 1 PIN prompt, saw $(wc -l < "$T/prompts")"
+ok "initramfs (card-early): one PIN before READY=1"
+mv "$T/tokens" "$T/tokens.away"   # the token is gone for the rest of the boot
+"$CRYPT_AGENT_BIN" --config "$T/agent.root.conf" "${COMMON[@]}" serve --phase root > "$T/root.out" 2> "$T/root.err" &
+AGENT=$!; PIDS+=("$AGENT")
+wait_for 10 grep -q 'watching' "$T/root.err" || fail "root agent did not start"
+ask_volumes 30 boot "cryptsetup:${V[0]}" "cryptsetup:${V[1]}" "cryptsetup:${V[2]}"
+for i in 0 1 2; do
+  wait "${ASKERS[$i]}" || fail "boot: no answer for ${V[$i]}: $(tail -5 "$T/root.err")"
+  printf '%s' "$(cat "$T/boot.$i")" > "$T/boot.$i.key"
+  opens_with "${V[$i]}" "$T/boot.$i.key" || fail "boot: the served key does not open ${V[$i]}"
+done
+kill -TERM "$AGENT"; wait "$AGENT" || fail "root agent exit code $?"
+[ "$(wc -l < "$T/prompts")" = 1 ] || fail "the real root asked for a PIN again"
+"$CRYPT_AGENT_BIN" --config "$T/agent.root.conf" "${COMMON[@]}" finish > "$T/finish.out" 2> "$T/finish.err" \
+  || fail "finish: $(cat "$T/finish.err")"
+grep -q "3 of 3 volumes done, 0 failed; card operations: 0" "$T/finish.err" || fail "finish: $(tail -3 "$T/finish.err")"
+mv "$T/tokens.away" "$T/tokens"
+for i in 0 1 2; do
+  opens_with "${V[$i]}" "$T/boot.$i.key" && fail "the key served this boot still opens ${V[$i]} after finish"
+  opens_with "${V[$i]}" "$T/person" || fail "the person's passphrase no longer opens ${V[$i]}"
+done
+serve_answers gen3
+for i in 0 1 2; do opens_with "${V[$i]}" "$T/gen3.$i" || fail "after finish the token's answer does not open ${V[$i]}"; done
+ok "one boot: real root answered from the boot cache with the token gone; finish rotated with no token; next answers open"
+
 # A wrong PIN: refused, the next prompt says so, the right PIN then works.
 : > "$T/prompts"
 answer_pins 000000 "$PIN"
@@ -203,4 +250,5 @@ kill -TERM "$TYPED"; wait "$TYPED" 2>/dev/null || true
 ok "a typed-passphrase serve maps no PKCS#11 module (a card serve maps $MAPPED)"
 
 no_secrets_in_logs "$PIN" "$SO_PIN" "$PERSON" "$want" "$(xxd -p "$T/resp.bin" | tr -d '\n')" \
-  "$(cat "$T"/gen1.0)" "$(cat "$T"/gen1.1)" "$(cat "$T"/gen1.2)" "$(cat "$T"/gen2.0)" "$(cat "$T"/gen2.1)" "$(cat "$T"/gen2.2)"
+  "$(cat "$T"/gen1.0)" "$(cat "$T"/gen1.1)" "$(cat "$T"/gen1.2)" "$(cat "$T"/gen2.0)" "$(cat "$T"/gen2.1)" "$(cat "$T"/gen2.2)" \
+  "$(cat "$T"/boot.0.key)" "$(cat "$T"/boot.1.key)" "$(cat "$T"/boot.2.key)" "$(cat "$T"/gen3.0)" "$(cat "$T"/gen3.1)" "$(cat "$T"/gen3.2)"
