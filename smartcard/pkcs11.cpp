@@ -302,6 +302,22 @@ struct Pkcs11Module::Impl {
             return make_error(Errc::no_card, "no PKCS#11 token matches card-uri " + options.uri + " (module " +
                                                  module_name() + ", " + std::to_string(all->size()) +
                                                  " tokens present)");
+        if (hits.size() > 1 && uri.automatic) {
+            // p11-kit's proxy also lists tokens that hold no keys at all (its trust
+            // module's "System Trust"): for auto, only tokens that may hold a private
+            // key count (one shows, or it hides its private objects behind a login).
+            std::vector<TokenSlot> keyed;
+            for (auto& t : hits) {
+                bool may_hold = t.info.login_required;
+                if (!may_hold)
+                    if (auto sh = open_session(t.slot)) {
+                        Session session{this, *sh};
+                        may_hold = !find(session.h, CKO_PRIVATE_KEY, false).empty();
+                    }
+                if (may_hold) keyed.push_back(std::move(t));
+            }
+            if (!keyed.empty()) hits = std::move(keyed);
+        }
         if (hits.size() > 1) {
             std::string names;
             for (const auto& t : hits) names += (names.empty() ? "\"" : ", \"") + t.info.label + "\"";

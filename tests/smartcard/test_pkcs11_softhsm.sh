@@ -72,6 +72,14 @@ if [ "$KIND" = ec ]; then
   grep -q "object=signonly.* not usable: ECDSA only" "$T/list.out" || fail "card list: ECDSA-only key not marked: $(cat "$T/list.out")"
 fi
 ok "card list: token, key URI, type and usability ($KIND)"
+if [ "$KIND" = rsa ]; then
+  # auto through the proxy: one SoftHSM token with one key (p11-kit's key-less trust tokens do not count).
+  "$CRYPT_AGENT_BIN" card status --card-uri auto > "$T/status.out" 2> "$T/status.err" \
+    || fail "card status --card-uri auto: $(cat "$T/status.out" "$T/status.err")"
+  grep -q "key pkcs11:.*token=crypt%20agent%20rsa;object=seedkey;id=%01;type=private RSA-2048 usable" "$T/status.out" \
+    || fail "card status --card-uri auto: $(cat "$T/status.out")"
+  ok "card status: card-uri auto finds the one token and its key through the proxy"
+fi
 
 # An ECDSA-only key is refused at enrolment, with the reason.
 if [ "$KIND" = ec ]; then
