@@ -124,6 +124,9 @@ struct Pkcs11Module::Impl {
     Pkcs11Uri uri;
     void* handle = nullptr;
     CK_FUNCTION_LIST_PTR f = nullptr;
+    // C_Initialize said CKR_OK: this instance finalizes.  CKR_CRYPTOKI_ALREADY_INITIALIZED
+    // means another instance in this process (an agent's card source being
+    // replaced on SIGHUP) owns the module's initialisation: not ours to end.
     bool initialized = false;
 
     ~Impl() {
@@ -139,7 +142,7 @@ struct Pkcs11Module::Impl {
         const CK_RV rv = f->C_Initialize(&args);
         if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
             return p11_error(rv, "C_Initialize of " + module_name());
-        initialized = true;
+        initialized = rv == CKR_OK;
         return Ok{};
     }
 
@@ -150,6 +153,11 @@ struct Pkcs11Module::Impl {
     Expected<std::vector<TokenSlot>> tokens() {
         CK_ULONG n = 0;
         CK_RV rv = f->C_GetSlotList(CK_TRUE, nullptr, &n);
+        if (rv == CKR_CRYPTOKI_NOT_INITIALIZED) {
+            // The instance that owned the initialisation finalized it: take it over.
+            if (auto st = initialize(); !st) return std::move(st).error();
+            rv = f->C_GetSlotList(CK_TRUE, nullptr, &n);
+        }
         if (rv != CKR_OK) return p11_error(rv, "C_GetSlotList");
         std::vector<CK_SLOT_ID> slots(n);
         if (n) {
@@ -560,7 +568,7 @@ Expected<std::unique_ptr<Pkcs11Module>> Pkcs11Module::load(const Pkcs11Options& 
 }
 
 Status Pkcs11Module::reinitialize() {
-    if (impl_->initialized) impl_->f->C_Finalize(nullptr);
+    impl_->f->C_Finalize(nullptr);  // stale slots after pcscd restarted: finalize whoever initialized
     impl_->initialized = false;
     return impl_->initialize();
 }
