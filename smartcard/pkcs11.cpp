@@ -128,6 +128,11 @@ struct Pkcs11Module::Impl {
     // means another instance in this process (an agent's card source being
     // replaced on SIGHUP) owns the module's initialisation: not ours to end.
     bool initialized = false;
+    // The last operation found no matching token: the next one starts from a
+    // fresh C_Initialize, because p11-kit's proxy drops a module that failed to
+    // initialise (SoftHSM without its token directory, a driver without its
+    // daemon) and never retries it by itself.
+    bool stale = false;
 
     ~Impl() {
         if (initialized && f) f->C_Finalize(nullptr);
@@ -140,8 +145,10 @@ struct Pkcs11Module::Impl {
         CK_C_INITIALIZE_ARGS args{};
         args.flags = CKF_OS_LOCKING_OK;
         const CK_RV rv = f->C_Initialize(&args);
+        // Retryable: a module may fail to start while what it needs is not there yet
+        // (SoftHSM without its token directory); the request waits and tries again.
         if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
-            return p11_error(rv, "C_Initialize of " + module_name());
+            return make_error(Errc::no_service, "C_Initialize of " + module_name() + ": " + rv_text(rv));
         initialized = rv == CKR_OK;
         return Ok{};
     }
@@ -480,8 +487,17 @@ struct Pkcs11Module::Impl {
     }
 
     Result operate(const Pkcs11Request& req) {
+        if (stale) {
+            f->C_Finalize(nullptr);
+            initialized = false;
+            if (auto st = initialize(); !st) return std::move(st).error();
+            stale = false;
+        }
         auto picked = pick_token();
-        if (!picked) return std::move(picked).error();
+        if (!picked) {
+            stale = picked.error().code == Errc::no_card;
+            return std::move(picked).error();
+        }
         const Pkcs11Token& t = picked->info;
         if (t.pin_locked)
             return make_error(Errc::pin_blocked, "the PIN of token \"" + t.label + "\" is locked (CKF_USER_PIN_LOCKED)", 0);

@@ -234,6 +234,29 @@ serve_answers gen3
 for i in 0 1 2; do opens_with "${V[$i]}" "$T/gen3.$i" || fail "after finish the token's answer does not open ${V[$i]}"; done
 ok "one boot: real root answered from the boot cache with the token gone; finish rotated with no token; next answers open"
 
+# Hot-plug: the token is absent when the questions come (the module does not
+# even initialise); they wait, and the token's return answers them all.
+flush_cache
+: > "$T/prompts"
+mv "$T/tokens" "$T/tokens.away"
+"$CRYPT_AGENT_BIN" --config "$T/agent.conf" --keyring session --cache-dir "$T/cache.late" --log-level debug serve \
+    > "$T/serve.late.out" 2> "$T/serve.late.err" &
+AGENT=$!; PIDS+=("$AGENT")
+wait_for 10 grep -q 'watching' "$T/serve.late.err" || fail "agent did not start: $(tail -5 "$T/serve.late.err")"
+ask_volumes 60 late "cryptsetup:${V[0]}" "cryptsetup:${V[1]}" "cryptsetup:${V[2]}"
+wait_for 20 grep -q 'retrying' "$T/serve.late.err" || fail "no retry while the token is absent: $(tail -5 "$T/serve.late.err")"
+for i in 0 1 2; do kill -0 "${ASKERS[$i]}" 2>/dev/null || fail "question $i ended while the token was absent"; done
+answer_pins "$PIN"
+mv "$T/tokens.away" "$T/tokens"
+for i in 0 1 2; do
+  wait "${ASKERS[$i]}" || fail "late: no answer for ${V[$i]}: $(tail -5 "$T/serve.late.err")"
+  printf '%s' "$(cat "$T/late.$i")" > "$T/late.$i.key"
+  cmp -s "$T/late.$i.key" "$T/gen3.$i" || fail "late: the answer for ${V[$i]} is not the current key"
+done
+kill -TERM "$AGENT"; wait "$AGENT" || fail "late agent exit code $?"
+[ "$(wc -l < "$T/prompts")" = 1 ] || fail "late: expected 1 PIN prompt, saw $(wc -l < "$T/prompts")"
+ok "token absent at first: the questions waited; its return answered all three from one PIN"
+
 # A wrong PIN: refused, the next prompt says so, the right PIN then works.
 : > "$T/prompts"
 answer_pins 000000 "$PIN"
