@@ -9,7 +9,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/program_options.hpp>
 
 #include <algorithm>
 #include <csignal>
@@ -21,20 +20,18 @@
 #include <optional>
 #include <thread>
 
-#include "agent/card_source.hpp"
 #include "agent/pin_asker.hpp"
-#if __has_include("agent/options.hpp")
+#include "agent/log.hpp"
 #include "agent/options.hpp"
-#define CA_CARD_CLI_GLOBAL_OPTIONS 1
-#endif
 #include "smartcard/derive.hpp"
+#include "smartcard/pkcs11.hpp"
+#include "smartcard/pkcs11_uri.hpp"
 #include "smartcard/profile.hpp"
 #include "smartcard/service.hpp"
 
 namespace ca::agent {
 namespace {
 
-namespace po = boost::program_options;
 namespace sc = ca::smartcard;
 
 struct CardCommandOptions {
@@ -43,7 +40,7 @@ struct CardCommandOptions {
     // derive
     std::string seed_file;
     std::vector<std::string> uuids;
-    double wait_seconds = 30;
+    std::chrono::milliseconds wait{30000};
     bool check_determinism = false;
     bool login = false;  // list
 };
@@ -53,7 +50,7 @@ class Log {
 public:
     explicit Log(int level) : level_(level) {}
     void operator()(int prio, const std::string& text) const {
-        if (prio <= level_) std::cerr << '<' << prio << '>' << "crypt-agent card: " << text << std::endl;
+        if (prio <= level_) std::cerr << line_prefix(static_cast<Level>(prio)) << text << std::endl;
     }
     void notice(const sc::Notice& n) const {
         (*this)(n.severity == sc::Notice::error ? 3 : n.severity == sc::Notice::warning ? 4 : 6, n.text);
@@ -62,81 +59,6 @@ public:
 private:
     int level_;
 };
-
-po::options_description profile_options(CardCommandOptions& o, std::vector<std::string>& fields,
-                                        double& watchdog_s, long& pin_timeout_s) {
-    po::options_description d("card options");
-    auto field = [&fields](const char* key) {
-        return [&fields, key](const std::string& v) { fields.push_back(std::string(key) + "=" + v); };
-    };
-    d.add_options()
-        ("reader", po::value(&o.card.reader_filter), "use readers whose name contains this")
-        ("aid", po::value<std::string>()->notifier(field("aid")), "application to SELECT (hex)")
-        ("command", po::value<std::string>()->notifier(field("command")), "challenge command CLA INS P1 P2 (hex)")
-        ("challenge-length", po::value<std::string>()->notifier(field("challenge-length")), "seed length in bytes")
-        ("pin-reference", po::value<std::string>()->notifier(field("pin-reference")), "VERIFY P2 (hex) or none")
-        ("watchdog", po::value(&watchdog_s)->default_value(watchdog_s), "seconds before a silent card is abandoned")
-        ("pin-timeout", po::value(&pin_timeout_s)->default_value(pin_timeout_s), "seconds to wait for a PIN")
-        ("allow-last-pin-try", po::bool_switch(&o.card.allow_last_pin_try),
-         "ask for the PIN even with one try left (a wrong PIN then blocks the card)");
-    return d;
-}
-
-// Parses the command's options; returns nullopt (after printing why) on a usage error.
-std::optional<CardCommandOptions> parse(const std::vector<std::string>& args, const std::string& cmd,
-                                        const CardCliEnv& env, const Log& log) {
-    const bool derive = cmd == "derive";
-    CardCommandOptions o;
-    // The card-* settings (file and command line) first; this command's own
-    // short flags, where given, win.
-    CardSourceConfig settings;
-    for (const auto& [name, value] : env.card_settings)
-        if (auto why = apply_card_setting(settings, name, value)) {
-            log(3, name + ": " + *why);
-            return std::nullopt;
-        }
-    o.card = settings.card;
-    std::vector<std::string> fields;
-    double watchdog_s = std::chrono::duration<double>(o.card.watchdog).count();
-    long pin_timeout_s = static_cast<long>(settings.pin_timeout.count());
-    po::options_description d = profile_options(o, fields, watchdog_s, pin_timeout_s);
-    if (cmd == "list") d.add_options()("login", po::bool_switch(&o.login), "log in (PIN through ask-password) to list private keys a token hides before login");
-    if (derive) {
-        d.add_options()
-            ("seed-file", po::value(&o.seed_file)->required(), "the seed: raw bytes, or hex text")
-            ("uuid", po::value(&o.uuids)->required(), "volume LUKS UUID (repeatable)")
-            ("wait", po::value(&o.wait_seconds)->default_value(30.0), "seconds to wait for a usable card")
-            ("check-determinism", po::bool_switch(&o.check_determinism), "send each challenge twice and compare");
-    }
-    d.add_options()("help", "show these options");
-    try {
-        po::variables_map vm;
-        po::store(po::command_line_parser(args).options(d).run(), vm);
-        if (vm.count("help")) {
-            std::cout << d;
-            return std::nullopt;
-        }
-        po::notify(vm);
-    } catch (const po::error& e) {
-        log(3, std::string("usage: ") + e.what());
-        std::cerr << d;
-        return std::nullopt;
-    }
-    for (const auto& f : fields) {
-        const auto eq = f.find('=');
-        if (auto st = sc::set_profile_field(o.card.profile, f.substr(0, eq), f.substr(eq + 1)); !st) {
-            log(3, st.error().message);
-            return std::nullopt;
-        }
-    }
-    if (watchdog_s <= 0 || pin_timeout_s <= 0 || o.wait_seconds <= 0) {
-        log(3, "usage: --watchdog, --pin-timeout and --wait must be positive");
-        return std::nullopt;
-    }
-    o.card.watchdog = std::chrono::milliseconds(static_cast<long>(watchdog_s * 1000));
-    o.pin_timeout = std::chrono::seconds(pin_timeout_s);
-    return o;
-}
 
 // A seed file holds raw bytes, or the same bytes as hex text (with an optional newline).
 // PKCS#11 seeds have no fixed length (an EC key's is a point): any hex text is read as hex.
@@ -194,11 +116,12 @@ int run_derive(const CardCommandOptions& o, const CardCliEnv& env, const Log& lo
         });
     };
     arm_status();
-    deadline.expires_after(std::chrono::milliseconds(static_cast<long>(o.wait_seconds * 1000)));
+    deadline.expires_after(o.wait);
     deadline.async_wait([&](boost::system::error_code ec) {
         if (ec) return;
-        log(3, "no usable card answered within " + std::to_string(static_cast<long>(o.wait_seconds)) +
-                   " s; insert the card or check the reader");
+        log(3, "no usable card answered within " +
+                   std::to_string(std::chrono::duration_cast<std::chrono::seconds>(o.wait).count()) +
+                   " s (card-wait); insert the card or check the reader");
         finish(1);
     });
     service->start();
@@ -375,34 +298,30 @@ int run_status(const CardCommandOptions& o, const Log& log) {
 
 }  // namespace
 
-int card_main(const std::vector<std::string>& args, const CardCliEnv& env) {
-    const Log log(env.log_level);
-    if (args.empty()) {
-        log(3, "usage: crypt-agent card list|status|derive|watch [options]");
-        return 2;
-    }
-    const std::string& cmd = args.front();
-    const std::vector<std::string> rest(args.begin() + 1, args.end());
-    if (cmd != "status" && cmd != "derive" && cmd != "watch" && cmd != "list") {
-        log(3, "unknown card command \"" + cmd + "\"; expected list, status, derive or watch");
-        return 2;
-    }
-    auto o = parse(rest, cmd, env, log);
-    if (!o) return std::find(rest.begin(), rest.end(), "--help") != rest.end() ? 0 : 2;
-    if (cmd == "status") return run_status(*o, log);
-    if (cmd == "derive") return run_derive(*o, env, log);
-    if (cmd == "list") return run_list(*o, env, log);
-    return run_watch(*o, log);
-}
-
-#ifdef CA_CARD_CLI_GLOBAL_OPTIONS
-int card_main(const std::vector<std::string>& args, const GlobalOptions& global) {
+int card_main(const CardArgs& a, const GlobalOptions& global) {
+    const Log log(static_cast<int>(global.log_level));
     CardCliEnv env;
     env.ask_dir = global.ask_dir;
-    env.log_level = static_cast<int>(global.log_level);
-    env.card_settings = global.card_settings;
-    return card_main(args, env);
+    CardCommandOptions o;
+    o.card = global.card.card;
+    o.pin_timeout = global.card.pin_timeout;
+    o.seed_file = global.card.seed_file.string();
+    o.uuids = a.uuids;
+    o.wait = global.card.wait;
+    o.check_determinism = a.check_determinism;
+    o.login = a.login;
+    if (a.command == "list") return run_list(o, env, log);
+    if (a.command == "status") return run_status(o, log);
+    if (a.command == "watch") return run_watch(o, log);
+    if (a.command == "derive") {
+        if (o.seed_file.empty() || o.uuids.empty()) {
+            std::cerr << "crypt-agent card derive: needs --card-seed-file FILE and at least one --uuid UUID\n";
+            return 2;
+        }
+        return run_derive(o, env, log);
+    }
+    std::cerr << "crypt-agent card: unknown card command '" << a.command << "'; expected list, status, derive or watch\n";
+    return 2;
 }
-#endif
 
 }  // namespace ca::agent

@@ -1,37 +1,47 @@
 // `crypt-agent card ...`: look at readers and cards, and derive volume
-// passphrases from the card (for tests and demos until the seed store lands).
+// passphrases from the card (for tests and demos).
 //
-//   card status [PROFILE OPTIONS]                   readers, cards, ATR, profile match, PIN tries
-//                                                  left (never spends a try)
-//   card derive --seed-file F --uuid U [--uuid U]... [--wait S] [--check-determinism] [PROFILE OPTIONS]
-//                                                  prints one passphrase per --uuid, in order
-//   card watch [PROFILE OPTIONS]                    logs reader/card events until SIGTERM
+//   card list [--login] [SETTINGS]         PC/SC readers, then the PKCS#11 module's tokens
+//                                          and their private keys with their URIs (--login:
+//                                          the PIN through ask-password, for tokens that
+//                                          hide keys before login)
+//   card status [SETTINGS]                 readers, cards, ATR, profile match, PIN tries
+//                                          left (never spends a try); with card-uri the
+//                                          token and key it chooses, without logging in
+//   card derive --uuid U [--uuid U]... [--check-determinism] [SETTINGS]
+//                                          prints one passphrase per --uuid, in order,
+//                                          from the seed in card-seed-file
+//   card watch [SETTINGS]                  logs reader/card events until SIGTERM
 //
-// PROFILE OPTIONS: --reader SUBSTRING --aid HEX --command CLAINSP1P2 --challenge-length N
-//                  --pin-reference HEX|none --watchdog SECONDS --pin-timeout SECONDS
-//                  --allow-last-pin-try
+// SETTINGS: every command's settings (agent/options.hpp); the card-* ones apply here
+// (card-reader, card-aid, card-command, card-challenge-length, card-pin-reference,
+// card-watchdog, card-pin-timeout, card-wait, card-allow-last-pin-try, card-seed-file,
+// card-select-p2, card-uri, card-module, card-pin-pad).
 #pragma once
 
 #include <filesystem>
 #include <string>
-#include <utility>
 #include <vector>
 
 namespace ca::agent {
 
-struct GlobalOptions;  // the CLI's global options (defined by the agent's CLI)
+struct GlobalOptions;  // agent/options.hpp
 
 // What the card commands need from the global options.
 struct CardCliEnv {
     std::filesystem::path ask_dir = "/run/systemd/ask-password";
-    int log_level = 6;  // syslog priority: messages above it are dropped (7 = debug)
-    // card-* settings from the configuration file and the command line (name, value), in order.
-    std::vector<std::pair<std::string, std::string>> card_settings;
+};
+
+// The card command's own arguments (the settings come from GlobalOptions).
+struct CardArgs {
+    std::string command;             // list, status, derive or watch
+    std::vector<std::string> uuids;  // derive
+    bool check_determinism = false;  // derive
+    bool login = false;              // list
 };
 
 // Entry point for the CLI dispatcher; returns the process exit code
 // (0 success, 1 failure, 2 usage error, 130/143 interrupted).
-int card_main(const std::vector<std::string>& args, const CardCliEnv& env);
-int card_main(const std::vector<std::string>& args, const GlobalOptions& global);
+int card_main(const CardArgs& a, const GlobalOptions& global);
 
 }  // namespace ca::agent

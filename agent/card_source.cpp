@@ -31,19 +31,6 @@ namespace {
 
 namespace sc = ca::smartcard;
 
-std::optional<bool> parse_bool(const std::string& v) {
-    if (v == "yes" || v == "true" || v == "1" || v == "on") return true;
-    if (v == "no" || v == "false" || v == "0" || v == "off") return false;
-    return std::nullopt;
-}
-
-std::optional<double> parse_seconds(const std::string& v) {
-    double d = 0;
-    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), d);
-    if (ec != std::errc{} || end != v.data() + v.size() || d <= 0) return std::nullopt;
-    return d;
-}
-
 // A seed file holds raw bytes, or the same bytes as hex text.
 std::vector<unsigned char> read_seed_file(const std::filesystem::path& path, std::size_t length) {
     std::ifstream in(path, std::ios::binary);
@@ -364,80 +351,6 @@ private:
 };
 
 }  // namespace
-
-std::optional<std::string> apply_card_setting(CardSourceConfig& c, const std::string& name, const std::string& value) {
-    auto profile = [&](const char* key) -> std::optional<std::string> {
-        auto st = sc::set_profile_field(c.card.profile, key, value);
-        if (!st) return st.error().message;
-        return std::nullopt;
-    };
-    if (name == "card-early") {
-        if (value == "auto") { c.early.reset(); return std::nullopt; }
-        auto b = parse_bool(value);
-        if (!b) return "expected yes, no or auto";
-        c.early = *b;
-        return std::nullopt;
-    }
-    if (name == "card-enable" || name == "card-luks-tokens" || name == "card-allow-last-pin-try" ||
-        name == "card-prepare-rotation") {
-        auto b = parse_bool(value);
-        if (!b) return "expected yes or no";
-        if (name == "card-enable") c.enable = *b;
-        else if (name == "card-luks-tokens") c.luks_tokens = *b;
-        else if (name == "card-prepare-rotation") c.challenge_next = *b;
-        else c.card.allow_last_pin_try = *b;
-        return std::nullopt;
-    }
-    if (name == "card-volume") {
-        const auto sp = value.find_last_of(" \t");
-        if (sp == std::string::npos || sp == 0) return "expected \"QUESTION-ID UUID\"";
-        std::string id = value.substr(0, sp);
-        while (!id.empty() && (id.back() == ' ' || id.back() == '\t')) id.pop_back();
-        const std::string uuid = value.substr(sp + 1);
-        if (uuid.size() != 36 || uuid[8] != '-' || uuid[13] != '-' || uuid[18] != '-' || uuid[23] != '-')
-            return "\"" + uuid + "\" is not a LUKS UUID (8-4-4-4-12 hex digits)";
-        c.volumes[id] = uuid;
-        return std::nullopt;
-    }
-    if (name == "card-seed-file") { c.seed_file = value; return std::nullopt; }
-    if (name == "card-luks1-dir") { c.luks1_dir = value; return std::nullopt; }
-    if (name == "card-crypttab") { c.crypttab = value; return std::nullopt; }
-    if (name == "card-reader") { c.card.reader_filter = value; return std::nullopt; }
-    if (name == "card-aid") return profile("aid");
-    if (name == "card-select-p2") return profile("select-p2");
-    if (name == "card-uri" || name == "card-module") {
-        if (value.empty()) return "expected a value";
-        if (name == "card-uri") {
-            auto uri = sc::parse_pkcs11_uri(value);
-            if (!uri) return uri.error().message;
-        }
-        if (!c.card.pkcs11) c.card.pkcs11.emplace();
-        if (name == "card-uri") c.card.pkcs11->uri = value;
-        else c.card.pkcs11->module = value;
-        return std::nullopt;
-    }
-    if (name == "card-pin-pad") {
-        using P = sc::Pkcs11Options::PinPad;
-        if (value == "auto") c.card.pin_pad = P::automatic;
-        else if (value == "yes") c.card.pin_pad = P::yes;
-        else if (value == "no") c.card.pin_pad = P::no;
-        else return "expected auto, yes or no";
-        return std::nullopt;
-    }
-    if (name == "card-command") return profile("command");
-    if (name == "card-challenge-length") return profile("challenge-length");
-    if (name == "card-pin-reference") return profile("pin-reference");
-    if (name == "card-profile-name") return profile("name");
-    if (name == "card-watchdog" || name == "card-pin-timeout" || name == "card-early-wait") {
-        auto s = parse_seconds(value);
-        if (!s) return "expected a positive number of seconds";
-        if (name == "card-watchdog") c.card.watchdog = std::chrono::milliseconds(static_cast<long>(*s * 1000));
-        else if (name == "card-early-wait") c.early_wait = std::chrono::milliseconds(static_cast<long>(*s * 1000));
-        else c.pin_timeout = std::chrono::seconds(static_cast<long>(*s));
-        return std::nullopt;
-    }
-    return "unknown setting";
-}
 
 SeedLookup make_seed_lookup(const CardSourceConfig& c) {
     std::optional<std::vector<unsigned char>> seed;

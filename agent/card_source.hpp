@@ -36,41 +36,11 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/card_config.hpp"
 #include "agent/source.hpp"
 #include "smartcard/service.hpp"
 
 namespace ca::agent {
-
-struct CardSourceConfig {
-    smartcard::CardOptions card;
-    std::filesystem::path seed_file;           // raw bytes or hex text
-    std::map<std::string, std::string> volumes;  // question Id -> LUKS UUID
-    bool luks_tokens = true;
-    std::string luks1_dir = "/boot/crypt-agent";
-    std::filesystem::path crypttab = "/etc/crypttab";  // card-crypttab: volumes card-early prepares
-    std::chrono::seconds pin_timeout{180};
-    bool enable = false;  // card-enable; any card-volume line enables too
-    // card-early: ask the card for every card-volume at start-up and hold
-    // READY=1 until done or early_wait passed; nullopt = auto (in the initramfs).
-    std::optional<bool> early;
-    std::chrono::milliseconds early_wait{15000};
-    // card-prepare-rotation: challenge a fresh seed in the same card operation,
-    // for `finish` to rotate with (and rotate-on-finish not "no"); only when an
-    // enrolled volume is asked for.
-    bool challenge_next = true;
-    [[nodiscard]] bool enabled() const { return enable || !volumes.empty(); }
-};
-
-// Applies one configuration setting whose name starts with "card-":
-//   card-enable yes|no, card-volume "ID UUID" (repeatable), card-seed-file PATH,
-//   card-luks-tokens yes|no, card-luks1-dir DIR, card-reader SUBSTRING, card-aid HEX,
-//   card-command CLAINSP1P2, card-challenge-length N, card-pin-reference HEX|none,
-//   card-watchdog SECONDS, card-pin-timeout SECONDS, card-allow-last-pin-try yes|no,
-//   card-early yes|no|auto, card-early-wait SECONDS, card-crypttab PATH,
-//   card-prepare-rotation yes|no.
-// Returns the reason for a refusal, or nullopt.  Unknown card-* names are refused.
-[[nodiscard]] std::optional<std::string> apply_card_setting(CardSourceConfig& c, const std::string& name,
-                                                            const std::string& value);
 
 // What one volume needs from the card.
 struct VolumeSeedSet {

@@ -187,24 +187,15 @@ int cmd_finish(const GlobalOptions& o) {
     int status = 0;
     if (!r.errors.empty()) { CA_LOG(err) << "finish: could not remove: " << r.errors; status = 1; }
     // Then make this boot's keys useless at the next: new seeds, new keyslots (one card operation).
-    bool card = false;
-    for (const auto& [name, value] : o.card_settings)
-        card = card || name == "card-volume" || (name == "card-enable" && value == "yes");
+    const bool card = o.card.enabled();
     const bool rotate = o.rotate_on_finish == GlobalOptions::Rotate::yes ||
                         (o.rotate_on_finish == GlobalOptions::Rotate::automatic && card);
     if (rotate) {
-        CA_LOG(notice) << "finish: rotating the one-time keys of the enrolled volumes in /etc/crypttab";
-        // Run locks beside the cache (both /run/crypt-agent by default).
-        std::vector<std::string> args{"--lock-dir", o.cache_dir.string()};
-        for (const auto& [name, value] : o.card_settings) {
-            if (name == "card-reader") { args.push_back("--reader"); args.push_back(value); }
-            if (name == "card-luks1-dir") { args.push_back("--luks1-store"); args.push_back(value); }
-            if (name == "card-crypttab") { args.push_back("--crypttab"); args.push_back(value); }
-        }
+        CA_LOG(notice) << "finish: rotating the one-time keys of the enrolled volumes in " << o.card.crypttab.string();
         if (!remembered.next_seed.empty())
             CA_LOG(notice) << "finish: rotating to the seed the card answered during this boot's unlock "
                               "(no card or PIN needed now)";
-        const int rc = rotate_main(args, o, std::move(remembered));
+        const int rc = rotate_main(LuksArgs{}, o, std::move(remembered));
         if (rc != 0) {
             CA_LOG(err) << "finish: rotation did not complete for every volume (status " << rc
                         << "); each volume still opens with its previous key, and the next run finishes the job";

@@ -7,14 +7,39 @@
 #include <boost/log/expressions.hpp>
 #include <boost/log/sinks/sync_frontend.hpp>
 #include <boost/log/sinks/text_ostream_backend.hpp>
+#include <cstdio>
+#include <cstdlib>
 #include <iostream>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace ca::agent {
 
 namespace {
 std::atomic<int> g_min_level{static_cast<int>(Level::info)};
 bool g_initialised = false;
+std::string g_command;  // set once at start, before any thread logs
 }  // namespace
+
+bool stderr_is_journal() noexcept {
+    // systemd's rule (sd_journal_stream_fd, systemd.exec(5)): compare device and inode.
+    const char* js = std::getenv("JOURNAL_STREAM");
+    if (js == nullptr) return false;
+    unsigned long long dev = 0, ino = 0;
+    if (std::sscanf(js, "%llu:%llu", &dev, &ino) != 2) return false;
+    struct stat st{};
+    if (::fstat(STDERR_FILENO, &st) != 0) return false;
+    return static_cast<unsigned long long>(st.st_dev) == dev && static_cast<unsigned long long>(st.st_ino) == ino;
+}
+
+void set_log_command(std::string_view command) { g_command = std::string(command); }
+
+std::string line_prefix(Level l) {
+    static const bool journal = stderr_is_journal();
+    if (journal) return "<" + std::to_string(static_cast<int>(l)) + ">";
+    return g_command.empty() ? std::string("crypt-agent: ") : "crypt-agent " + g_command + ": ";
+}
 
 std::optional<Level> parse_level(std::string_view s) noexcept {
     if (s == "debug") return Level::debug;
@@ -59,7 +84,7 @@ void init_logging(Level min_level) {
     auto sink = boost::make_shared<sinks::synchronous_sink<sinks::text_ostream_backend>>(backend);
     sink->set_formatter([](const logging::record_view& rec, logging::formatting_ostream& out) {
         auto sev = logging::extract<Level>("Severity", rec);
-        out << '<' << (sev ? static_cast<int>(*sev) : 6) << '>' << rec[logging::expressions::smessage];
+        out << line_prefix(sev ? *sev : Level::info) << rec[logging::expressions::smessage];
     });
     sink->set_filter([](const logging::attribute_value_set& attrs) {
         auto sev = logging::extract<Level>("Severity", attrs);

@@ -1,11 +1,14 @@
-// Logging: Boost.Log to stderr, each line prefixed with a syslog priority "<N>"
-// so journald records levels when the agent runs under systemd.  Secrets never
-// reach these macros: log fingerprints (proto::FingerprintKey) and counts.
+// Logging: Boost.Log to stderr.  When stderr is the journal (JOURNAL_STREAM names
+// its device and inode, as systemd sets it for a unit's stdout/stderr stream), each
+// line carries a syslog priority "<N>" so journald records levels; anywhere else
+// (a terminal, a file) a line reads "crypt-agent COMMAND: what: reason".  Secrets
+// never reach these macros: log fingerprints (proto::FingerprintKey) and counts.
 #pragma once
 
 #include <boost/log/sources/record_ostream.hpp>
 #include <boost/log/sources/severity_logger.hpp>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace ca::agent {
@@ -22,6 +25,13 @@ void set_log_level(Level min_level);
 [[nodiscard]] bool log_enabled(Level l) noexcept;
 
 boost::log::sources::severity_logger_mt<Level>& logger();
+
+// Whether standard error is the journal's stream (JOURNAL_STREAM = "DEV:INO" of fd 2).
+[[nodiscard]] bool stderr_is_journal() noexcept;
+// The command the lines are about ("serve", "cache put"), named on lines not for the journal.
+void set_log_command(std::string_view command);
+// What starts a line on stderr: "<N>" for the journal, else "crypt-agent COMMAND: ".
+[[nodiscard]] std::string line_prefix(Level l);
 
 }  // namespace ca::agent
 

@@ -1,10 +1,13 @@
 // The `enroll` and `rotate` subcommands of crypt-agent.
 //
-//   crypt-agent enroll [--passphrase-stdin] [--dry-run] [--luks1-store DIR] [card options] VOLUME...
+//   crypt-agent enroll [--passphrase-stdin] [--dry-run] [SETTINGS] VOLUME...
 //     (without --passphrase-stdin each volume's existing passphrase is asked
-//      through systemd-ask-password, Id crypt-agent:enroll:VOLUME)
-//   crypt-agent rotate [--dry-run] [--luks1-store DIR] [--crypttab FILE] [card options] [VOLUME...]
-//   card options: --reader SUBSTRING, --card-wait SECONDS, --no-pin
+//      through the ask-password protocol in ask-dir, Id crypt-agent:enroll:VOLUME)
+//   crypt-agent rotate [--dry-run] [SETTINGS] [VOLUME...]
+//     (no VOLUME: the enrolled volumes listed in card-crypttab)
+// SETTINGS are the settings of every command (agent/options.hpp): card-luks1-dir
+// (LUKS1 seed store), cache-dir (run locks), card-reader, card-wait, card-pin-*,
+// the card profile, ask-dir for the PIN and passphrase questions.
 //
 // Exit status: 0 every volume done; 1 at least one volume failed (each failed
 // volume is left on its old key, the summary says which); 2 usage error or no
@@ -21,16 +24,20 @@
 
 namespace ca::agent {
 
-struct GlobalOptions;  // agent/options.hpp: the ask directory for PIN questions
+struct GlobalOptions;  // agent/options.hpp
+
+// What enroll and rotate take besides the settings.
+struct LuksArgs {
+    std::vector<std::string> volumes;
+    bool dry_run = false;
+    bool passphrase_stdin = false;  // enroll
+};
 
 // By default the commands use the smartcard layer (smartcard/blocking.hpp) with
-// the default profile; a caller may install another way to reach a card.
+// the configured card settings; a caller (a test) may install another way to reach a card.
 using CardOpener = std::function<luks::LuksResult<luks::CardAccess>(const std::string& reader,
                                                                     const std::string& profile)>;
 void set_card_opener(CardOpener opener);
-
-int enroll_main(const std::vector<std::string>& args, const GlobalOptions& globals);
-int rotate_main(const std::vector<std::string>& args, const GlobalOptions& globals);
 
 // Card responses obtained earlier in this boot (the agent's one card operation,
 // kept in the boot cache): `finish` rotates with them, no card and no PIN.  Seeds
@@ -39,12 +46,8 @@ struct RememberedResponses {
     std::map<std::vector<unsigned char>, proto::Secret> responses;  // seed -> response
     std::vector<unsigned char> next_seed;                           // its response is in `responses`
 };
-int rotate_main(const std::vector<std::string>& args, const GlobalOptions& globals,
-                RememberedResponses remembered);
 
-// The same commands with the card given by the caller (`finish`, tests).
-int run_enroll(const std::vector<std::string>& args, luks::CardAccess& card);
-int run_rotate(const std::vector<std::string>& args, luks::CardAccess& card,
-               const std::vector<unsigned char>& new_seed = {});
+int enroll_main(const LuksArgs& a, const GlobalOptions& o);
+int rotate_main(const LuksArgs& a, const GlobalOptions& o, RememberedResponses remembered = {});
 
 }  // namespace ca::agent

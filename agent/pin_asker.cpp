@@ -92,6 +92,10 @@ PinAsker::PinAsker(boost::asio::io_context& io, PinAskerOptions options)
 PinAsker::~PinAsker() { cancel(); }
 
 void PinAsker::ask(const Request& req, Done done) {
+    ask_text(pin_question_id(req.reader), pin_question_message(req), "media-flash", std::move(done));
+}
+
+void PinAsker::ask_text(const std::string& id, const std::string& message, const std::string& icon, Done done) {
     if (current_) {
         auto old = current_;
         finish(old, sc::make_error(sc::Errc::cancelled, "a newer PIN question replaced this one"));
@@ -133,8 +137,8 @@ void PinAsker::ask(const Request& req, Done done) {
     const std::uint64_t not_after = monotonic_usec() + static_cast<std::uint64_t>(options_.timeout.count()) * 1000000u;
     const std::string body = "[Ask]\nPID=" + std::to_string(getpid()) + "\nSocket=" + sp +
                              "\nAcceptCached=0\nEcho=0\nNotAfter=" + std::to_string(not_after) +
-                             "\nMessage=" + pin_question_message(req) + "\nIcon=media-flash\nId=" +
-                             pin_question_id(req.reader) + "\n";
+                             "\nMessage=" + one_line(message) + "\nIcon=" + one_line(icon) + "\nId=" +
+                             one_line(id) + "\n";
     // Write a temporary name and rename: agents react to IN_MOVED_TO and must
     // never see a half-written question.
     std::string tmp = (options_.ask_dir / "tmp.XXXXXX").string();

@@ -40,6 +40,9 @@ public:
     // One question at a time; a new ask() withdraws the previous one (its
     // `done` gets Errc::cancelled).  `done` runs on the loop.
     void ask(const Request& req, Done done) override;
+    // Any question of ours (e.g. a volume's existing passphrase at enrolment): the same
+    // protocol, Id and message as given (made one line), no echo.
+    void ask_text(const std::string& id, const std::string& message, const std::string& icon, Done done);
     // Withdraws the question without calling `done`.
     void cancel() noexcept override;
 

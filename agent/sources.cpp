@@ -9,9 +9,7 @@ namespace ca::agent {
 
 SourceList make_sources(boost::asio::io_context& io, const GlobalOptions& o, CandidateSource::Deliver deliver, BootMemo memo) {
     SourceList out;
-    CardSourceConfig card;
-    for (const auto& [name, value] : o.card_settings)
-        if (auto why = apply_card_setting(card, name, value)) throw std::runtime_error(name + ": " + *why);
+    CardSourceConfig card = o.card;
     // card-early = auto: in the initramfs, where the root volume's question
     // would otherwise reach the console before the PIN question.
     if (!card.early) card.early = o.phase == Phase::initramfs;

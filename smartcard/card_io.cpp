@@ -88,8 +88,6 @@ bool settle_pin(CardConnection& c, OperationRequest& req, ApduCounters* counters
     case PinState::verified:
         verified = have_pin;
         return false;
-    case PinState::not_needed:
-        return false;
     case PinState::tries_left:
         stop = NeedPin{st.tries, have_pin, {}, false, false};
         return true;
@@ -100,7 +98,7 @@ bool settle_pin(CardConnection& c, OperationRequest& req, ApduCounters* counters
     case PinState::unknown:
         break;
     }
-    // Some cards do not implement the empty VERIFY: let the challenge decide.
+    // An unclear answer (6A88, 6D00...): the challenge decides, and its 6982 asks for the PIN.
     if (!have_pin) return false;
     stop = status_error("VERIFY", sw, c.reader());
     return true;
@@ -298,8 +296,9 @@ ReaderStatus probe_reader(const std::string& reader, const CardProfile& profile,
     case PinState::verified: st.pin = "verified (by another session)"; break;
     case PinState::tries_left: st.pin = std::to_string(ps.tries) + (ps.tries == 1 ? " try left" : " tries left"); break;
     case PinState::blocked: st.pin = "blocked"; break;
-    case PinState::not_needed: st.pin = "not needed"; break;
-    case PinState::unknown: st.pin = "unknown (VERIFY answered " + sw_text(status_word(*r)) + ")"; break;
+    case PinState::unknown:
+        st.pin = "unclear (VERIFY answered " + sw_describe(status_word(*r)) + "); the challenge will tell";
+        break;
     }
     return st;
 }

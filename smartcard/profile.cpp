@@ -110,17 +110,36 @@ PinState pin_state_from_sw(std::uint16_t sw) noexcept {
         const int n = sw & 0x0F;
         return n == 0 ? PinState{PinState::blocked, 0} : PinState{PinState::tries_left, n};
     }
+    // 6983: authentication method blocked.  Anything else says nothing certain about
+    // whether a PIN is needed: 6A88 is "referenced data not found" for this P2, which a
+    // CAC card answers although its applet wants a PIN (under another reference or after
+    // SELECT); 6D00/6A86/6B00 may only mean the empty VERIFY form is not supported.
+    if (sw == 0x6983) return {PinState::blocked, 0};
+    return {PinState::unknown, -1};
+}
+
+std::string sw_describe(std::uint16_t sw) {
+    const char* meaning = nullptr;
     switch (sw) {
-    case 0x6983:  // authentication method blocked
-        return {PinState::blocked, 0};
-    case 0x6A88:  // reference data not found: this card has no such PIN
-    case 0x6A86:  // incorrect P1/P2
-    case 0x6D00:  // INS not supported
-    case 0x6B00:  // wrong parameters
-        return {PinState::not_needed, -1};
+    case 0x9000: meaning = "normal processing"; break;
+    case 0x6700: meaning = "wrong length"; break;
+    case 0x6982: meaning = "security status not satisfied"; break;
+    case 0x6983: meaning = "authentication method blocked"; break;
+    case 0x6984: meaning = "reference data not usable"; break;
+    case 0x6985: meaning = "conditions of use not satisfied"; break;
+    case 0x6A81: meaning = "function not supported"; break;
+    case 0x6A82: meaning = "file or application not found"; break;
+    case 0x6A86: meaning = "incorrect parameters P1-P2"; break;
+    case 0x6A88: meaning = "referenced data not found"; break;
+    case 0x6B00: meaning = "wrong parameters P1-P2"; break;
+    case 0x6D00: meaning = "instruction not supported"; break;
+    case 0x6E00: meaning = "class not supported"; break;
+    case 0x6F00: meaning = "no precise diagnosis"; break;
     default:
-        return {PinState::unknown, -1};
+        if ((sw & 0xFFF0) == 0x63C0) meaning = "verification failed, counter in the last digit";
+        break;
     }
+    return meaning ? sw_text(sw) + " (" + meaning + ")" : sw_text(sw);
 }
 
 }  // namespace ca::smartcard

@@ -62,9 +62,13 @@ inline constexpr std::uint16_t kSwOk = 0x9000;
     return static_cast<std::uint16_t>((rapdu[rapdu.size() - 2] << 8) | rapdu[rapdu.size() - 1]);
 }
 
-// What the card says about its PIN after an (empty or real) VERIFY.
+// What the card says about its PIN after an (empty or real) VERIFY, as ISO 7816-4
+// defines the status words.  Nothing here means "no PIN needed": 9000 to an empty
+// VERIFY is "verification not required" (none, or already done), and every other
+// word (6A88 "referenced data not found", 6A86, 6B00, 6D00, 6982...) is unclear:
+// the caller sends the challenge and reacts to 6982 by asking for the PIN.
 struct PinState {
-    enum Kind { verified, tries_left, blocked, not_needed, unknown } kind = unknown;
+    enum Kind { verified, tries_left, blocked, unknown } kind = unknown;
     int tries = -1;  // for tries_left
 };
 [[nodiscard]] PinState pin_state_from_sw(std::uint16_t sw) noexcept;
@@ -72,5 +76,7 @@ struct PinState {
 [[nodiscard]] std::string hex(std::span<const unsigned char> bytes, bool upper = true);
 [[nodiscard]] std::optional<std::vector<unsigned char>> unhex(std::string_view text);
 [[nodiscard]] std::string sw_text(std::uint16_t sw);
+// "6A88 (referenced data not found)": the word with its ISO 7816-4 meaning, when known.
+[[nodiscard]] std::string sw_describe(std::uint16_t sw);
 
 }  // namespace ca::smartcard

@@ -33,6 +33,23 @@ for unit in crypt-agent.service crypt-agent-finish.service; do
     fi
 done
 
+# card-early reads /proc/cmdline (rd.luks.uuid=): ProcSubset=pid would hide it.
+if grep -q '^ProcSubset=pid' "$unitdir/crypt-agent.service"; then
+    echo "FAIL crypt-agent.service has ProcSubset=pid, which hides /proc/cmdline from card-early"; fail=1
+else
+    echo "ok   crypt-agent.service leaves /proc/cmdline visible (no ProcSubset=pid)"
+fi
+# The binary's default LUKS1 seed store must be writable by finish (ProtectSystem=strict):
+# asked of the binary itself, with an empty configuration (not this machine's).
+: > "$T/empty.conf"
+store=$("$CRYPT_AGENT_BIN" config --config "$T/empty.conf" | sed -n 's/^card-luks1-dir = //p')
+rw=$(sed -n 's/^ReadWritePaths=//p' "$unitdir/crypt-agent-finish.service" | tr ' ' '\n' | sed 's/^-//')
+if [ -n "$store" ] && printf '%s\n' "$rw" | grep -qxF "$store"; then
+    echo "ok   crypt-agent-finish.service may write the default LUKS1 store $store"
+else
+    echo "FAIL the default LUKS1 store '$store' is not in crypt-agent-finish.service's ReadWritePaths: $rw"; fail=1
+fi
+
 module=$(find "$T" -path '*91crypt-agent/module-setup.sh')
 if bash -n "$module"; then echo "ok   dracut module-setup.sh parses"; else echo "FAIL dracut module-setup.sh"; fail=1; fi
 exit $fail

@@ -4,7 +4,8 @@
 # one seed for all three), a root file system that holds data2's LUKS1 seed
 # record, and an initramfs configured for enrolled volumes:
 #   root-rot.img   LUKS2, the root file system (rootfs/ plus the agent's
-#                  configuration, /var/lib/crypt-agent/<data2 uuid>.rec, an
+#                  configuration, <data2 uuid>.rec in the binary's default
+#                  LUKS1 store (/boot/crypt-agent unless CMake says else), an
 #                  fstab that mounts / read-write so finish can rewrite that
 #                  record, the root in /etc/crypttab, test-rotate-store.service)
 #   data1-rot.img  LUKS2 (crypt-agent token), data2-rot.img LUKS1 (store file)
@@ -47,11 +48,16 @@ PIN=$(cat secrets/card-pin)
 FAST=(--pbkdf pbkdf2 --pbkdf-force-iterations 1000)
 CONF=$BOOT_WORK/card-rot.conf
 T0=$SECONDS
+: > "$T/empty.conf"
+STORE_DIR=$("$CRYPT_AGENT_BIN" config --config "$T/empty.conf" | sed -n 's/^card-luks1-dir = //p')
+[ -n "$STORE_DIR" ] || fail "crypt-agent config printed no card-luks1-dir"
 
 {
     echo "[crypt-agent]"
     echo "card-enable = yes"
-    echo "card-luks1-dir = /var/lib/crypt-agent"
+    # No card-luks1-dir: the default store, which the shipped finish unit must be able to
+    # write (issue 13 item 9: a store the unit cannot write went unnoticed while this
+    # test configured /var/lib/crypt-agent).
     # Under TCG pcscd, vpcd and the emulator's connection through the hostfwd take a while.
     echo "card-early-wait = 120"
 } > "$CONF"
@@ -85,7 +91,7 @@ PCSCLITE_CSOCK_NAME=$PCSCLITE_CSOCK_NAME "$PCSC_WAIT" present "$FIXTURE_READER" 
 answer_pins "$PIN"
 # The person's passphrase ("typed" opens all three) on stdin, one line for all.
 { cat secrets/typed; echo; } | "$CRYPT_AGENT_BIN" --ask-dir "$ASK" enroll --passphrase-stdin \
-    --luks1-store "$T/store" --lock-dir "$T/locks" --card-wait 30 root-rot.img data1-rot.img data2-rot.img \
+    --card-luks1-dir "$T/store" --cache-dir "$T/locks" --card-wait 30 root-rot.img data1-rot.img data2-rot.img \
     > "$T/enroll.out" 2> "$T/enroll.err" || fail "enroll: $(cat "$T/enroll.err")"
 grep -q "3 of 3 volumes done, 0 failed; card operations: 1" "$T/enroll.err" \
     || fail "enroll summary: $(tail -3 "$T/enroll.err")"
@@ -118,8 +124,8 @@ echo "/dev/mapper/luks-$ROOT_UUID / ext4 rw 0 0" > "$tree/etc/fstab"
 # As on an installed system, crypttab lists the root too (dracut's rd.luks.uuid comes from
 # it): finish rotates the enrolled volumes listed there (card-crypttab).
 { echo "luks-$ROOT_UUID UUID=$ROOT_UUID none luks"; cat rootfs/etc/crypttab; } > "$tree/etc/crypttab"
-install -d -m 700 "$tree/var/lib/crypt-agent"
-install -m 600 "$T/store/$DATA2_UUID.rec" "$tree/var/lib/crypt-agent/"
+install -d -m 700 "$tree$STORE_DIR"
+install -m 600 "$T/store/$DATA2_UUID.rec" "$tree$STORE_DIR/"
 rm -rf "$tree/etc/test-boot/secrets"; install -d -m 700 "$tree/etc/test-boot/secrets"
 install -m 600 secrets/* "$tree/etc/test-boot/secrets/"
 tar -C "$BOOT_SRC/rootfs-overlay-rotate" -c . | tar -C "$tree" -x --keep-directory-symlink

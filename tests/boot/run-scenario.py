@@ -524,7 +524,7 @@ class Tagged:
 def card_rotate(name):
     """(3) Rotation at the end of boot, and the next boot with the new keys.
     prepare-rotate.sh enrolled root (LUKS2), data1 (LUKS2) and data2 (LUKS1,
-    its record in the root's /var/lib/crypt-agent) with `crypt-agent enroll`
+    its record in the root's default LUKS1 store, /boot/crypt-agent) with `crypt-agent enroll`
     against the same virtual card. Boot 1 on writable copies: the person types
     the PIN once at the agent's PIN question, all three volumes open, and
     crypt-agent-finish flushes every cache and rotates from it (no card, no

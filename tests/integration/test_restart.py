@@ -141,9 +141,8 @@ p = fault_agent("before:3")
 qs = [TestAsker(f"cryptsetup:/dev/fault-{i}", accept_cached=True) for i in range(3)]
 first_two = [q.receive(3) for q in qs[:2]]
 if not died(p) or "fault injection: SIGKILL before" not in env.read():
-    print("SKIP (part 2): the agent did not take the CRYPT_AGENT_FAULT_SIGKILL_AT_SEND fault "
-          "(built with CRYPT_AGENT_FAULT_INJECTION=OFF, or an agent without that fault point)")
-    env.finish()
+    env.finish(skipped="part 2: the agent did not take the CRYPT_AGENT_FAULT_SIGKILL_AT_SEND fault "
+                       "(built with CRYPT_AGENT_FAULT_INJECTION=OFF, or an agent without that fault point)")
 env.check(all(r is not None for r in first_two), "the first two questions were answered before the kill")
 env.check(qs[2].receive(0.3) is None, "the third question got nothing: the agent died before its sendto")
 t0 = time.monotonic()

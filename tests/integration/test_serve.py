@@ -133,6 +133,18 @@ with open(conf, "w") as f:
 env.agent.send_signal(signal.SIGHUP)
 env.wait_log(f"{conf}:2: keyring must be")
 env.check(env.agent.poll() is None, "a bad configuration on SIGHUP is refused with file and line; the agent keeps running")
+# Issue 13 item 5: a configuration file another user could have written is refused on
+# SIGHUP as at start (as sshd does), so its "match = *" never sends the secret elsewhere.
+with open(conf, "w") as f:
+    f.write("match = *\n")
+os.chmod(conf, 0o666)
+env.agent.send_signal(signal.SIGHUP)
+env.wait_log(f"{conf}: configuration file refused: writable by other users (mode 0666)")
+q = TestAsker("other:hijack", accept_cached=True)
+env.check(q.receive(0.5) is None and env.agent.poll() is None,
+          "a group/other-writable configuration is refused on SIGHUP; its 'match = *' does not apply")
+q.close()
+os.chmod(conf, 0o644)
 env.stop_agent()
 # The command line wins over the file, at start and on SIGHUP alike.
 with open(conf, "w") as f:

@@ -37,9 +37,9 @@ COMMON=(--keyring session --cache-dir "$T/run" --log-level debug)
 
 fixture start
 answer_pins "$PIN"
-printf '%s\n' "$PERSON" | "$CRYPT_AGENT_BIN" --ask-dir "$ASK" enroll --passphrase-stdin --luks1-store "$T/store" \
-    --lock-dir "$T/run" --card-wait 10 "${V[@]}" > "$T/enroll.out" 2> "$T/enroll.err" || fail "enroll: $(cat "$T/enroll.err")"
-for i in 0 1 2; do "$LUKS_TOOL" key --luks1-store "$T/store" "${V[$i]}" > "$T/gen1.$i" || fail "no key for ${V[$i]}"; done
+printf '%s\n' "$PERSON" | "$CRYPT_AGENT_BIN" --ask-dir "$ASK" enroll --passphrase-stdin --card-luks1-dir "$T/store" \
+    --cache-dir "$T/run" --card-wait 10 "${V[@]}" > "$T/enroll.out" 2> "$T/enroll.err" || fail "enroll: $(cat "$T/enroll.err")"
+for i in 0 1 2; do "$LUKS_TOOL" key --card-luks1-dir "$T/store" "${V[$i]}" > "$T/gen1.$i" || fail "no key for ${V[$i]}"; done
 : > "$T/prompts"; before=$(apdus 88)
 
 notify_listener
@@ -85,12 +85,12 @@ keyctl show @s 2>/dev/null | grep -q 'crypt-agent:cache' && fail "the cache key 
 for i in 0 1 2; do
   opens_with "${V[$i]}" "$T/gen1.$i" && fail "the key served this boot still opens ${V[$i]} after finish"
   opens_with "${V[$i]}" "$T/person" || fail "the person's passphrase no longer opens ${V[$i]}"
-  "$LUKS_TOOL" key --luks1-store "$T/store" "${V[$i]}" > "$T/gen2.$i" || fail "no new key for ${V[$i]}"
+  "$LUKS_TOOL" key --card-luks1-dir "$T/store" "${V[$i]}" > "$T/gen2.$i" || fail "no new key for ${V[$i]}"
   opens_with "${V[$i]}" "$T/gen2.$i" || fail "the new key (software oracle) does not open ${V[$i]}"
   cmp -s "$T/gen1.$i" "$T/gen2.$i" && fail "the key did not change for ${V[$i]}"
 done
 ok "finish: cache flushed, rotated without the card; this boot's keys no longer open, the new ones and the person's do"
-"$LUKS_TOOL" check --strict --luks1-store "$T/store" --passphrase-file "$T/person" "${V[@]}" > "$T/check.out" \
+"$LUKS_TOOL" check --strict --card-luks1-dir "$T/store" --passphrase-file "$T/person" "${V[@]}" > "$T/check.out" \
     || fail "after finish: $(cat "$T/check.out")"
 ok "no leaked keyslot, every record consistent"
 

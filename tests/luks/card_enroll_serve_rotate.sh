@@ -28,7 +28,7 @@ CARD_TOOL=$CRYPT_AGENT_BIN
 ASK=$PRIVATE_ASK
 
 . "$CRYPT_AGENT_SOURCE_DIR/tests/luks/card-volumes.sh"
-STORE=(--luks1-store "$T/store" --lock-dir "$T/locks")
+STORE=(--card-luks1-dir "$T/store" --cache-dir "$T/locks")
 cat > "$T/agent.conf" <<CONF
 card-enable = yes
 card-luks1-dir = $T/store
@@ -68,7 +68,7 @@ fi
 keys_now() {
   local tag=$1 i
   if [ "$WITH_SERVE" = --with-serve ]; then serve_answers "$tag"; return; fi
-  for i in 0 1 2; do "$LUKS_TOOL" key --luks1-store "$T/store" "${V[$i]}" > "$T/$tag.$i" || fail "no key for ${V[$i]}"; done
+  for i in 0 1 2; do "$LUKS_TOOL" key --card-luks1-dir "$T/store" "${V[$i]}" > "$T/$tag.$i" || fail "no key for ${V[$i]}"; done
 }
 
 fixture start
@@ -114,7 +114,7 @@ answer_pins "$PIN"
 CRYPT_AGENT_FAULT_AFTER_STEP=4 "$CRYPT_AGENT_BIN" --ask-dir "$ASK" rotate "${STORE[@]}" --card-wait 10 "${V[@]}" \
     > "$T/window.out" 2> "$T/window.err" || true   # it aborts on purpose
 grep -q "fault injection: abort after step 4" "$T/window.err" || { echo "SKIP: crypt-agent built without CRYPT_AGENT_FAULT_INJECTION" >&2; exit 77; }
-"$LUKS_TOOL" check --luks1-store "$T/store" --passphrase-file "$T/person" "${V[0]}" > "$T/window.check" \
+"$LUKS_TOOL" check --card-luks1-dir "$T/store" --passphrase-file "$T/person" "${V[0]}" > "$T/window.check" \
     || fail "after the abort: $(cat "$T/window.check")"
 grep -q 'record=\[3/slot[0-9]*,2/slot[0-9]*\]' "$T/window.check" || fail "record does not name both generations: $(cat "$T/window.check")"
 if [ "$WITH_SERVE" = --with-serve ]; then
@@ -141,7 +141,7 @@ answer_pins "$PIN"
 "$CRYPT_AGENT_BIN" --ask-dir "$ASK" rotate "${STORE[@]}" --card-wait 10 "${V[@]}" > "$T/after.out" 2> "$T/after.err" \
     || fail "rotate after the abort: $(cat "$T/after.err")"
 grep -q "finished an interrupted rotation" "$T/after.err" || fail "no recovery reported: $(cat "$T/after.err")"
-"$LUKS_TOOL" check --strict --luks1-store "$T/store" --passphrase-file "$T/person" "${V[@]}" > "$T/after.check" \
+"$LUKS_TOOL" check --strict --card-luks1-dir "$T/store" --passphrase-file "$T/person" "${V[@]}" > "$T/after.check" \
     || fail "after the recovering rotate: $(cat "$T/after.check")"
 for v in "${V[@]}"; do opens_with "$v" "$T/gen2.0" && [ "$v" = "${V[0]}" ] && fail "generation 2 still opens ${V[0]}"; done
 ok "the next rotate finished the interrupted one; no leak"

@@ -19,14 +19,14 @@ prepare_template() {
     for n in a b c; do make_volume "$WORK/tpl/$n.img" "$type"; done
     STORE="$WORK/tpl/store" enroll_tpl
 }
-enroll_tpl() { "$TOOL" enroll --passphrase-stdin --luks1-store "$WORK/tpl/store" --lock-dir "$LOCKS" \
+enroll_tpl() { "$TOOL" enroll --passphrase-stdin --card-luks1-dir "$WORK/tpl/store" --cache-dir "$LOCKS" \
                  "$WORK/tpl/a.img" "$WORK/tpl/b.img" "$WORK/tpl/c.img" < "$WORK/pass" >/dev/null 2>&1 \
                  || fail "enrol of the template"; }
 
 fresh_copy() {
     rm -rf "$WORK/run"; mkdir -p "$WORK/run"
     cp -a "$WORK/tpl/." "$WORK/run/"
-    STORE="$WORK/run/store"; S_OPTS=(--luks1-store "$STORE" --lock-dir "$LOCKS")
+    STORE="$WORK/run/store"; S_OPTS=(--card-luks1-dir "$STORE" --cache-dir "$LOCKS")
     V=("$WORK/run/a.img" "$WORK/run/b.img" "$WORK/run/c.img")
 }
 
@@ -75,7 +75,7 @@ enroll_type() {
     local type=$1 k rc
     for k in $(seq 1 30); do
         rm -rf "$WORK/run"; mkdir -p "$WORK/run"
-        STORE="$WORK/run/store"; S_OPTS=(--luks1-store "$STORE" --lock-dir "$LOCKS")
+        STORE="$WORK/run/store"; S_OPTS=(--card-luks1-dir "$STORE" --cache-dir "$LOCKS")
         V=("$WORK/run/a.img" "$WORK/run/b.img" "$WORK/run/c.img")
         cp "$WORK/blank.$type" "${V[0]}"; cp "$WORK/blank.$type" "${V[1]}"; cp "$WORK/blank.$type" "${V[2]}"
         # three volumes need three UUIDs

@@ -55,7 +55,7 @@ for i in 0 1 2; do
     opens_with "$v" "$WORK/key2.$i" || fail "the new agent key does not open $v"
     opens_with "$v" "$WORK/pass" || fail "the person's passphrase no longer opens $v after rotation"
 done
-"$TOOL" check --strict --luks1-store "$STORE" --passphrase-file "$WORK/pass" "${V[@]}" | tee -a "$LOG" | grep -c 'record=\[2/' | grep -qx 3 \
+"$TOOL" check --strict --card-luks1-dir "$STORE" --passphrase-file "$WORK/pass" "${V[@]}" | tee -a "$LOG" | grep -c 'record=\[2/' | grep -qx 3 \
     || fail "records not at generation 2"
 for v in "${V[0]}" "${V[1]}"; do
     cryptsetup token export --token-id 0 "$v" | grep -q '"generation":2' || fail "token of $v not updated"
@@ -91,7 +91,7 @@ cat > "$WORK/crypttab" <<TAB
 a_crypt ${V[0]} none luks
 d_crypt $WORK/d.luks2 none luks
 TAB
-rotate --crypttab "$WORK/crypttab" > "$WORK/crypttab.log" 2>&1 || fail "rotate from crypttab: $(cat "$WORK/crypttab.log")"
+rotate --card-crypttab "$WORK/crypttab" > "$WORK/crypttab.log" 2>&1 || fail "rotate from crypttab: $(cat "$WORK/crypttab.log")"
 grep -q "a.luks2: rotated generation 4 -> generation 5" "$WORK/crypttab.log" || fail "crypttab volume not rotated: $(cat "$WORK/crypttab.log")"
 grep -q "1 of 1 volumes done" "$WORK/crypttab.log" || fail "the unenrolled crypttab volume was not skipped"
 cat "$WORK/crypttab.log" >> "$LOG"

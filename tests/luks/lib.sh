@@ -22,7 +22,7 @@ trap cleanup EXIT
 printf '%s' "$PASSPHRASE" > "$WORK/pass"
 STORE="$WORK/store"
 LOCKS="$WORK/locks"
-S_OPTS=(--luks1-store "$STORE" --lock-dir "$LOCKS")
+S_OPTS=(--card-luks1-dir "$STORE" --cache-dir "$LOCKS")
 
 fail() { echo "FAIL: $*"; exit 1; }
 
@@ -40,8 +40,8 @@ opens_with() { cryptsetup open --test-passphrase --key-file "$2" "$1" >/dev/null
 
 enroll() { "$TOOL" enroll --passphrase-stdin "${S_OPTS[@]}" "$@" < "$WORK/pass"; }
 rotate() { "$TOOL" rotate "${S_OPTS[@]}" "$@"; }
-check() { "$TOOL" check --luks1-store "$STORE" --passphrase-file "$WORK/pass" "$@"; }
-current_key() { "$TOOL" key --luks1-store "$STORE" "$1" > "$2"; }
+check() { "$TOOL" check --card-luks1-dir "$STORE" --passphrase-file "$WORK/pass" "$@"; }
+current_key() { "$TOOL" key --card-luks1-dir "$STORE" "$1" > "$2"; }
 
 # Secrets must never reach a log: the person's passphrase and every key file given.
 assert_no_secrets_in() {

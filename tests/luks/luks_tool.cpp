@@ -1,9 +1,10 @@
 // Test driver: runs the real enroll/rotate command code (agent/luks_cli) with
 // the software card, and inspects volumes the way an administrator would.
 //
-//   luks_tool enroll|rotate ARGS...             the CLI commands, software card
-//   luks_tool key [--luks1-store D] VOL         print the current agent key (tests only)
-//   luks_tool check [--luks1-store D] [--strict] --passphrase-file F VOL...
+//   luks_tool enroll|rotate ARGS...             `crypt-agent enroll|rotate ARGS...` (the real
+//                                               command line), with the software card
+//   luks_tool key [--card-luks1-dir D] VOL      print the current agent key (tests only)
+//   luks_tool check [--card-luks1-dir D] [--strict] --passphrase-file F VOL...
 //       per volume: does the key the record names open its keyslot, does the
 //       person's passphrase open, which keyslots are neither (leaks).
 //       exit 0 fine; 3 a lockout (nothing we know opens); 4 a leak or a
@@ -15,6 +16,7 @@
 
 #include "agent/luks/rotation.hpp"
 #include "agent/luks/volume.hpp"
+#include "agent/cli.hpp"
 #include "agent/luks_cli.hpp"
 #include "smartcard/derive.hpp"
 #include "tests/luks/software_card.hpp"
@@ -33,7 +35,7 @@ struct ToolArgs {
 ToolArgs parse(const std::vector<std::string>& args) {
     ToolArgs t;
     for (std::size_t i = 0; i < args.size(); ++i) {
-        if (args[i] == "--luks1-store" && i + 1 < args.size()) t.store.luks1_dir = args[++i];
+        if (args[i] == "--card-luks1-dir" && i + 1 < args.size()) t.store.luks1_dir = args[++i];
         else if (args[i] == "--strict") t.strict = true;
         else if (args[i] == "--passphrase-file" && i + 1 < args.size()) t.passphrase_file = args[++i];
         else t.volumes.push_back(args[i]);
@@ -126,9 +128,12 @@ int main(int argc, char** argv) {
     }
     const std::string cmd = argv[1];
     const std::vector<std::string> args(argv + 2, argv + argc);
-    auto card = test::software_card();
-    if (cmd == "enroll") return agent::run_enroll(args, card);
-    if (cmd == "rotate") return agent::run_rotate(args, card);
+    if (cmd == "enroll" || cmd == "rotate") {
+        agent::set_card_opener([](const std::string&, const std::string&) -> agent::luks::LuksResult<agent::luks::CardAccess> {
+            return test::software_card();
+        });
+        return agent::main_cli(argc, argv);
+    }
     if (cmd == "key") return print_key(parse(args));
     if (cmd == "check") return check(parse(args));
     std::fprintf(stderr, "luks_tool: unknown command %s\n", cmd.c_str());

@@ -12,14 +12,14 @@ fixture start
 for i in $(seq "$RUNS"); do
   answer_pins "$PIN"
   t0=$(now_ms)
-  card derive --seed-file "$T/seed.hex" --uuid "${UUIDS[0]}" --wait 10 > /dev/null 2> "$T/m.err" || fail "derive $i"
+  card derive --card-seed-file "$T/seed.hex" --uuid "${UUIDS[0]}" --card-wait 10 > /dev/null 2> "$T/m.err" || fail "derive $i"
   echo $(( $(now_ms) - t0 )) >> "$T/derive.ms"
 done
 : > "$T/late.ms"
 for i in $(seq "$RUNS"); do
   fixture pull
   answer_pins "$PIN"
-  start_card late derive --seed-file "$T/seed.hex" --uuid "${UUIDS[0]}" --wait 20
+  start_card late derive --card-seed-file "$T/seed.hex" --uuid "${UUIDS[0]}" --card-wait 20
   pid=$BG
   sleep 0.3
   fixture insert                 # returns once pcsc-wait sees the card

@@ -11,8 +11,8 @@ grep -q 'Virtual PCD 00 00": card present, ATR 3B.*PIN 3 tries left' "$T/status.
 ok "card status shows the card and 3 tries left without spending one"
 
 answer_pins "$PIN"
-card derive --seed-file "$T/seed.hex" --uuid "${UUIDS[0]}" --uuid "${UUIDS[1]}" --uuid "${UUIDS[2]}" \
-    --wait 10 > "$T/derive.out" 2> "$T/derive.err" || fail "card derive failed"
+card derive --card-seed-file "$T/seed.hex" --uuid "${UUIDS[0]}" --uuid "${UUIDS[1]}" --uuid "${UUIDS[2]}" \
+    --card-wait 10 > "$T/derive.out" 2> "$T/derive.err" || fail "card derive failed"
 mapfile -t got < "$T/derive.out"
 [ ${#got[@]} = 3 ] || fail "expected 3 passphrases, got ${#got[@]}"
 for i in 0 1 2; do
@@ -32,7 +32,7 @@ ok "PIN question and socket removed"
 
 # Determinism check (enrolment asks twice): two challenges, same result.
 answer_pins "$PIN"
-card derive --seed-file "$T/seed.hex" --uuid "${UUIDS[0]}" --check-determinism --wait 10 \
+card derive --card-seed-file "$T/seed.hex" --uuid "${UUIDS[0]}" --check-determinism --card-wait 10 \
     > "$T/det.out" 2> "$T/det.err" || fail "derive --check-determinism failed"
 [ "$(cat "$T/det.out")" = "${got[0]}" ] || fail "determinism run derived another passphrase"
 [ "$(apdus 88)" = 3 ] || fail "expected 2 more challenges for the determinism check, card saw $(apdus 88) in all"

@@ -7,7 +7,7 @@
 fixture start
 fixture freeze
 
-start_card frozen derive --seed-file "$T/seed.hex" --uuid "${UUIDS[0]}" --wait 60 --watchdog 1
+start_card frozen derive --card-seed-file "$T/seed.hex" --uuid "${UUIDS[0]}" --card-wait 60 --card-watchdog 1
 pid=$BG
 t0=$(date +%s%N)
 wait_for 5 grep -q 'did not answer within 1000 ms' "$T/frozen.err" || fail "watchdog did not fire"
@@ -35,7 +35,7 @@ fixture thaw
 want=$(expected_pass "$LAB_RESPONSE" "$(cat "$T/seed.hex")" "${UUIDS[0]}")
 fixture freeze
 answer_pins "$PIN"
-start_card thawed derive --seed-file "$T/seed.hex" --uuid "${UUIDS[0]}" --wait 30 --watchdog 1
+start_card thawed derive --card-seed-file "$T/seed.hex" --uuid "${UUIDS[0]}" --card-wait 30 --card-watchdog 1
 pid=$BG
 wait_for 5 grep -q 'did not answer within 1000 ms' "$T/thawed.err" || fail "watchdog did not fire (second run)"
 fixture thaw

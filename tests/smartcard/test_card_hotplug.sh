@@ -9,7 +9,7 @@ want=$(expected_pass "$LAB_RESPONSE" "$(cat "$T/seed.hex")" "${UUIDS[0]}")
 
 # --- card inserted 2 s late
 answer_pins "$PIN"
-start_card late derive --seed-file "$T/seed.hex" --uuid "${UUIDS[0]}" --wait 15
+start_card late derive --card-seed-file "$T/seed.hex" --uuid "${UUIDS[0]}" --card-wait 15
 pid=$BG
 sleep 2
 kill -0 "$pid" 2>/dev/null || fail "derive gave up before the card arrived"
@@ -24,7 +24,7 @@ fixture pull
 fixture insert --slow 88=1.5
 : > "$T/fx/apdu.log"
 answer_pins "$PIN" "$PIN"
-start_card pulled derive --seed-file "$T/seed.hex" --uuid "${UUIDS[0]}" --wait 20
+start_card pulled derive --card-seed-file "$T/seed.hex" --uuid "${UUIDS[0]}" --card-wait 20
 pid=$BG
 # The emulator logs a command after answering it, so wait for the VERIFY
 # to be answered: the next command is the slow challenge.

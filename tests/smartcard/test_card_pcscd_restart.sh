@@ -8,7 +8,7 @@ want=$(expected_pass "$LAB_RESPONSE" "$(cat "$T/seed.hex")" "${UUIDS[0]}")
 
 # --- restart while a request waits for a card
 answer_pins "$PIN"
-start_card restart derive --seed-file "$T/seed.hex" --uuid "${UUIDS[0]}" --wait 20
+start_card restart derive --card-seed-file "$T/seed.hex" --uuid "${UUIDS[0]}" --card-wait 20
 pid=$BG
 wait_for 5 grep -q 'reader "Virtual PCD 00 00" added' "$T/restart.err" || fail "agent never saw the reader"
 fixture restart-pcscd     # new pcscd, and the card comes with it
@@ -20,7 +20,7 @@ ok "pcscd restarted: new context, card found, request answered"
 # --- pcscd down when the request starts
 "$FIXTURE" stop "$T/fx"
 answer_pins "$PIN"
-start_card nosvc derive --seed-file "$T/seed.hex" --uuid "${UUIDS[0]}" --wait 20
+start_card nosvc derive --card-seed-file "$T/seed.hex" --uuid "${UUIDS[0]}" --card-wait 20
 pid=$BG
 sleep 1.5
 kill -0 "$pid" 2>/dev/null || fail "derive gave up while pcscd was down"

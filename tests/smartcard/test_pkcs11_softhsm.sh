@@ -57,7 +57,7 @@ card-uri = $URI
 card-luks1-dir = $T/store
 CONF
 [ "$KIND" = ec ] && echo "card-module = $SOFTHSM" >> "$T/agent.conf"
-STORE=(--card-luks1-dir "$T/store" --lock-dir "$T/locks")
+STORE=(--card-luks1-dir "$T/store" --cache-dir "$T/locks")
 
 # card list: the token and its key (after a login through ask-password).
 : > "$T/prompts"
@@ -175,7 +175,7 @@ ok "interop: pkcs11-tool's own $([ "$KIND" = rsa ] && echo 'RSA-PKCS signature' 
 # Rotation: one PIN; the old keys no longer open; a new serve's answers do.
 : > "$T/prompts"
 answer_pins "$PIN"
-"$CRYPT_AGENT_BIN" --ask-dir "$ASK" --config "$T/agent.conf" rotate --lock-dir "$T/locks" --card-wait 30 "${V[@]}" \
+"$CRYPT_AGENT_BIN" --ask-dir "$ASK" --config "$T/agent.conf" rotate --cache-dir "$T/locks" --card-wait 30 "${V[@]}" \
     > "$T/rotate.out" 2> "$T/rotate.err" || fail "rotate: $(cat "$T/rotate.err")"
 grep -q "3 of 3 volumes done, 0 failed; card operations: 1" "$T/rotate.err" || fail "rotate summary: $(tail -3 "$T/rotate.err")"
 [ "$(wc -l < "$T/prompts")" = 1 ] || fail "rotate: expected 1 PIN prompt, saw $(wc -l < "$T/prompts")"
@@ -260,7 +260,7 @@ ok "token absent at first: the questions waited; its return answered all three f
 # A wrong PIN: refused, the next prompt says so, the right PIN then works.
 : > "$T/prompts"
 answer_pins 000000 "$PIN"
-"$CRYPT_AGENT_BIN" --ask-dir "$ASK" --config "$T/agent.conf" card derive --seed-file "$T/seed.hex" --uuid "$uuid" --wait 30 \
+"$CRYPT_AGENT_BIN" --ask-dir "$ASK" --config "$T/agent.conf" card derive --card-seed-file "$T/seed.hex" --uuid "$uuid" --card-wait 30 \
     > "$T/derive.out" 2> "$T/derive.err" || fail "card derive after a wrong PIN: $(cat "$T/derive.err")"
 [ "$(wc -l < "$T/prompts")" = 2 ] || fail "expected 2 PIN prompts (wrong, right), saw $(wc -l < "$T/prompts")"
 sed -n 2p "$T/prompts" | grep -q "^Wrong PIN\. " || fail "the prompt after a wrong PIN does not say so: $(sed -n 2p "$T/prompts")"

@@ -2,6 +2,8 @@
 #define BOOST_TEST_MODULE smartcard_profile
 #include <boost/test/unit_test.hpp>
 
+#include <cstdint>
+#include <initializer_list>
 #include <vector>
 
 #include "smartcard/profile.hpp"
@@ -48,8 +50,22 @@ BOOST_AUTO_TEST_CASE(pin_status_words) {
     BOOST_TEST(sc::pin_state_from_sw(0x63C2).tries == 2);
     BOOST_TEST(sc::pin_state_from_sw(0x63C0).kind == sc::PinState::blocked);
     BOOST_TEST(sc::pin_state_from_sw(0x6983).kind == sc::PinState::blocked);
-    BOOST_TEST(sc::pin_state_from_sw(0x6A88).kind == sc::PinState::not_needed);
     BOOST_TEST(sc::pin_state_from_sw(0x6F00).kind == sc::PinState::unknown);
+}
+
+// Issue 13 item 13: a CAC card answers 6A88 ("referenced data not found") to the empty
+// VERIFY of a PIN reference it does not know, yet wants a PIN.  No status word of an
+// empty VERIFY but 9000 lets the agent skip the PIN: the rest is unclear, and the
+// challenge's 6982 decides.
+BOOST_AUTO_TEST_CASE(unclear_status_words_do_not_mean_no_pin) {
+    for (const std::uint16_t sw : std::initializer_list<std::uint16_t>{0x6A88, 0x6A86, 0x6B00, 0x6D00, 0x6982, 0x6984, 0x6A82}) {
+        BOOST_TEST_CONTEXT("SW " << sc::sw_text(sw)) {
+            BOOST_TEST(sc::pin_state_from_sw(sw).kind == sc::PinState::unknown);
+        }
+    }
+    BOOST_TEST(sc::sw_describe(0x6A88) == "6A88 (referenced data not found)");
+    BOOST_TEST(sc::sw_describe(0x6982) == "6982 (security status not satisfied)");
+    BOOST_TEST(sc::sw_describe(0x1234) == "1234");
 }
 
 BOOST_AUTO_TEST_CASE(bad_settings_are_refused_with_a_reason) {

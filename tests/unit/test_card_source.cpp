@@ -83,7 +83,7 @@ BOOST_AUTO_TEST_CASE(card_early_settings) {
     BOOST_TEST(c.early.value_or(false));
     BOOST_TEST(!ca::agent::apply_card_setting(c, "card-early", "auto").has_value());
     BOOST_TEST(!c.early.has_value());
-    BOOST_TEST(ca::agent::apply_card_setting(c, "card-early", "sometimes").value_or("") == "expected yes, no or auto");
+    BOOST_TEST(ca::agent::apply_card_setting(c, "card-early", "sometimes").value_or("") == "card-early: expected yes, no or auto");
     BOOST_TEST(!ca::agent::apply_card_setting(c, "card-early-wait", "2.5").has_value());
     BOOST_TEST(c.early_wait.count() == 2500);
     BOOST_TEST(ca::agent::apply_card_setting(c, "card-early-wait", "0").has_value());

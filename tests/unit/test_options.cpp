@@ -2,7 +2,10 @@
 #include <boost/test/unit_test.hpp>
 #include <cstdio>
 #include <fstream>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <set>
 
 #include "agent/options.hpp"
 
@@ -15,6 +18,7 @@ std::string write_temp(const std::string& text) {
     BOOST_REQUIRE(fd >= 0);
     close(fd);
     std::ofstream(path) << text;
+    ::chmod(path, 0644);
     return path;
 }
 }  // namespace
@@ -70,12 +74,89 @@ BOOST_AUTO_TEST_CASE(unknown_setting_and_missing_explicit_file) {
 
 BOOST_AUTO_TEST_CASE(durations) {
     GlobalOptions o;
-    bool reset = false;
+    SettingSource reset;
     BOOST_TEST(!apply_setting(o, "cache-lifetime", "1h", reset).has_value());
     BOOST_TEST(o.cache_lifetime.count() == 3600);
     BOOST_TEST(apply_setting(o, "cache-lifetime", "0", reset).has_value());
     BOOST_TEST(apply_setting(o, "cache-lifetime", "5 parsecs", reset).has_value());
     BOOST_TEST(apply_setting(o, "cache-lifetime", "99999999h", reset).has_value());
+}
+
+
+// Issue 13 item 10: "key = value   # comment" in the file; a path never takes the comment.
+BOOST_AUTO_TEST_CASE(trailing_comments) {
+    auto path = write_temp("card-enable = yes   # answer enrolled volumes\n"
+                           "card-luks1-dir = /boot/crypt-agent # the seed store\n"
+                           "match = vpn#1\t# a '#' inside a word is kept\n"
+                           "# a comment line\n   ; an ini-style one\n");
+    GlobalOptions o;
+    o.config_file = path;
+    o.config_file_explicit = true;
+    auto err = load_config_file(o);
+    BOOST_TEST(!err.has_value(), (err ? err->describe() : ""));
+    BOOST_TEST(o.card.enable);
+    BOOST_TEST(o.card.luks1_dir == "/boot/crypt-agent");
+    BOOST_REQUIRE(o.match.size() == 1u);
+    BOOST_TEST(o.match[0] == "vpn#1");
+    std::remove(path.c_str());
+    BOOST_TEST(parse_config_line("#x = y").empty);
+    BOOST_TEST(parse_config_line("x = a#b").value == "a#b");
+    BOOST_TEST(parse_config_line("x = a #b").value == "a");
+}
+
+// Issue 13 item 5: a file another user could have written is refused with the reason.
+BOOST_AUTO_TEST_CASE(writable_configuration_is_refused) {
+    auto path = write_temp("match = *\n");
+    ::chmod(path.c_str(), 0666);
+    GlobalOptions o;
+    o.config_file = path;
+    o.config_file_explicit = true;
+    auto err = load_config_file(o);
+    BOOST_REQUIRE(err.has_value());
+    BOOST_TEST(err->describe() == path + ": configuration file refused: writable by other users (mode 0666)");
+    BOOST_TEST(o.match.size() == 1u);
+    BOOST_TEST(o.match[0] == "cryptsetup:*");  // nothing of the file applied
+    ::chmod(path.c_str(), 0620);
+    err = load_config_file(o);
+    BOOST_REQUIRE(err.has_value());
+    BOOST_TEST(err->reason.find("writable by its group (mode 0620)") != std::string::npos);
+    if (::geteuid() == 0) {
+        ::chmod(path.c_str(), 0644);
+        BOOST_REQUIRE(::chown(path.c_str(), 65534, 65534) == 0);
+        err = load_config_file(o);
+        BOOST_REQUIRE(err.has_value());
+        BOOST_TEST(err->reason.find("owned by uid 65534, not by root") != std::string::npos);
+    }
+    std::remove(path.c_str());
+}
+
+// Every row of the table parses what it prints, and `config` prints every row.
+BOOST_AUTO_TEST_CASE(config_output_is_a_configuration) {
+    GlobalOptions o;
+    SettingSource src;
+    BOOST_TEST(!apply_setting(o, "card-volume", "cryptsetup:/dev/vda2 0b7c5a6e-2f3d-4a1b-9c8d-7e6f5a4b3c2d", src).has_value());
+    BOOST_TEST(!apply_setting(o, "card-aid", "A0 00 00 00 01", src).has_value());
+    BOOST_TEST(!apply_setting(o, "card-early-wait", "2.5", src).has_value());
+    BOOST_TEST(!apply_setting(o, "card-pin-reference", "none", src).has_value());
+    const auto text = describe_settings(o);
+    std::set<std::string> names;
+    for (const auto& s : settings()) {
+        BOOST_TEST_CONTEXT(s.name) {
+            const bool shown = text.find(std::string("\n") + s.name + " =") != std::string::npos ||
+                               text.rfind(std::string(s.name) + " =", 0) == 0;
+            BOOST_TEST(shown);
+            BOOST_TEST(names.insert(s.name).second);  // no name twice
+            BOOST_TEST((s.repeatable == (s.clear != nullptr)));
+        }
+    }
+    auto path = write_temp(text);
+    GlobalOptions back;
+    back.config_file = path;
+    back.config_file_explicit = true;
+    auto err = load_config_file(back);
+    BOOST_TEST(!err.has_value(), (err ? err->describe() : ""));
+    BOOST_TEST(describe_settings(back) == text);
+    std::remove(path.c_str());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
