@@ -24,6 +24,8 @@
 #include "agent/log.hpp"
 #include "agent/options.hpp"
 #include "smartcard/derive.hpp"
+#include "smartcard/pkcs11.hpp"
+#include "smartcard/pkcs11_uri.hpp"
 #include "smartcard/profile.hpp"
 #include "smartcard/service.hpp"
 
@@ -40,6 +42,7 @@ struct CardCommandOptions {
     std::vector<std::string> uuids;
     std::chrono::milliseconds wait{30000};
     bool check_determinism = false;
+    bool login = false;  // list
 };
 
 // Log lines carry journald's "<N>" priority prefix, like the rest of the agent.
@@ -58,19 +61,22 @@ private:
 };
 
 // A seed file holds raw bytes, or the same bytes as hex text (with an optional newline).
-sc::Expected<std::vector<unsigned char>> read_seed(const std::string& path, std::size_t length) {
+// PKCS#11 seeds have no fixed length (an EC key's is a point): any hex text is read as hex.
+sc::Expected<std::vector<unsigned char>> read_seed(const std::string& path, std::size_t length, bool any_hex = false) {
     std::ifstream in(path, std::ios::binary);
     if (!in) return sc::make_error(sc::Errc::bad_profile, "cannot read the seed file " + path);
     std::vector<unsigned char> raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     std::string text(raw.begin(), raw.end());
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    if (any_hex && !text.empty() && text.size() % 2 == 0)
+        if (auto decoded = sc::unhex(text); decoded && decoded->size() * 2 == text.size()) return *decoded;
     if (text.size() == 2 * length)
         if (auto decoded = sc::unhex(text); decoded && decoded->size() == length) return *decoded;
     return raw;
 }
 
 int run_derive(const CardCommandOptions& o, const CardCliEnv& env, const Log& log) {
-    auto seed = read_seed(o.seed_file, o.card.profile.challenge_length);
+    auto seed = read_seed(o.seed_file, o.card.profile.challenge_length, o.card.pkcs11.has_value());
     if (!seed) { log(3, seed.error().message); return 1; }
 
     boost::asio::io_context io;
@@ -159,7 +165,100 @@ int run_watch(const CardCommandOptions& o, const Log& log) {
     return rc;
 }
 
+// One PIN through ask-password on a private loop (card list --login).
+std::optional<proto::Secret> ask_pin_blocking(const CardCliEnv& env, std::chrono::seconds timeout,
+                                              const sc::Pkcs11Token& t) {
+    boost::asio::io_context io;
+    PinAsker asker(io, PinAskerOptions{env.ask_dir, timeout, 0});
+    std::optional<proto::Secret> out;
+    sc::PinPrompt::Request req;
+    req.reader = t.label;
+    req.token_label = t.label;
+    req.count_low = t.pin_count_low;
+    req.last_try = t.pin_final_try;
+    req.tries_left = t.pin_final_try ? 1 : -1;
+    asker.ask(req, [&out](sc::Expected<proto::Secret> pin) {
+        if (pin) out = std::move(pin).value();
+    });
+    io.run();
+    return out;
+}
+
+// PC/SC readers, then the module's tokens with their private keys.  The
+// module is loaded, used and finalized on this thread.
+int run_list(const CardCommandOptions& o, const CardCliEnv& env, const Log& log) {
+    if (auto readers = sc::list_readers()) {
+        for (const auto& r : *readers) std::cout << "reader \"" << r << "\"\n";
+        if (readers->empty()) std::cout << "no PC/SC readers\n";
+    } else {
+        std::cout << "PC/SC: " << readers.error().message << "\n";
+    }
+    sc::Pkcs11Options p = o.card.pkcs11.value_or(sc::Pkcs11Options{});
+    auto module = sc::Pkcs11Module::load(p);
+    if (!module) {
+        log(3, module.error().message);
+        return 1;
+    }
+    std::cout << "module " << (p.module.empty() ? sc::default_pkcs11_module() : p.module.c_str()) << "\n";
+    auto tokens = (*module)->list([&](const sc::Pkcs11Token& t) -> std::optional<proto::Secret> {
+        if (!o.login) return std::nullopt;
+        if (t.pin_final_try && !o.card.allow_last_pin_try) {
+            log(4, "token \"" + t.label + "\" has its final PIN try; not logging in (card-allow-last-pin-try)");
+            return std::nullopt;
+        }
+        if (t.pin_locked) return std::nullopt;
+        return ask_pin_blocking(env, o.pin_timeout, t);
+    });
+    if (!tokens) {
+        log(3, tokens.error().message);
+        return 1;
+    }
+    if (tokens->empty()) std::cout << "no tokens\n";
+    for (const auto& t : *tokens) {
+        std::cout << "token \"" << t.label << "\": manufacturer \"" << t.manufacturer << "\", model \"" << t.model
+                  << "\", serial \"" << t.serial << "\", slot \"" << t.slot_description << "\", login "
+                  << (t.login_required ? "required" : "not required") << ", PIN " << t.pin_state()
+                  << (t.protected_path ? ", PIN pad" : "") << "\n";
+        if (!t.note.empty()) std::cout << "  " << t.note << "\n";
+        if (t.keys.empty())
+            std::cout << (t.keys_need_login ? "  private keys hidden before login (use --login)\n" : "  no private keys\n");
+        for (const auto& k : t.keys)
+            std::cout << "  key " << k.uri << " " << k.type_text() << " "
+                      << (k.usable ? "usable" : "not usable: " + k.why_not) << "\n";
+    }
+    return 0;
+}
+
+// PKCS#11 status: the token and key card-uri chooses, without logging in.
+int run_status_pkcs11(const CardCommandOptions& o, const Log& log) {
+    auto module = sc::Pkcs11Module::load(*o.card.pkcs11);
+    if (!module) {
+        log(3, module.error().message);
+        return 1;
+    }
+    auto tokens = (*module)->list(nullptr);
+    if (!tokens) {
+        log(3, tokens.error().message);
+        return 1;
+    }
+    auto key = (*module)->describe_key();
+    std::cout << "card-uri " << o.card.pkcs11->uri << ": ";
+    if (!key) {
+        std::cout << key.error().message << "\n";
+        return 1;
+    }
+    std::cout << "key " << key->uri << " " << key->type_text() << " "
+              << (key->usable ? "usable" : "not usable: " + key->why_not) << "\n";
+    for (const auto& t : *tokens)
+        if (key->uri.find("token=" + sc::pkcs11_uri_escape({reinterpret_cast<const unsigned char*>(t.label.data()),
+                                                             t.label.size()}) + ";") != std::string::npos)
+            std::cout << "token \"" << t.label << "\": PIN " << t.pin_state() << (t.protected_path ? ", PIN pad" : "")
+                      << "\n";
+    return key->usable ? 0 : 1;
+}
+
 int run_status(const CardCommandOptions& o, const Log& log) {
+    if (o.card.pkcs11) return run_status_pkcs11(o, log);
     auto readers = sc::list_readers();
     if (!readers) {
         log(3, readers.error().message + " (is pcscd running?)");
@@ -210,6 +309,8 @@ int card_main(const CardArgs& a, const GlobalOptions& global) {
     o.uuids = a.uuids;
     o.wait = global.card.wait;
     o.check_determinism = a.check_determinism;
+    o.login = a.login;
+    if (a.command == "list") return run_list(o, env, log);
     if (a.command == "status") return run_status(o, log);
     if (a.command == "watch") return run_watch(o, log);
     if (a.command == "derive") {
@@ -219,7 +320,7 @@ int card_main(const CardArgs& a, const GlobalOptions& global) {
         }
         return run_derive(o, env, log);
     }
-    std::cerr << "crypt-agent card: unknown card command '" << a.command << "'; expected status, derive or watch\n";
+    std::cerr << "crypt-agent card: unknown card command '" << a.command << "'; expected list, status, derive or watch\n";
     return 2;
 }
 

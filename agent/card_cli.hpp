@@ -1,8 +1,13 @@
 // `crypt-agent card ...`: look at readers and cards, and derive volume
 // passphrases from the card (for tests and demos).
 //
+//   card list [--login] [SETTINGS]         PC/SC readers, then the PKCS#11 module's tokens
+//                                          and their private keys with their URIs (--login:
+//                                          the PIN through ask-password, for tokens that
+//                                          hide keys before login)
 //   card status [SETTINGS]                 readers, cards, ATR, profile match, PIN tries
-//                                          left (never spends a try)
+//                                          left (never spends a try); with card-uri the
+//                                          token and key it chooses, without logging in
 //   card derive --uuid U [--uuid U]... [--check-determinism] [SETTINGS]
 //                                          prints one passphrase per --uuid, in order,
 //                                          from the seed in card-seed-file
@@ -10,7 +15,8 @@
 //
 // SETTINGS: every command's settings (agent/options.hpp); the card-* ones apply here
 // (card-reader, card-aid, card-command, card-challenge-length, card-pin-reference,
-// card-watchdog, card-pin-timeout, card-wait, card-allow-last-pin-try, card-seed-file).
+// card-watchdog, card-pin-timeout, card-wait, card-allow-last-pin-try, card-seed-file,
+// card-select-p2, card-uri, card-module, card-pin-pad).
 #pragma once
 
 #include <filesystem>
@@ -28,9 +34,10 @@ struct CardCliEnv {
 
 // The card command's own arguments (the settings come from GlobalOptions).
 struct CardArgs {
-    std::string command;             // status, derive or watch
+    std::string command;             // list, status, derive or watch
     std::vector<std::string> uuids;  // derive
     bool check_determinism = false;  // derive
+    bool login = false;              // list
 };
 
 // Entry point for the CLI dispatcher; returns the process exit code

@@ -71,6 +71,7 @@ public:
           lookup_(std::move(lookup)),
           deliver_(std::move(deliver)),
           memo_(std::move(memo)),
+          card_options_(config.card),
           service_(sc::CardService::create(io.get_executor(), config.card, &asker_, &CardSource::log_notice)) {
         for (const auto& [id, uuid] : config.volumes) configured_.push_back(id);
     }
@@ -190,6 +191,7 @@ private:
         std::vector<std::pair<std::vector<unsigned char>, sc::CardService::ResponseHandler>> asks;
         std::vector<std::function<void()>> from_memo;
         bool enrolled = false;
+        std::vector<unsigned char> enrolled_seed;  // shapes the fresh seed (an EC key's is a point)
         for (const auto& id : ids) {
             // Delivered once per Id: the server keeps them in its cache.  Asked
             // again, the server has rejected them (a retry with AcceptCached=0),
@@ -197,6 +199,7 @@ private:
             if (stopped_ || in_progress_.count(id) || delivered_.count(id)) continue;
             auto set = find(id);
             if (!set || set->seeds.empty()) continue;
+            if (set->enrolled && enrolled_seed.empty()) enrolled_seed = set->seeds.front();
             enrolled = enrolled || set->enrolled;
             in_progress_.insert(id);
             auto job = std::make_shared<Job>();
@@ -231,7 +234,7 @@ private:
 #ifdef CA_CARD_SOURCE_LUKS
             next_requested_ = true;
             next_outstanding_ = true;
-            auto seed = luks::make_seed();
+            auto seed = sc::fresh_seed(card_options_, enrolled_seed);
             asks.emplace_back(seed, [this, alive = std::weak_ptr<int>(alive_), seed](sc::Expected<proto::Secret> r) {
                 if (alive.lock()) on_next_response(seed, std::move(r));
             });
@@ -337,6 +340,7 @@ private:
     SeedLookup lookup_;
     Deliver deliver_;
     BootMemo memo_;
+    sc::CardOptions card_options_;
     std::shared_ptr<sc::CardService> service_;
     mutable std::map<std::string, std::optional<VolumeSeedSet>> lookups_;
     std::set<std::string> in_progress_;

@@ -50,7 +50,7 @@ Commands:
   cache status          show what is cached (counts and lifetimes, never the secret)
   cache flush           remove every copy of the cache
   finish                flush every cache copy at the end of boot (crypt-agent-finish.service)
-  card status|derive|watch   smartcard commands
+  card list|status|derive|watch   smartcard commands
   enroll VOLUME...      enrol volumes for smartcard keys
   rotate [VOLUME...]    rotate one-time keys
   config                print the effective settings (name = value, every setting)
@@ -114,7 +114,8 @@ po::options_description command_options(const std::string& cmd, const std::strin
     } else if (cmd == "card") {
         d.add_options()
             ("uuid", po::value<std::vector<std::string>>()->value_name("UUID")->composing(), "derive: a volume's LUKS UUID (repeatable)")
-            ("check-determinism", po::bool_switch(), "derive: send each challenge twice and compare");
+            ("check-determinism", po::bool_switch(), "derive: send each challenge twice and compare")
+            ("login", po::bool_switch(), "list: log in (PIN through ask-password) to list private keys a token hides before login");
     }
     return d;
 }
@@ -230,9 +231,12 @@ std::optional<Help> help_of(const std::string& cmd, const std::string& sub) {
                     "Rotate the one-time keys of enrolled volumes (default: those in card-crypttab).",
                     {G::card, G::common}};
     if (cmd == "card")
-        return Help{"crypt-agent card status|watch [SETTINGS]\n       crypt-agent card derive --uuid UUID... "
+        return Help{"crypt-agent card list [--login] [SETTINGS]\n       crypt-agent card status|watch [SETTINGS]\n"
+                    "       crypt-agent card derive --uuid UUID... "
                     "[--check-determinism] --card-seed-file FILE [SETTINGS]",
-                    "  status  readers, cards, ATR, application, PIN tries left (never spends a try)\n"
+                    "  list    PC/SC readers, then the PKCS#11 module's tokens and keys with their URIs\n"
+                    "  status  readers, cards, ATR, application, PIN tries left (never spends a try);\n"
+                    "          with card-uri, the token and key it chooses (without logging in)\n"
                     "  derive  print one passphrase per --uuid from the card's response to the seed\n"
                     "  watch   log reader and card events until SIGTERM",
                     {G::card, G::common}};
@@ -367,7 +371,8 @@ int main_cli_unguarded(int argc, char** argv) {
         a.command = sub;
         if (vm.count("uuid")) a.uuids = vm["uuid"].as<std::vector<std::string>>();
         a.check_determinism = vm.count("check-determinism") && vm["check-determinism"].as<bool>();
-        if (sub.empty()) return usage_error("card", "needs status, derive or watch");
+        a.login = vm.count("login") && vm["login"].as<bool>();
+        if (sub.empty()) return usage_error("card", "needs list, status, derive or watch");
         return card_main(a, o);
     }
     if (takes_volumes) {

@@ -19,7 +19,10 @@
 #include "agent/log.hpp"
 #include "agent/options.hpp"
 #include "agent/pin_asker.hpp"
+#include "proto/seed_token.hpp"
 #include "smartcard/blocking.hpp"
+#include "smartcard/pkcs11.hpp"
+#include "smartcard/service.hpp"
 
 namespace ca::agent {
 namespace {
@@ -98,7 +101,8 @@ std::vector<proto::Secret> read_passphrases() {
 // The real card through the smartcard layer, with the configured card settings
 // (profile, reader, watchdog, PIN rules): one private loop per card operation,
 // the PIN (when the profile needs one) asked through ask-password in ask-dir.
-luks::CardAccess real_card(const GlobalOptions& o) {
+// `enrolling`: with PKCS#11, the key is looked at first (its type shapes the first seed).
+std::optional<luks::CardAccess> real_card(const GlobalOptions& o, bool enrolling) {
     smartcard::BlockingOptions b;
     b.card = o.card.card;
     b.wait_for_card = o.card.wait;
@@ -112,6 +116,46 @@ luks::CardAccess real_card(const GlobalOptions& o) {
     };
     luks::CardAccess card;
     card.profile_id = b.card.profile.name;
+    // The seed is as long as the profile's challenge (card-challenge-length).
+    card.new_seed = [options = b.card](const std::vector<unsigned char>& like) {
+        return smartcard::fresh_seed(options, like);
+    };
+    if (b.card.pkcs11) {
+        card.profile_id = std::string(proto::kSeedKindPkcs11);
+        card.key_uri = b.card.pkcs11->uri;
+    }
+    if (b.card.pkcs11 && enrolling) {
+        // The key's type decides the first seed (an EC key's is a point on its
+        // curve), and the record names the key.  Asked without a login, on this
+        // thread, with a module finalized before any card operation loads its own.
+        // (Rotation shapes new seeds like the recorded ones and needs no module
+        // here: `finish` rotates from the boot's responses with the token gone.)
+        unsigned ec_bits = 0;
+        auto module = smartcard::Pkcs11Module::load(*b.card.pkcs11);
+        if (!module) {
+            std::fprintf(stderr, "crypt-agent enroll: %s\n", module.error().message.c_str());
+            return std::nullopt;
+        }
+        auto key = (*module)->describe_key();
+        module->reset();
+        if (key) {
+            if (!key->usable) {
+                std::fprintf(stderr, "crypt-agent enroll: the key %s (%s) cannot be used: %s\n", key->uri.c_str(),
+                             key->type_text().c_str(), key->why_not.c_str());
+                return std::nullopt;
+            }
+            if (key->kind == smartcard::KeyKind::ec) ec_bits = key->bits;
+            if (b.card.pkcs11->uri == "auto") card.key_uri = key->uri;
+        } else if (key.error().code != smartcard::Errc::bad_profile) {
+            std::fprintf(stderr, "crypt-agent enroll: %s\n", key.error().message.c_str());
+            return std::nullopt;
+        }
+        const smartcard::CardOptions options = b.card;
+        card.new_seed = [options, ec_bits](const std::vector<unsigned char>& like) {
+            if (like.empty() && ec_bits) return smartcard::make_ec_seed(ec_bits);
+            return smartcard::fresh_seed(options, like);
+        };
+    }
     card.challenge = smartcard::make_challenge_fn(b, false);
     card.batch = [b](const std::vector<std::vector<unsigned char>>& seeds, bool check_determinism) {
         return smartcard::responses_blocking(b, seeds, check_determinism);
@@ -140,8 +184,8 @@ std::optional<proto::Secret> ask_existing_passphrase(const std::string& volume, 
     return pass;
 }
 
-std::optional<luks::CardAccess> open_card(const GlobalOptions& o) {
-    if (!card_opener()) return real_card(o);
+std::optional<luks::CardAccess> open_card(const GlobalOptions& o, bool enrolling) {
+    if (!card_opener()) return real_card(o, enrolling);
     auto card = card_opener()(o.card.card.reader_filter, o.card.card.profile.name);
     if (!card) {
         std::fprintf(stderr, "crypt-agent: cannot use the card: %s\n", card.error().message.c_str());
@@ -213,19 +257,21 @@ int enroll_main(const LuksArgs& a, const GlobalOptions& o) {
         std::fprintf(stderr, "crypt-agent enroll: name at least one VOLUME\n");
         return kUsage;
     }
-    auto card = open_card(o);
+    auto card = open_card(o, true);
     if (!card) return kUsage;
     return run_enroll(a, o, *card);
 }
 
 int rotate_main(const LuksArgs& a, const GlobalOptions& o, RememberedResponses remembered) {
-    auto card = open_card(o);
+    auto card = open_card(o, false);
     if (!card) return kUsage;
     if (remembered.next_seed.empty()) return run_rotate(a, o, *card, {});
     // The remembered responses first; the card only for a seed the boot did not see.
     auto known = std::make_shared<RememberedResponses>(std::move(remembered));
     luks::CardAccess wrapped;
     wrapped.profile_id = card->profile_id;
+    wrapped.key_uri = card->key_uri;
+    wrapped.new_seed = card->new_seed;
     wrapped.remembered = [known](const std::vector<unsigned char>& seed) { return known->responses.count(seed) != 0; };
     wrapped.challenge = [known, real = card->challenge](std::span<const unsigned char> seed)
         -> smartcard::Expected<proto::Secret> {

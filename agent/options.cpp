@@ -11,6 +11,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "smartcard/pkcs11_uri.hpp"
 #include "smartcard/profile.hpp"
 
 namespace ca::agent {
@@ -287,6 +288,12 @@ const Setting kSettings[] = {
          return profile_field(o, "aid", v);
      },
      nullptr, [](const GlobalOptions& o) { return Values{sc::hex(o.card.card.profile.aid)}; }},
+    {"card-select-p2", "HEX", "SELECT's P2: 00 (default, OpenPGP cards, as scdaemon sends it) or 0C", SettingGroup::card,
+     false, [](GlobalOptions& o, const std::string& v) { return profile_field(o, "select-p2", v); }, nullptr,
+     [](const GlobalOptions& o) {
+         const unsigned char b[] = {o.card.card.profile.select_p2};
+         return Values{sc::hex(b)};
+     }},
     {"card-command", "CLAINSP1P2", "challenge command (default 00880600)", SettingGroup::card, false,
      [](GlobalOptions& o, const std::string& v) { return profile_field(o, "command", v); }, nullptr,
      [](const GlobalOptions& o) {
@@ -324,6 +331,55 @@ const Setting kSettings[] = {
     {"card-allow-last-pin-try", "yes|no", "allow trying a PIN with one try left (default no)", SettingGroup::card,
      false, [](GlobalOptions& o, const std::string& v) { return boolean(o.card.card.allow_last_pin_try, v); },
      nullptr, [](const GlobalOptions& o) { return Values{yes_no(o.card.card.allow_last_pin_try)}; }},
+    // PKCS#11: card-uri or card-module chooses the backend (the module is loaded only then);
+    // card-pin-pad alone does not.
+    {"card-uri", "pkcs11:...|auto",
+     "PKCS#11 key (RFC 7512 URI, or auto: the one usable key); chooses the PKCS#11 backend (default none: the "
+     "APDU profile)",
+     SettingGroup::card, false,
+     [](GlobalOptions& o, const std::string& v) -> Why {
+         if (v.empty()) {  // "card-uri =": the APDU profile (as `crypt-agent config` prints it)
+             o.card.card.pkcs11.reset();
+             return std::nullopt;
+         }
+         if (auto uri = sc::parse_pkcs11_uri(v); !uri) return uri.error().message;
+         if (!o.card.card.pkcs11) o.card.card.pkcs11.emplace();
+         o.card.card.pkcs11->uri = v;
+         return std::nullopt;
+     },
+     nullptr,
+     [](const GlobalOptions& o) { return Values{o.card.card.pkcs11 ? o.card.card.pkcs11->uri : std::string()}; }},
+    {"card-module", "PATH",
+     "PKCS#11 module; chooses the PKCS#11 backend (default p11-kit's proxy, when card-uri is set)",
+     SettingGroup::card, false,
+     [](GlobalOptions& o, const std::string& v) -> Why {
+         if (v.empty()) {  // "card-module =": p11-kit's proxy; does not choose the backend
+             if (o.card.card.pkcs11) o.card.card.pkcs11->module.clear();
+             return std::nullopt;
+         }
+         if (!o.card.card.pkcs11) o.card.card.pkcs11.emplace();
+         o.card.card.pkcs11->module = v;
+         return std::nullopt;
+     },
+     nullptr,
+     [](const GlobalOptions& o) { return Values{o.card.card.pkcs11 ? o.card.card.pkcs11->module : std::string()}; }},
+    {"card-pin-pad", "auto|yes|no",
+     "PKCS#11: log in on the reader's PIN pad (default auto: when the token says it has one)", SettingGroup::card,
+     false,
+     [](GlobalOptions& o, const std::string& v) -> Why {
+         using P = sc::Pkcs11Options::PinPad;
+         if (v == "auto") o.card.card.pin_pad = P::automatic;
+         else if (v == "yes") o.card.card.pin_pad = P::yes;
+         else if (v == "no") o.card.card.pin_pad = P::no;
+         else return "expected auto, yes or no, not '" + v + "'";
+         return std::nullopt;
+     },
+     nullptr,
+     [](const GlobalOptions& o) {
+         using P = sc::Pkcs11Options::PinPad;
+         const P p = o.card.card.pin_pad;
+         return Values{p == P::automatic ? "auto" : p == P::yes ? "yes" : "no"};
+     }},
     {"card-early", "yes|no|auto", "ask the card at start-up, before READY=1 (default auto: in the initramfs)",
      SettingGroup::card, false,
      [](GlobalOptions& o, const std::string& v) -> Why {

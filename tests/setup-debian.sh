@@ -13,10 +13,10 @@ pkgs=()
 for g in "${groups[@]}"; do
   case $g in
     build) pkgs+=(g++ cmake make pkg-config libboost1.81-dev libboost-log1.81-dev libboost-test1.81-dev
-                  libboost-program-options1.81-dev libcryptsetup-dev libpcsclite-dev libkeyutils-dev libssl-dev) ;;
+                  libboost-program-options1.81-dev libcryptsetup-dev libpcsclite-dev libkeyutils-dev libssl-dev libp11-kit-dev) ;;
     test)  pkgs+=(systemd cryptsetup-bin keyutils util-linux procps iproute2 python3 pcscd vsmartcard-vpcd
                   vsmartcard-vpicc python3-virtualsmartcard python3-pycryptodome pcsc-tools python3-pyscard
-                  clang libclang-rt-14-dev gdb) ;;
+                  clang libclang-rt-14-dev gdb softhsm2 opensc p11-kit) ;;
     boot)  pkgs+=(qemu-system-x86 linux-image-amd64 dracut mmdebstrap cpio zstd e2fsprogs xxd openssl) ;;
     *) echo "setup-debian.sh: unknown group '$g' (build, test, boot)" >&2; exit 2 ;;
   esac

@@ -51,7 +51,8 @@ void check_profile(std::string_view setting) {
     if (eq == std::string_view::npos) return;
     sc::CardProfile p;
     if (!sc::set_profile_field(p, setting.substr(0, eq), setting.substr(eq + 1))) return;
-    check_apdu(sc::select_apdu(p), p.aid.size(), false);
+    // SELECT with P2 00 asks for the FCI (Le 00); with 0C for nothing.
+    check_apdu(sc::select_apdu(p), p.aid.size(), p.select_p2 != 0x0C);
     const std::vector<unsigned char> seed(p.challenge_length, 0x5a);
     if (!sc::check_seed(p, seed)) std::abort();
     check_apdu(sc::challenge_apdu(p, seed), seed.size(), true);
