@@ -43,7 +43,11 @@ for g in "${groups[@]}"; do
     test)  pkgs+=(systemd cryptsetup-bin keyutils util-linux procps iproute2 python3 pcscd vsmartcard-vpcd
                   vsmartcard-vpicc python3-virtualsmartcard python3-pycryptodome pcsc-tools python3-pyscard
                   clang "$(clang_rt)" gdb) ;;
-    boot)  pkgs+=(qemu-system-x86 linux-image-amd64 dracut mmdebstrap cpio zstd e2fsprogs xxd openssl) ;;
+    # systemd-sysv: dracut's shutdown module installs poweroff/reboot/halt from it (a minimal
+    # Debian 13 root lacks it). systemd-cryptsetup: a package of its own on Debian 13, which
+    # dracut 106's systemd-cryptsetup module installs into the initramfs.
+    boot)  pkgs+=(qemu-system-x86 linux-image-amd64 dracut mmdebstrap cpio zstd e2fsprogs xxd openssl systemd-sysv)
+           if apt-cache show --no-all-versions systemd-cryptsetup >/dev/null 2>&1; then pkgs+=(systemd-cryptsetup); fi ;;
     *) echo "setup-debian.sh: unknown group '$g' (build, test, boot)" >&2; exit 2 ;;
   esac
 done
