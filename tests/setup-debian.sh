@@ -35,10 +35,15 @@ clang_rt() {
   echo "libclang-rt-$n-dev"
 }
 
+# systemd.pc (systemd's unit directory, for CMake) is in systemd on Debian 12 and in
+# systemd-dev on Debian 13.
+systemd_pc=()
+if apt-cache show --no-all-versions systemd-dev >/dev/null 2>&1; then systemd_pc=(systemd-dev); fi
+
 pkgs=()
 for g in "${groups[@]}"; do
   case $g in
-    build) pkgs+=(g++ cmake make pkg-config "${boost[@]}"
+    build) pkgs+=(g++ cmake make pkg-config "${boost[@]}" "${systemd_pc[@]}"
                   libcryptsetup-dev libpcsclite-dev libkeyutils-dev libssl-dev) ;;
     test)  pkgs+=(systemd cryptsetup-bin keyutils util-linux procps iproute2 python3 pcscd vsmartcard-vpcd
                   vsmartcard-vpicc python3-virtualsmartcard python3-pycryptodome pcsc-tools python3-pyscard
