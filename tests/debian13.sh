@@ -35,7 +35,7 @@ mkdir -p "$(dirname "$ROOT")"
 exec 9>"$ROOT.lock"
 flock 9   # one maker at a time; users of a finished root only wait for that
 [ -x "$ROOT/usr/bin/apt-get" ] && [ -e "$ROOT/etc/os-release" ] || make_root
-flock -u 9
+exec 9>&-
 echo "debian13.sh: in $(. "$ROOT/etc/os-release" && echo "$PRETTY_NAME") at $ROOT: $*"
 
 # The namespace's own mounts: the root bound onto itself (pivot_root needs a mount point),
@@ -67,4 +67,11 @@ exec unshare -m --propagation private -- /bin/bash -euo pipefail -c '
   # This root never boots: installing a kernel here need not build its initramfs (the
   # boot tests build their own). Saves dracut two runs on the first install.
   export INITRD=No
+  # Only stdin, stdout and stderr go in: mmdebstrap hands apt a pipe as "cat >&FD" for dash,
+  # which takes one digit only, so a descriptor inherited from the caller that pushes the
+  # pipe to 10 or above fails the mmdebstrap of the boot tests ("Bad fd number").
+  for fd in /proc/self/fd/*; do
+    fd=${fd##*/}
+    [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null || true
+  done
   exec "$@"' debian13 "$@"
