@@ -32,7 +32,7 @@ bool retryable(Errc c) {
     }
 }
 
-std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+std::string in_quotes(const std::string& s) { return "\"" + s + "\""; }
 
 }  // namespace
 
@@ -252,7 +252,7 @@ void CardService::on_watchdog(const std::shared_ptr<Operation>& op) {
     op->abandoned = true;
     in_flight_.reset();
     readers_[op->reader].frozen = true;
-    notify(Notice::error, "the card in reader " + quoted(op->reader) + " did not answer within " +
+    notify(Notice::error, "the card in reader " + in_quotes(op->reader) + " did not answer within " +
                               std::to_string(options_.watchdog.count()) +
                               " ms; abandoned the operation (remove and reinsert the card)");
     try_start();
@@ -264,7 +264,7 @@ void CardService::on_operation_done(const std::shared_ptr<Operation>& op, Operat
         // answers again (or is gone), so it may be used for the next attempt.
         if (auto it = readers_.find(op->reader); it != readers_.end() && it->second.frozen) {
             it->second.frozen = false;
-            notify(Notice::info, "the card in reader " + quoted(op->reader) + " answers again");
+            notify(Notice::info, "the card in reader " + in_quotes(op->reader) + " answers again");
             schedule_retry(kRetryDelay);
         }
         return;
@@ -301,7 +301,7 @@ void CardService::on_need_pin(const std::string& reader, const NeedPin& need) {
     ReaderState& st = readers_[reader];
     if (!pin_) {
         fail_all(make_error(Errc::pin_required,
-                            "the card in reader " + quoted(reader) + " needs a PIN and no PIN prompt is available"));
+                            "the card in reader " + in_quotes(reader) + " needs a PIN and no PIN prompt is available"));
         return;
     }
     const bool last = need.tries_left == 1;
@@ -309,20 +309,20 @@ void CardService::on_need_pin(const std::string& reader, const NeedPin& need) {
         // A wrong PIN now would block the card: leave that decision to a
         // person using the card's own tools, and the volumes to other agents.
         st.pin_refused = true;
-        notify(Notice::warning, "the card in reader " + quoted(reader) +
+        notify(Notice::warning, "the card in reader " + in_quotes(reader) +
                                     " has one PIN try left; crypt-agent will not spend it (verify the PIN "
                                     "with the card's own tool to reset the counter, or type a passphrase)");
-        fail_all(make_error(Errc::pin_last_try, "one PIN try left on the card in reader " + quoted(reader), 1));
+        fail_all(make_error(Errc::pin_last_try, "one PIN try left on the card in reader " + in_quotes(reader), 1));
         return;
     }
     if (need.pin_pad) {
-        notify(Notice::warning, "enter the PIN on the reader for token " + quoted(need.token_label));
+        notify(Notice::warning, "enter the PIN on the reader for token " + in_quotes(need.token_label));
         launch(reader, std::nullopt, true);
         return;
     }
     if (need.after_wrong_pin)
-        notify(Notice::warning, "wrong PIN for " + (need.token_label.empty() ? "the card in reader " + quoted(reader)
-                                                                                 : "token " + quoted(need.token_label)) +
+        notify(Notice::warning, "wrong PIN for " + (need.token_label.empty() ? "the card in reader " + in_quotes(reader)
+                                                                                 : "token " + in_quotes(need.token_label)) +
                                     (need.tries_left >= 0 ? "; " + std::to_string(need.tries_left) + " tries left"
                                                           : std::string()));
     asking_pin_ = true;
@@ -338,7 +338,7 @@ void CardService::on_pin_entered(const std::string& reader, Expected<proto::Secr
     asking_pin_ = false;
     if (stopped_) return;
     if (!pin) {
-        notify(Notice::warning, "no PIN for the card in reader " + quoted(reader) + ": " + pin.error().message);
+        notify(Notice::warning, "no PIN for the card in reader " + in_quotes(reader) + ": " + pin.error().message);
         fail_all(pin.error());
         return;
     }
@@ -346,7 +346,7 @@ void CardService::on_pin_entered(const std::string& reader, Expected<proto::Secr
     if (it == readers_.end() || !it->second.present) {
         // The card left while the person typed: the PIN is dropped (wiped) and
         // asked again for the card that comes next.
-        notify(Notice::info, "the card left reader " + quoted(reader) + " while its PIN was asked; waiting for it");
+        notify(Notice::info, "the card left reader " + in_quotes(reader) + " while its PIN was asked; waiting for it");
         return;
     }
     launch(reader, std::move(pin).value());
@@ -389,24 +389,24 @@ void CardService::on_monitor_event(MonitorEvent ev) {
         break;
     case MonitorEvent::reader_added:
         readers_[ev.reader];
-        notify(Notice::info, "reader " + quoted(ev.reader) + " added");
+        notify(Notice::info, "reader " + in_quotes(ev.reader) + " added");
         break;
     case MonitorEvent::reader_removed:
         readers_.erase(ev.reader);
-        notify(Notice::info, "reader " + quoted(ev.reader) + " removed");
+        notify(Notice::info, "reader " + in_quotes(ev.reader) + " removed");
         break;
     case MonitorEvent::card_inserted: {
         ReaderState& st = readers_[ev.reader];
         st = ReaderState{true, false, false, std::move(ev.atr)};
         quick_failures_ = 0;
-        notify(Notice::info, "card inserted in reader " + quoted(ev.reader) + " (ATR " + hex(st.atr) + ")");
+        notify(Notice::info, "card inserted in reader " + in_quotes(ev.reader) + " (ATR " + hex(st.atr) + ")");
         if (p11_) readers_[kPkcs11Reader] = ReaderState{true, false, false, {}};
         break;
     }
     case MonitorEvent::card_removed: {
         ReaderState& st = readers_[ev.reader];
         st = ReaderState{};
-        notify(Notice::info, "card removed from reader " + quoted(ev.reader));
+        notify(Notice::info, "card removed from reader " + in_quotes(ev.reader));
         break;
     }
     }

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The main job in a self-contained demo, on a fresh Debian 12 machine (as root):
+# The main job in a self-contained demo, on a fresh Debian 12 or 13 machine (as root):
 #   installs the build packages, builds crypt-agent, then in a private mount
 #   namespace (its own /run/systemd/ask-password) and a private session keyring:
 #   caches one secret, starts the agent, and lets the real systemd-ask-password
@@ -15,7 +15,7 @@ if [ "${1:-}" != --inside ]; then
   exec unshare -m --propagation private keyctl session - "$0" --inside
 fi
 
-BIN=${CRYPT_AGENT_BIN:-$SRC/build/agent/crypt-agent}
+BIN=${CRYPT_AGENT_BIN:-${BUILD_DIR:-$SRC/build}/agent/crypt-agent}
 WORK=$(mktemp -d /tmp/crypt-agent-demo.XXXXXX)
 mount -t tmpfs -o mode=0755 tmpfs /run/systemd      # private: this namespace only
 mkdir -p /run/systemd/ask-password

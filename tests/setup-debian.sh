@@ -1,6 +1,6 @@
 #!/bin/bash
-# Installs what crypt-agent needs on Debian 12 (bookworm), by group:
-#   build  compiler, CMake, Boost 1.81, libcryptsetup, pcsc-lite, keyutils, OpenSSL
+# Installs what crypt-agent needs on Debian 12 (bookworm) or Debian 13 (trixie), by group:
+#   build  compiler, CMake, Boost >= 1.81, libcryptsetup, pcsc-lite, keyutils, OpenSSL
 #   test   the real components the tests drive: systemd-ask-password, cryptsetup,
 #          keyctl, pcscd with the virtual smartcard, clang (fuzzers, LeakSanitizer)
 #   boot   QEMU, a Debian kernel, dracut and mmdebstrap for the end-to-end boots
@@ -9,22 +9,54 @@
 set -euo pipefail
 groups=("$@"); [ ${#groups[@]} -eq 0 ] && groups=(build)
 
+if [ "$(id -u)" != 0 ]; then
+  echo "setup-debian.sh: run as root (it installs packages with apt-get)" >&2; exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+release=$(. /etc/os-release && echo "${VERSION_ID:-?} ${VERSION_CODENAME:-?}")
+# Boost: the code needs >= 1.81. Debian 12's default is 1.74, with 1.81 beside it; Debian 13's
+# default is 1.83 (and it has no 1.81).
+case ${release% *} in
+  12) boost=(libboost1.81-dev libboost-log1.81-dev libboost-test1.81-dev libboost-program-options1.81-dev) ;;
+  *)  boost=(libboost-dev libboost-log-dev libboost-test-dev libboost-program-options-dev) ;;
+esac
+echo "setup-debian.sh: Debian $release"
+
+# The clang runtime (libFuzzer, sanitizers) must be the one of the clang that `clang` is:
+# Debian's clang package depends on clang-N; libclang-rt-N-dev is its runtime (14 on 12, 19 on 13).
+clang_rt() {
+  local n
+  n=$(apt-cache depends clang 2>/dev/null | sed -n 's/^ *Depends: clang-\([0-9][0-9]*\)$/\1/p' | head -n 1)
+  if [ -z "$n" ]; then
+    apt-get update -qq
+    n=$(apt-cache depends clang 2>/dev/null | sed -n 's/^ *Depends: clang-\([0-9][0-9]*\)$/\1/p' | head -n 1)
+  fi
+  [ -n "$n" ] || { echo "setup-debian.sh: apt knows no clang-N behind 'clang'" >&2; exit 1; }
+  echo "libclang-rt-$n-dev"
+}
+
+# systemd.pc (systemd's unit directory, for CMake) is in systemd on Debian 12 and in
+# systemd-dev on Debian 13.
+systemd_pc=()
+if apt-cache show --no-all-versions systemd-dev >/dev/null 2>&1; then systemd_pc=(systemd-dev); fi
+
 pkgs=()
 for g in "${groups[@]}"; do
   case $g in
-    build) pkgs+=(g++ cmake make pkg-config libboost1.81-dev libboost-log1.81-dev libboost-test1.81-dev
-                  libboost-program-options1.81-dev libcryptsetup-dev libpcsclite-dev libkeyutils-dev libssl-dev libp11-kit-dev) ;;
+    build) pkgs+=(g++ cmake make pkg-config "${boost[@]}" "${systemd_pc[@]}"
+                  libcryptsetup-dev libpcsclite-dev libkeyutils-dev libssl-dev libp11-kit-dev) ;;
     test)  pkgs+=(systemd cryptsetup-bin keyutils util-linux procps iproute2 python3 pcscd vsmartcard-vpcd
                   vsmartcard-vpicc python3-virtualsmartcard python3-pycryptodome pcsc-tools python3-pyscard
-                  clang libclang-rt-14-dev gdb softhsm2 opensc p11-kit) ;;
-    boot)  pkgs+=(qemu-system-x86 linux-image-amd64 dracut mmdebstrap cpio zstd e2fsprogs xxd openssl) ;;
+                  clang "$(clang_rt)" gdb softhsm2 opensc p11-kit) ;;
+    # systemd-sysv: dracut's shutdown module installs poweroff/reboot/halt from it (a minimal
+    # Debian 13 root lacks it). systemd-cryptsetup: a package of its own on Debian 13, which
+    # dracut 106's systemd-cryptsetup module installs into the initramfs.
+    boot)  pkgs+=(qemu-system-x86 linux-image-amd64 dracut mmdebstrap cpio zstd e2fsprogs xxd openssl systemd-sysv)
+           if apt-cache show --no-all-versions systemd-cryptsetup >/dev/null 2>&1; then pkgs+=(systemd-cryptsetup); fi ;;
     *) echo "setup-debian.sh: unknown group '$g' (build, test, boot)" >&2; exit 2 ;;
   esac
 done
 
-if [ "$(id -u)" != 0 ]; then
-  echo "setup-debian.sh: run as root (it installs packages with apt-get)" >&2; exit 1
-fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -34,7 +66,6 @@ if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 echo "setup-debian.sh: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+apt-get -o DPkg::Lock::Timeout=900 update -qq
+apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "setup-debian.sh: done"

@@ -42,10 +42,16 @@ if [ "${CARD:-0}" = 1 ]; then
     export CRYPT_AGENT_STAGING=$TMP/stage
     ln -sfn "$TMP/stage/usr/lib/dracut/modules.d/91crypt-agent" "$TMP/base/modules.d/91crypt-agent"
 fi
-# A small generic image with systemd: only the modules a LUKS root needs.
+# A small generic image with systemd: only the modules a LUKS root needs. dracut 103+
+# (Debian 13) has systemd-cryptsetup as a module of its own, which a LUKS root needs;
+# dracut 059 (Debian 12) has it inside crypt.
+MODULES="bash systemd systemd-initrd systemd-journald systemd-udevd systemd-ask-password systemd-tmpfiles dracut-systemd udev-rules base fs-lib rootfs-block dm crypt shutdown crypt-agent"
+if compgen -G "/usr/lib/dracut/modules.d/[0-9][0-9]systemd-cryptsetup" >/dev/null; then
+    MODULES="$MODULES systemd-cryptsetup"
+fi
 dracut --force --no-hostonly --no-hostonly-cmdline --no-early-microcode \
     --conf /dev/null --confdir "$TMP/none" \
-    --modules "bash systemd systemd-initrd systemd-journald systemd-udevd systemd-ask-password systemd-tmpfiles dracut-systemd udev-rules base fs-lib rootfs-block dm crypt shutdown crypt-agent" \
+    --modules "$MODULES" \
     --omit "plymouth i18n resume" \
     --drivers "$DRIVERS" --filesystems ext4 \
     --install "$INSTALL" --include "$TMP/overlay" / \

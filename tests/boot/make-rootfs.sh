@@ -1,5 +1,6 @@
 #!/bin/bash
-# The real root of the boot tests: Debian bookworm (minbase + systemd) with
+# The real root of the boot tests: this machine's Debian release (bookworm, or trixie when run
+# in tests/debian13.sh's root), minbase + systemd, with
 # the project installed from the staging tree, in a LUKS2 image (root.img)
 # whose only passphrase is the one the stand-in person types.
 #
@@ -30,14 +31,20 @@ runtime_packages() {
     done | cut -d: -f1 | sort -u
 }
 PACKAGES="systemd-sysv udev kmod keyutils pcscd vsmartcard-vpcd $(runtime_packages | tr '\n' ' ')"
+# Debian 13 splits systemd-cryptsetup (the generator and the service that ask for crypttab's
+# volumes) out of systemd; on Debian 12 it is part of systemd.
+if apt-cache show --no-all-versions systemd-cryptsetup >/dev/null 2>&1; then
+    PACKAGES="$PACKAGES systemd-cryptsetup"
+fi
+SUITE=$(. /etc/os-release && echo "$VERSION_CODENAME")
 log "root packages: $PACKAGES"
-BASE=base-$(echo "$PACKAGES" | tr ' ' '\n' | sort | sha256sum | cut -c1-12).tar
+BASE=base-$(echo "$SUITE $PACKAGES" | tr ' ' '\n' | sort | sha256sum | cut -c1-12).tar
 if [ ! -s "$BASE" ]; then
-    MIRROR=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)
-    log "mmdebstrap into $BASE (mirror ${MIRROR:-default})"
+    MIRROR=$("$BOOT_SRC/../apt-mirror.sh" | head -n 1)
+    log "mmdebstrap $SUITE into $BASE (mirror ${MIRROR:-default})"
     rm -f base-*.tar
     mmdebstrap --mode=root --variant=minbase --include="${PACKAGES// /,}" \
-        bookworm "$BASE.tmp.tar" ${MIRROR:+"$MIRROR"}
+        "$SUITE" "$BASE.tmp.tar" ${MIRROR:+"$MIRROR"}
     mv "$BASE.tmp.tar" "$BASE"
 fi
 

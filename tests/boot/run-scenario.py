@@ -204,6 +204,10 @@ def drive(boot, person, stall):
         if not switched and SWITCH_ROOT.search(boot.out):
             switched = True
             boot.note("switch-root")
+            # The initramfs's prompts were answered (the root opened): only a prompt in the
+            # real root can stall the boot now. (A slow machine took more than `stall` seconds
+            # from the root's prompt to the real root's questions and was taken for stalled.)
+            last_prompt_at = None
         if report_begin is None and b"BOOT-REPORT-BEGIN" in boot.out:
             report_begin = boot.now()
             boot.note("report begins")
