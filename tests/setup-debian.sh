@@ -2,7 +2,8 @@
 # Installs what crypt-agent needs on Debian 12 (bookworm), by group:
 #   build  compiler, CMake, Boost 1.81, libcryptsetup, pcsc-lite, keyutils, OpenSSL
 #   test   the real components the tests drive: systemd-ask-password, cryptsetup,
-#          keyctl, pcscd with the virtual smartcard, clang (fuzzers, LeakSanitizer)
+#          keyctl, pcscd with the virtual smartcard, clang (fuzzers, LeakSanitizer),
+#          libcacard's CAC card with OpenSC and p11-kit
 #   boot   QEMU, a Debian kernel, dracut and mmdebstrap for the end-to-end boots
 # Usage: tests/setup-debian.sh [build] [test] [boot]   (default: build)
 # Idempotent: packages already present are skipped quickly.
@@ -16,7 +17,9 @@ for g in "${groups[@]}"; do
                   libboost-program-options1.81-dev libcryptsetup-dev libpcsclite-dev libkeyutils-dev libssl-dev) ;;
     test)  pkgs+=(systemd cryptsetup-bin keyutils util-linux procps iproute2 python3 pcscd vsmartcard-vpcd
                   vsmartcard-vpicc python3-virtualsmartcard python3-pycryptodome pcsc-tools python3-pyscard
-                  clang libclang-rt-14-dev gdb) ;;
+                  clang libclang-rt-14-dev gdb)
+           # the emulated CAC card (libcacard, keys in an NSS database) read by OpenSC and p11-kit
+           pkgs+=(libcacard-dev libnss3-tools opensc opensc-pkcs11 p11-kit p11-kit-modules) ;;
     boot)  pkgs+=(qemu-system-x86 linux-image-amd64 dracut mmdebstrap cpio zstd e2fsprogs xxd openssl) ;;
     *) echo "setup-debian.sh: unknown group '$g' (build, test, boot)" >&2; exit 2 ;;
   esac
