@@ -20,7 +20,9 @@ for g in "${groups[@]}"; do
                   clang libclang-rt-14-dev gdb)
            # the emulated CAC card (libcacard, keys in an NSS database) read by OpenSC and p11-kit
            pkgs+=(libcacard-dev libnss3-tools opensc opensc-pkcs11 p11-kit p11-kit-modules) ;;
-    boot)  pkgs+=(qemu-system-x86 linux-image-amd64 dracut mmdebstrap cpio zstd e2fsprogs xxd openssl) ;;
+    boot)  pkgs+=(qemu-system-x86 linux-image-amd64 dracut mmdebstrap cpio zstd e2fsprogs xxd openssl)
+           # QEMU's own CCID reader with libcacard's card; in the initramfs: libccid, p11-kit, OpenSC
+           pkgs+=(libccid opensc opensc-pkcs11 p11-kit-modules libnss3-tools) ;;
     *) echo "setup-debian.sh: unknown group '$g' (build, test, boot)" >&2; exit 2 ;;
   esac
 done

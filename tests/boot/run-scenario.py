@@ -100,8 +100,9 @@ class Card:
 
 class Boot:
     def __init__(self, name, initrd, disks, append="", nic=None, timeout=480, luks_root=True,
-                 root_image="root.img"):
+                 root_image="root.img", devices=()):
         self.name, self.initrd, self.disks, self.luks_root = name, initrd, disks, luks_root
+        self.devices = list(devices)
         self.root_image = root_image
         self.append, self.nic, self.timeout = append, nic, timeout
         self.out = b""
@@ -136,7 +137,7 @@ class Boot:
                "-kernel", KERNEL, "-initrd", self.initrd, "-append", append]
         for disk, snapshot in self.disks:
             cmd += ["-drive", f"file={disk},format=raw,if=virtio" + (",snapshot=on" if snapshot else "")]
-        cmd += ["-nic", self.nic or "none"]
+        cmd += ["-nic", self.nic or "none"] + self.devices
         return cmd
 
     def start(self):
@@ -642,6 +643,47 @@ def card_rotate(name):
     return v.finish(boots[-1], times.get(f"boot {len(boots)}"))
 
 
+def ccid_devices(tag):
+    """QEMU's own CCID reader (usb-ccid on the PIIX3 UHCI bus of -usb) holding
+    libcacard's CAC card, backed by a fresh copy of prepare-ccid.sh's NSS
+    database (the card may write to it)."""
+    os.makedirs(os.path.join(WORK, "runs"), exist_ok=True)
+    db = os.path.join(WORK, "runs", f"{tag}-db")
+    subprocess.run(["rm", "-rf", db], check=True)
+    subprocess.run(["cp", "-a", os.path.join(WORK, "ccid-db"), db], check=True)
+    return ["-usb", "-device", "usb-ccid", "-device",
+            f"ccid-card-emulated,backend=certificates,db=sql:{db},cert1=cert1,cert2=cert2,cert3=cert3"]
+
+
+def ccid_reaches_guest(name):
+    """A real CCID reader for the guest: QEMU's usb-ccid with libcacard's
+    emulated CAC card. In the initramfs, what the dracut module installed for
+    a PKCS#11 key (card-uri) - pcscd with libccid, p11-kit's proxy and the
+    registered OpenSC module - shows the token and its three certificates
+    (pkcs11-tool through the proxy, as the agent loads it), as on a laptop."""
+    boot = Boot(name, os.path.join(WORK, "initrd-ccid.img"), [], append="test.ccid-status", timeout=420,
+                luks_root=False, devices=ccid_devices(name))
+    try:
+        end, _, _ = drive(boot, None, stall=0)
+    finally:
+        boot.stop()
+    m = re.search(rb"CCID-STATUS-BEGIN(.*?)CCID-STATUS-END", boot.out, re.S)
+    status = console_text(m.group(1)) if m else ""
+    print("  in the guest:\n    " + "\n    ".join(status.strip().splitlines()) if status else "  in the guest: nothing")
+    v = Verdict(name)
+    v.check(m is not None, f"the initramfs ran the token check (ended by: {end})")
+    v.check(bool(re.search(r"^USB-CCID-INTERFACES \S", status, re.M)), "the guest's USB bus has a CCID interface")
+    v.check(bool(re.search(r"CCID Interface[^\n]*\n\s*token label\s*: Test CAC cert1\n", status)),
+            "p11-kit's proxy lists the CCID reader's token 'Test CAC cert1' (pcscd + libccid + OpenSC)")
+    v.check(bool(re.search(r"(?i)token manufacturer\s*: Common Access Card", status)),
+            "OpenSC's CAC driver read it (manufacturer 'Common Access Card')")
+    ids = sorted(set(re.findall(r"ID:\s+(000[123])", status)))
+    v.check(ids == ["0001", "0002", "0003"], f"its three certificates, ids 0001..0003, are listed (got {ids})")
+    leaked = [s for s in ("ccid-pin",) if secret(s) in boot.out]
+    v.check(not leaked, f"no PIN on the console (leaked: {leaked or 'none'})")
+    return v.finish(boot, None)
+
+
 # "fakeclock": these boots expire systemd's 150 s keyring cache at once (see
 # initrd-overlay/etc/systemd/system/test-expire-systemd-cache.service).
 SCENARIOS = {
@@ -652,6 +694,7 @@ SCENARIOS = {
     "card-one-pin": card_one_pin,
     "card-control-wrong-key": control_wrong_card_key,
     "card-rotate": card_rotate,
+    "ccid-reaches-guest": ccid_reaches_guest,
 }
 
 if __name__ == "__main__":
