@@ -14,6 +14,7 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ca::agent {
@@ -24,6 +25,8 @@ struct GlobalOptions;  // the CLI's global options (defined by the agent's CLI)
 struct CardCliEnv {
     std::filesystem::path ask_dir = "/run/systemd/ask-password";
     int log_level = 6;  // syslog priority: messages above it are dropped (7 = debug)
+    // card-* settings from the configuration file and the command line (name, value), in order.
+    std::vector<std::pair<std::string, std::string>> card_settings;
 };
 
 // Entry point for the CLI dispatcher; returns the process exit code

@@ -84,6 +84,7 @@ public:
           lookup_(std::move(lookup)),
           deliver_(std::move(deliver)),
           memo_(std::move(memo)),
+          card_options_(config.card),
           service_(sc::CardService::create(io.get_executor(), config.card, &asker_, &CardSource::log_notice)) {
         for (const auto& [id, uuid] : config.volumes) configured_.push_back(id);
     }
@@ -203,6 +204,7 @@ private:
         std::vector<std::pair<std::vector<unsigned char>, sc::CardService::ResponseHandler>> asks;
         std::vector<std::function<void()>> from_memo;
         bool enrolled = false;
+        std::vector<unsigned char> enrolled_seed;  // shapes the fresh seed (an EC key's is a point)
         for (const auto& id : ids) {
             // Delivered once per Id: the server keeps them in its cache.  Asked
             // again, the server has rejected them (a retry with AcceptCached=0),
@@ -210,6 +212,7 @@ private:
             if (stopped_ || in_progress_.count(id) || delivered_.count(id)) continue;
             auto set = find(id);
             if (!set || set->seeds.empty()) continue;
+            if (set->enrolled && enrolled_seed.empty()) enrolled_seed = set->seeds.front();
             enrolled = enrolled || set->enrolled;
             in_progress_.insert(id);
             auto job = std::make_shared<Job>();
@@ -244,7 +247,7 @@ private:
 #ifdef CA_CARD_SOURCE_LUKS
             next_requested_ = true;
             next_outstanding_ = true;
-            auto seed = luks::make_seed();
+            auto seed = sc::fresh_seed(card_options_, enrolled_seed);
             asks.emplace_back(seed, [this, alive = std::weak_ptr<int>(alive_), seed](sc::Expected<proto::Secret> r) {
                 if (alive.lock()) on_next_response(seed, std::move(r));
             });
@@ -350,6 +353,7 @@ private:
     SeedLookup lookup_;
     Deliver deliver_;
     BootMemo memo_;
+    sc::CardOptions card_options_;
     std::shared_ptr<sc::CardService> service_;
     mutable std::map<std::string, std::optional<VolumeSeedSet>> lookups_;
     std::set<std::string> in_progress_;
@@ -400,6 +404,26 @@ std::optional<std::string> apply_card_setting(CardSourceConfig& c, const std::st
     if (name == "card-crypttab") { c.crypttab = value; return std::nullopt; }
     if (name == "card-reader") { c.card.reader_filter = value; return std::nullopt; }
     if (name == "card-aid") return profile("aid");
+    if (name == "card-select-p2") return profile("select-p2");
+    if (name == "card-uri" || name == "card-module") {
+        if (value.empty()) return "expected a value";
+        if (name == "card-uri") {
+            auto uri = sc::parse_pkcs11_uri(value);
+            if (!uri) return uri.error().message;
+        }
+        if (!c.card.pkcs11) c.card.pkcs11.emplace();
+        if (name == "card-uri") c.card.pkcs11->uri = value;
+        else c.card.pkcs11->module = value;
+        return std::nullopt;
+    }
+    if (name == "card-pin-pad") {
+        using P = sc::Pkcs11Options::PinPad;
+        if (value == "auto") c.card.pin_pad = P::automatic;
+        else if (value == "yes") c.card.pin_pad = P::yes;
+        else if (value == "no") c.card.pin_pad = P::no;
+        else return "expected auto, yes or no";
+        return std::nullopt;
+    }
     if (name == "card-command") return profile("command");
     if (name == "card-challenge-length") return profile("challenge-length");
     if (name == "card-pin-reference") return profile("pin-reference");

@@ -77,6 +77,8 @@ po::options_description global_options() {
     return d;
 }
 
+po::options_description card_options();
+
 po::options_description serve_options() {
     po::options_description d("serve options");
     d.add_options()
@@ -89,7 +91,15 @@ po::options_description serve_options() {
          "take passphrases typed for one volume (systemd's 'cryptsetup' keyring entry) into the cache (default yes)")
         ("systemd-entry", po::value<std::string>()->value_name("clear|keep"),
          "after harvesting, clear systemd's entry so it is not tried silently on volumes it does not open (default clear)")
-        ("push-systemd", po::value<std::string>()->value_name("yes|no"), "also push candidates into systemd's entry (default no)")
+        ("push-systemd", po::value<std::string>()->value_name("yes|no"), "also push candidates into systemd's entry (default no)");
+    d.add(card_options());
+    return d;
+}
+
+// The card-* settings: serve, card, enroll, rotate and finish take the same ones.
+po::options_description card_options() {
+    po::options_description d("card options");
+    d.add_options()
         ("card-enable", po::value<std::string>()->value_name("yes|no"), "derive keys from a smartcard for enrolled volumes")
         ("card-volume", po::value<std::vector<std::string>>()->value_name("\"ID UUID\"")->composing(),
          "answer question ID with the card key of the LUKS volume UUID (with card-seed-file), repeatable")
@@ -103,7 +113,11 @@ po::options_description serve_options() {
         ("card-pin-reference", po::value<std::string>()->value_name("HEX|none"), "PIN reference for VERIFY")
         ("card-watchdog", po::value<std::string>()->value_name("SECONDS"), "abandon a card that does not answer within this time")
         ("card-pin-timeout", po::value<std::string>()->value_name("SECONDS"), "how long to wait for the PIN")
-        ("card-allow-last-pin-try", po::value<std::string>()->value_name("yes|no"), "allow trying a PIN with one try left (default no)");
+        ("card-allow-last-pin-try", po::value<std::string>()->value_name("yes|no"), "allow trying a PIN with one try left (default no)")
+        ("card-select-p2", po::value<std::string>()->value_name("HEX"), "SELECT's P2: 00 (default, OpenPGP cards) or 0C")
+        ("card-uri", po::value<std::string>()->value_name("pkcs11:...|auto"), "PKCS#11 key (RFC 7512 URI); chooses the PKCS#11 backend")
+        ("card-module", po::value<std::string>()->value_name("PATH"), "PKCS#11 module (default p11-kit's proxy); chooses the PKCS#11 backend")
+        ("card-pin-pad", po::value<std::string>()->value_name("auto|yes|no"), "PKCS#11: log in on the reader's PIN pad (auto: when the token says it has one)");
     return d;
 }
 
@@ -207,6 +221,7 @@ int main_cli_unguarded(int argc, char** argv) {
     if (cmd == "serve") desc.add(serve_options());
     if (cmd == "cache" && sub == "put") desc.add(cache_put_options());
     if (cmd == "finish") desc.add(finish_options());
+    if (external || cmd == "finish") desc.add(card_options());
 
     po::variables_map vm;
     std::vector<std::string> unrecognised;
@@ -293,6 +308,7 @@ int main_cli_unguarded(int argc, char** argv) {
         CardCliEnv env;
         env.ask_dir = o.ask_dir;
         env.log_level = static_cast<int>(o.log_level);
+        env.card_settings = o.card_settings;
         return card_main(args, env);
     }
 #endif

@@ -18,6 +18,7 @@
 #include <iostream>
 #include <optional>
 
+#include "agent/card_source.hpp"
 #include "agent/crypttab.hpp"
 #include "agent/options.hpp"
 #include "agent/pin_asker.hpp"
@@ -26,6 +27,17 @@
 namespace ca::agent {
 namespace po = boost::program_options;
 namespace {
+
+// card-luks1-dir from the configuration and the command line: the default of --luks1-store.
+std::string& luks1_default() {
+    static std::string dir = luks::StoreOptions{}.luks1_dir;
+    return dir;
+}
+
+void take_store_settings(const GlobalOptions& globals) {
+    for (const auto& [name, value] : globals.card_settings)
+        if (name == "card-luks1-dir") luks1_default() = value;
+}
 
 CardOpener& card_opener() {
     static CardOpener opener;
@@ -96,6 +108,7 @@ po::options_description common_description(CommonOptions& o) {
 
 std::optional<CommonOptions> parse(const std::vector<std::string>& args, bool is_enroll) {
     CommonOptions o;
+    o.store.luks1_dir = luks1_default();
     po::options_description d = common_description(o);
     if (is_enroll)
         d.add_options()("passphrase-stdin", po::bool_switch(&o.passphrase_stdin),
@@ -159,14 +172,23 @@ std::vector<proto::Secret> read_passphrases() {
 
 // The real card through the smartcard layer: one private loop per card
 // operation, the PIN (when the profile needs one) asked through ask-password.
-luks::CardAccess real_card(const CommonOptions& o, const GlobalOptions& globals) {
+std::optional<luks::CardAccess> real_card(const CommonOptions& o, const GlobalOptions& globals, bool enrolling) {
+    // The card-* settings of serve (file and command line); this command's own flags win.
+    CardSourceConfig settings;
+    for (const auto& [name, value] : globals.card_settings)
+        if (auto why = apply_card_setting(settings, name, value)) {
+            std::fprintf(stderr, "crypt-agent: %s: %s\n", name.c_str(), why->c_str());
+            return std::nullopt;
+        }
     smartcard::BlockingOptions b;
-    b.card.reader_filter = o.reader;
+    b.card = settings.card;
+    if (!o.reader.empty()) b.card.reader_filter = o.reader;
     if (o.no_pin) b.card.profile.pin_reference.reset();
     b.wait_for_card = std::chrono::milliseconds(static_cast<long>(o.card_wait_s * 1000));
     const std::filesystem::path ask_dir = globals.ask_dir;
-    b.pin = [ask_dir](boost::asio::io_context& io) -> std::unique_ptr<smartcard::PinPrompt> {
-        return std::make_unique<PinAsker>(io, PinAskerOptions{ask_dir, std::chrono::seconds(180), 0});
+    const std::chrono::seconds pin_timeout = settings.pin_timeout;
+    b.pin = [ask_dir, pin_timeout](boost::asio::io_context& io) -> std::unique_ptr<smartcard::PinPrompt> {
+        return std::make_unique<PinAsker>(io, PinAskerOptions{ask_dir, pin_timeout, 0});
     };
     b.notice = [](const smartcard::Notice& n) {
         const int prio = n.severity == smartcard::Notice::error ? 3 : n.severity == smartcard::Notice::warning ? 4 : 6;
@@ -174,6 +196,46 @@ luks::CardAccess real_card(const CommonOptions& o, const GlobalOptions& globals)
     };
     luks::CardAccess card;
     card.profile_id = b.card.profile.name;
+    // The seed is as long as the profile's challenge (card-challenge-length).
+    card.new_seed = [options = b.card](const std::vector<unsigned char>& like) {
+        return smartcard::fresh_seed(options, like);
+    };
+    if (b.card.pkcs11) {
+        card.profile_id = std::string(proto::kSeedKindPkcs11);
+        card.key_uri = b.card.pkcs11->uri;
+    }
+    if (b.card.pkcs11 && enrolling) {
+        // The key's type decides the first seed (an EC key's is a point on its
+        // curve), and the record names the key.  Asked without a login, on this
+        // thread, with a module finalized before any card operation loads its own.
+        // (Rotation shapes new seeds like the recorded ones and needs no module
+        // here: `finish` rotates from the boot's responses with the token gone.)
+        unsigned ec_bits = 0;
+        auto module = smartcard::Pkcs11Module::load(*b.card.pkcs11);
+        if (!module) {
+            std::fprintf(stderr, "crypt-agent: %s\n", module.error().message.c_str());
+            return std::nullopt;
+        }
+        auto key = (*module)->describe_key();
+        module->reset();
+        if (key) {
+            if (!key->usable) {
+                std::fprintf(stderr, "crypt-agent: the key %s (%s) cannot be used: %s\n", key->uri.c_str(),
+                             key->type_text().c_str(), key->why_not.c_str());
+                return std::nullopt;
+            }
+            if (key->kind == smartcard::KeyKind::ec) ec_bits = key->bits;
+            if (b.card.pkcs11->uri == "auto") card.key_uri = key->uri;
+        } else if (key.error().code != smartcard::Errc::bad_profile) {
+            std::fprintf(stderr, "crypt-agent: %s\n", key.error().message.c_str());
+            return std::nullopt;
+        }
+        const smartcard::CardOptions options = b.card;
+        card.new_seed = [options, ec_bits](const std::vector<unsigned char>& like) {
+            if (like.empty() && ec_bits) return smartcard::make_ec_seed(ec_bits);
+            return smartcard::fresh_seed(options, like);
+        };
+    }
     card.challenge = smartcard::make_challenge_fn(b, false);
     card.batch = [b](const std::vector<std::vector<unsigned char>>& seeds, bool check_determinism) {
         return smartcard::responses_blocking(b, seeds, check_determinism);
@@ -228,8 +290,8 @@ std::optional<proto::Secret> ask_existing_passphrase(const std::string& volume) 
     return pass;
 }
 
-std::optional<luks::CardAccess> open_card(const CommonOptions& o, const GlobalOptions& globals) {
-    if (!card_opener()) return real_card(o, globals);
+std::optional<luks::CardAccess> open_card(const CommonOptions& o, const GlobalOptions& globals, bool enrolling) {
+    if (!card_opener()) return real_card(o, globals, enrolling);
     auto card = card_opener()(o.reader, std::string());
     if (!card) {
         std::fprintf(stderr, "crypt-agent: cannot use the card: %s\n", card.error().message.c_str());
@@ -294,10 +356,11 @@ int run_rotate(const std::vector<std::string>& args, luks::CardAccess& card, con
 }
 
 int enroll_main(const std::vector<std::string>& args, const GlobalOptions& globals) {
+    take_store_settings(globals);
     auto o = parse(args, true);
     if (!o) return kUsage;
     if (o->help) return kAllDone;
-    auto card = open_card(*o, globals);
+    auto card = open_card(*o, globals, true);
     if (!card) return kUsage;
     return run_enroll(args, *card);
 }
@@ -307,10 +370,11 @@ int rotate_main(const std::vector<std::string>& args, const GlobalOptions& globa
 }
 
 int rotate_main(const std::vector<std::string>& args, const GlobalOptions& globals, RememberedResponses remembered) {
+    take_store_settings(globals);
     auto o = parse(args, false);
     if (!o) return kUsage;
     if (o->help) return kAllDone;
-    auto card = open_card(*o, globals);
+    auto card = open_card(*o, globals, false);
     if (!card) return kUsage;
     if (remembered.next_seed.empty()) return run_rotate(args, *card);
     // The remembered responses first; the card only for a seed the boot did not see.

@@ -74,7 +74,12 @@ std::string pin_question_message(const smartcard::PinPrompt::Request& req) {
     std::string m;
     if (req.after_wrong_pin) m += "Wrong PIN. ";
     if (req.last_try) m += "LAST TRY: a wrong PIN blocks the card. ";
-    m += "Please enter the PIN of the smartcard in reader \"" + req.reader + "\"";
+    if (!req.token_label.empty()) {
+        m += "Please enter the PIN of token \"" + req.token_label + "\"";
+        if (req.count_low && req.tries_left < 0) m += " (PIN count low)";
+    } else {
+        m += "Please enter the PIN of the smartcard in reader \"" + req.reader + "\"";
+    }
     if (req.tries_left >= 0)
         m += " (" + std::to_string(req.tries_left) + (req.tries_left == 1 ? " try left)" : " tries left)");
     m += ":";

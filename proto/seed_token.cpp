@@ -226,8 +226,17 @@ SeedResult<SeedRecord> record_from(const JsonObject& root) {
     const std::string* type = as_string(member(root, "type"));
     if (!type || *type != kSeedTokenType) return bad("not a crypt-agent record");
     auto version = as_uint(member(root, "version"));
-    if (!version || *version != kSeedRecordVersion) return bad("unsupported record version");
+    if (!version || (*version != kSeedRecordVersion && *version != kSeedRecordVersionPkcs11))
+        return bad("unsupported record version");
     SeedRecord r;
+    if (*version == kSeedRecordVersionPkcs11) {
+        const std::string* kind = as_string(member(root, "kind"));
+        if (!kind || *kind != kSeedKindPkcs11) return bad("version 2 record without kind \"pkcs11\"");
+        const std::string* key = as_string(member(root, "key"));
+        if (!key || key->empty() || key->size() > kKeyUriMaxBytes || key->rfind("pkcs11:", 0) != 0)
+            return bad("version 2 record without a pkcs11: key URI");
+        r.key_uri = *key;
+    }
     if (const std::string* profile = as_string(member(root, "profile"))) r.profile = *profile;
     else return bad("missing profile");
     auto cur = generation_from(root, "current");
@@ -280,7 +289,14 @@ void append_generation(std::string& out, std::string_view key, const SeedGenerat
 }
 
 void append_body(std::string& out, const SeedRecord& r) {
-    out += ",\"version\":" + std::to_string(kSeedRecordVersion);
+    if (r.key_uri.empty()) {
+        out += ",\"version\":" + std::to_string(kSeedRecordVersion);
+    } else {
+        out += ",\"version\":" + std::to_string(kSeedRecordVersionPkcs11) + ",\"kind\":";
+        append_quoted(out, kSeedKindPkcs11);
+        out += ",\"key\":";
+        append_quoted(out, r.key_uri);
+    }
     out += ",\"profile\":";
     append_quoted(out, r.profile);
     if (r.current) append_generation(out, "current", *r.current);

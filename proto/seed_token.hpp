@@ -37,7 +37,14 @@
 namespace ca::proto {
 
 inline constexpr std::string_view kSeedTokenType = "crypt-agent";
+// Version 1: the APDU profile's record (written byte for byte as before).
+// Version 2: a PKCS#11 key's record: "kind":"pkcs11" and "key":"<RFC 7512 URI>"
+// beside the same generations; for an EC key each generation's seed is the
+// ephemeral public point (04 X Y) that the card's key derives with.
 inline constexpr int kSeedRecordVersion = 1;
+inline constexpr int kSeedRecordVersionPkcs11 = 2;
+inline constexpr std::string_view kSeedKindPkcs11 = "pkcs11";
+inline constexpr std::size_t kKeyUriMaxBytes = 1024;
 // The vicc profile sends the seed as one INTERNAL AUTHENTICATE: at most 240 bytes.
 inline constexpr std::size_t kSeedMaxBytes = 240;
 // LUKS2 has 32 keyslots, LUKS1 8.
@@ -61,6 +68,7 @@ struct SeedRecord {
     std::optional<SeedGeneration> current;   // the key the volume opens with now
     std::optional<SeedGeneration> pending;   // intent: keyslot being added (not trusted yet)
     std::optional<SeedGeneration> previous;  // retiring: keyslot about to be destroyed
+    std::string key_uri;                     // PKCS#11 key (version 2); empty: an APDU card (version 1)
     friend bool operator==(const SeedRecord&, const SeedRecord&) = default;
 
     // Every generation named, current first: the candidates to offer at boot.

@@ -72,7 +72,7 @@ bool settle_pin(CardConnection& c, OperationRequest& req, ApduCounters* counters
             proto::Secret apdu = verify_apdu(req.profile, *req.pin);
             req.pin.reset();  // Secret's destructor wipes the PIN
             if (apdu.empty()) {  // a PIN no VERIFY can carry: ask again, no try spent
-                stop = NeedPin{-1, false};
+                stop = NeedPin{-1, false, {}, false, false};
                 return true;
             }
             if (counters) ++counters->verifies;
@@ -91,7 +91,7 @@ bool settle_pin(CardConnection& c, OperationRequest& req, ApduCounters* counters
     case PinState::not_needed:
         return false;
     case PinState::tries_left:
-        stop = NeedPin{st.tries, have_pin};
+        stop = NeedPin{st.tries, have_pin, {}, false, false};
         return true;
     case PinState::blocked:
         stop = make_error(Errc::pin_blocked,
@@ -228,7 +228,7 @@ OperationResult run_operation(OperationRequest req, ApduCounters* counters) {
         if (!first) {
             c.close(verified);
             if (first.error().code == Errc::pin_required && req.profile.pin_reference && !verified)
-                return NeedPin{-1, false};
+                return NeedPin{-1, false, {}, false, false};
             return std::move(first).error();
         }
         if (req.check_determinism) {

@@ -68,12 +68,16 @@ struct OperationRequest {
     std::vector<std::vector<unsigned char>> seeds;
     std::optional<proto::Secret> pin;  // wiped right after VERIFY
     bool check_determinism = false;     // ask each challenge twice and compare
+    bool pin_pad_login = false;         // PKCS#11: C_Login with a NULL PIN (the reader asks)
 };
 
 // The card wants a PIN (first time: from an empty VERIFY; after a wrong PIN: from 63Cx).
 struct NeedPin {
     int tries_left = -1;  // -1: the card did not say
     bool after_wrong_pin = false;
+    std::string token_label;  // PKCS#11: the token's label, for the prompt
+    bool count_low = false;   // PKCS#11: CKF_USER_PIN_COUNT_LOW
+    bool pin_pad = false;     // PKCS#11: log in on the reader, ask nothing
 };
 
 struct Responses {

@@ -54,6 +54,10 @@ Status set_profile_field(CardProfile& p, std::string_view key, std::string_view 
         if (ec != std::errc{} || end != value.data() + value.size() || n == 0 || n > 255)
             return profile_error(key, "expected a number from 1 to 255");
         p.challenge_length = n;
+    } else if (key == "select-p2") {
+        auto p2 = unhex(value);
+        if (!p2 || p2->size() != 1) return profile_error(key, "expected 2 hex digits (00 or 0C)");
+        p.select_p2 = (*p2)[0];
     } else if (key == "pin-reference") {
         if (value == "none") { p.pin_reference.reset(); return Ok{}; }
         auto ref = unhex(value);
@@ -74,8 +78,9 @@ Status check_seed(const CardProfile& p, std::span<const unsigned char> seed) {
 }
 
 Apdu select_apdu(const CardProfile& p) {
-    // P2=0C: no response data wanted (the lab's card accepts only this form).
-    return command(0x00, 0xA4, 0x04, 0x0C, p.aid, false);
+    // P2 00 asks for the FCI (OpenPGP cards, as scdaemon sends it); 0C for none.
+    // With 00 a case 4 APDU (Le 00), as the card will answer with data.
+    return command(0x00, 0xA4, 0x04, p.select_p2, p.aid, p.select_p2 != 0x0C);
 }
 
 Apdu challenge_apdu(const CardProfile& p, std::span<const unsigned char> seed) {

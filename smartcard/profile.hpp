@@ -24,6 +24,9 @@ struct CardProfile {
     std::string name = "iso7816-internal-authenticate";
     // SELECT by DF name (00 A4 04 0C Lc AID) before anything else; empty: no SELECT.
     std::vector<unsigned char> aid;
+    // SELECT's P2: 00 (return FCI) as scdaemon and OpenSC send to OpenPGP cards;
+    // 0C (no response data) for cards that accept only that form (the lab's vicc).
+    unsigned char select_p2 = 0x00;
     // The challenge command: CLA INS P1 P2, Lc = challenge length, Le = 00.
     // 00 88 06 00 is INTERNAL AUTHENTICATE with algorithm reference 06 and the
     // card's default key; the lab's iso7816 card answers with AES-128-CBC.
@@ -36,7 +39,7 @@ struct CardProfile {
 
 // Sets one profile field from its configuration name, e.g. ("aid", "A000000...").
 // Keys: name, aid, command (8 hex digits CLA INS P1 P2), challenge-length,
-// pin-reference (2 hex digits or "none").  Returns bad_profile with the reason.
+// pin-reference (2 hex digits or "none"), select-p2 (2 hex digits).  Returns bad_profile with the reason.
 [[nodiscard]] Status set_profile_field(CardProfile& p, std::string_view key, std::string_view value);
 
 // The seed must be exactly as long as the profile's challenge (and fit a short APDU).

@@ -2,7 +2,10 @@
 
 #include <boost/asio/post.hpp>
 
+#include <openssl/rand.h>
+
 #include <atomic>
+#include <stdexcept>
 #include <thread>
 #include <type_traits>
 
@@ -33,6 +36,15 @@ std::string quoted(const std::string& s) { return "\"" + s + "\""; }
 
 }  // namespace
 
+std::vector<unsigned char> fresh_seed(const CardOptions& options, std::span<const unsigned char> like) {
+    if (options.pkcs11)
+        if (const unsigned bits = ec_seed_bits(like)) return make_ec_seed(bits);
+    std::vector<unsigned char> seed(options.pkcs11 ? 32 : options.profile.challenge_length);
+    if (RAND_bytes(seed.data(), static_cast<int>(seed.size())) != 1)
+        throw std::runtime_error("no random bytes for a seed (OpenSSL RAND_bytes failed)");
+    return seed;
+}
+
 struct CardService::Operation {
     std::string reader;
     std::atomic<bool> abandoned{false};
@@ -58,6 +70,14 @@ CardService::~CardService() { stop(); }
 
 void CardService::start() {
     if (monitor_) return;
+    if (options_.pkcs11) {
+        Pkcs11Options p = *options_.pkcs11;
+        p.pin_pad = options_.pin_pad;
+        p11_ = std::make_unique<Pkcs11Thread>(std::move(p));
+        // A module hides readers behind tokens: one pseudo-reader stands for it,
+        // always "present"; a missing token is a retryable no_card.
+        readers_[kPkcs11Reader] = ReaderState{true, false, false, {}};
+    }
     std::weak_ptr<CardService> weak = weak_from_this();
     monitor_ = std::make_unique<Monitor>(gate_, [weak](MonitorEvent ev) {
         if (auto self = weak.lock()) self->on_monitor_event(std::move(ev));
@@ -78,6 +98,8 @@ void CardService::stop() {
     asking_pin_ = false;
     fail_all(make_error(Errc::cancelled, "the smartcard service is shutting down"));
     forget_responses();
+    // C_Finalize on the module's own thread, before the caller goes on to exit.
+    if (p11_) p11_->stop();
 }
 
 void CardService::notify(Notice::Kind k, std::string text) {
@@ -108,7 +130,13 @@ void CardService::enqueue(std::vector<unsigned char> seed, bool check_determinis
         boost::asio::post(ex_, [handler] { handler(make_error(Errc::cancelled, "the smartcard service is stopped")); });
         return;
     }
-    if (auto ok = check_seed(options_.profile, seed); !ok) {
+    if (options_.pkcs11 && (seed.empty() || seed.size() > 240)) {
+        boost::asio::post(ex_, [handler] {
+            handler(make_error(Errc::bad_profile, "a PKCS#11 seed must be 1 to 240 bytes"));
+        });
+        return;
+    }
+    if (auto ok = options_.pkcs11 ? Status(Ok{}) : check_seed(options_.profile, seed); !ok) {
         boost::asio::post(ex_, [handler, e = ok.error()] { handler(e); });
         return;
     }
@@ -127,6 +155,10 @@ void CardService::enqueue(std::vector<unsigned char> seed, bool check_determinis
 std::optional<std::string> CardService::pick_reader() const {
     for (const auto& [name, st] : readers_) {
         if (!st.present || st.frozen || st.pin_refused) continue;
+        if (options_.pkcs11) {
+            if (name == kPkcs11Reader) return name;
+            continue;
+        }
         if (!options_.reader_filter.empty() && name.find(options_.reader_filter) == std::string::npos)
             continue;
         return name;
@@ -139,11 +171,12 @@ void CardService::try_start() {
     if (auto reader = pick_reader()) launch(*reader, std::nullopt);
 }
 
-void CardService::launch(const std::string& reader, std::optional<proto::Secret> pin) {
+void CardService::launch(const std::string& reader, std::optional<proto::Secret> pin, bool pin_pad) {
     OperationRequest req;
     req.reader = reader;
     req.profile = options_.profile;
     req.pin = std::move(pin);
+    req.pin_pad_login = pin_pad;
     in_flight_keys_.clear();
     for (const auto& [key, p] : pending_) {
         req.seeds.push_back(p.seed);
@@ -161,6 +194,10 @@ void CardService::launch(const std::string& reader, std::optional<proto::Secret>
         if (ec) return;
         if (auto self = weak.lock()) self->on_watchdog(op);
     });
+    if (p11_) {
+        run_pkcs11(std::move(req), op);
+        return;
+    }
     // A thread per operation: operations are rare (one per boot and seed), and
     // a thread stuck in SCardTransmit on a frozen card must not hold up the next.
     std::thread([gate = gate_, counters = counters_, weak, op, req = std::move(req)]() mutable {
@@ -169,6 +206,45 @@ void CardService::launch(const std::string& reader, std::optional<proto::Secret>
             if (auto self = weak.lock()) self->on_operation_done(op, std::move(*result));
         });
     }).detach();
+}
+
+// On the module's thread; the result enters the loop through the gate, as an
+// APDU operation's does, so the watchdog and retries treat both alike.
+void CardService::run_pkcs11(OperationRequest req, const std::shared_ptr<Operation>& op) {
+    std::weak_ptr<CardService> weak = weak_from_this();
+    auto shared_req = std::make_shared<OperationRequest>(std::move(req));
+    p11_->post([gate = gate_, weak, op, shared_req](Pkcs11Module* module, const Error* load_error) {
+        OperationResult result = Responses{};
+        if (op->abandoned) return;
+        if (!module) {
+            result = load_error ? *load_error : make_error(Errc::internal, "no PKCS#11 module");
+        } else {
+            Pkcs11Request r;
+            r.seeds = shared_req->seeds;
+            if (shared_req->pin) r.pin = std::move(shared_req->pin);
+            r.pin_pad_login = shared_req->pin_pad_login;
+            r.check_determinism = shared_req->check_determinism;
+            auto got = module->operate(r);
+            r.pin.reset();  // wiped by Secret's destructor
+            if (auto* ok = std::get_if<Pkcs11Responses>(&got)) {
+                result = Responses{std::move(ok->responses)};
+            } else if (auto* need = std::get_if<Pkcs11NeedPin>(&got)) {
+                NeedPin n;
+                n.tries_left = need->tries_left;
+                n.after_wrong_pin = need->after_wrong_pin;
+                n.token_label = need->token_label;
+                n.count_low = need->count_low;
+                n.pin_pad = need->pin_pad;
+                result = n;
+            } else {
+                result = std::get<Error>(got);
+            }
+        }
+        auto shared_result = std::make_shared<OperationResult>(std::move(result));
+        gate->post([weak, op, shared_result] {
+            if (auto self = weak.lock()) self->on_operation_done(op, std::move(*shared_result));
+        });
+    });
 }
 
 void CardService::on_watchdog(const std::shared_ptr<Operation>& op) {
@@ -239,13 +315,20 @@ void CardService::on_need_pin(const std::string& reader, const NeedPin& need) {
         fail_all(make_error(Errc::pin_last_try, "one PIN try left on the card in reader " + quoted(reader), 1));
         return;
     }
+    if (need.pin_pad) {
+        notify(Notice::warning, "enter the PIN on the reader for token " + quoted(need.token_label));
+        launch(reader, std::nullopt, true);
+        return;
+    }
     if (need.after_wrong_pin)
-        notify(Notice::warning, "wrong PIN for the card in reader " + quoted(reader) +
+        notify(Notice::warning, "wrong PIN for " + (need.token_label.empty() ? "the card in reader " + quoted(reader)
+                                                                                 : "token " + quoted(need.token_label)) +
                                     (need.tries_left >= 0 ? "; " + std::to_string(need.tries_left) + " tries left"
                                                           : std::string()));
     asking_pin_ = true;
     std::weak_ptr<CardService> weak = weak_from_this();
-    PinPrompt::Request req{reader, hex(st.atr), need.tries_left, need.after_wrong_pin, last};
+    PinPrompt::Request req{need.token_label.empty() ? reader : need.token_label, hex(st.atr), need.tries_left,
+                           need.after_wrong_pin, last, need.token_label, need.count_low};
     pin_->ask(req, [weak, reader](Expected<proto::Secret> pin) {
         if (auto self = weak.lock()) self->on_pin_entered(reader, std::move(pin));
     });
@@ -294,6 +377,9 @@ void CardService::on_monitor_event(MonitorEvent ev) {
     if (stopped_) return;
     switch (ev.kind) {
     case MonitorEvent::service_up:
+        // A module that talked to the pcscd that went away holds dead slots:
+        // finalize and initialize it again before its next operation.
+        if (p11_ && !service_up_) p11_->reinitialize_next();
         service_up_ = true;
         notify(Notice::info, "pcscd is available");
         break;
@@ -314,6 +400,7 @@ void CardService::on_monitor_event(MonitorEvent ev) {
         st = ReaderState{true, false, false, std::move(ev.atr)};
         quick_failures_ = 0;
         notify(Notice::info, "card inserted in reader " + quoted(ev.reader) + " (ATR " + hex(st.atr) + ")");
+        if (p11_) readers_[kPkcs11Reader] = ReaderState{true, false, false, {}};
         break;
     }
     case MonitorEvent::card_removed: {

@@ -28,6 +28,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,6 +38,7 @@
 #include "smartcard/expected.hpp"
 #include "smartcard/loop_gate.hpp"
 #include "smartcard/monitor.hpp"
+#include "smartcard/pkcs11.hpp"
 #include "smartcard/profile.hpp"
 
 namespace ca::smartcard {
@@ -49,7 +51,18 @@ struct CardOptions {
     // is true a person is still asked (with a warning that a wrong PIN blocks
     // the card); when false (default) the card is left alone.
     bool allow_last_pin_try = false;
+    // Set (card-uri or card-module): the PKCS#11 backend answers instead of
+    // the APDU profile; its module is loaded on the service's card thread.
+    std::optional<Pkcs11Options> pkcs11;
+    // card-pin-pad, kept apart so that setting it does not choose the backend.
+    Pkcs11Options::PinPad pin_pad = Pkcs11Options::PinPad::automatic;
 };
+
+// A fresh seed for this card: the APDU profile's challenge length in random
+// bytes; for PKCS#11, a new point on the same curve when `like` is an EC
+// point (an EC key's seed), else 32 random bytes.  Throws only when the
+// system's random source fails.
+[[nodiscard]] std::vector<unsigned char> fresh_seed(const CardOptions& options, std::span<const unsigned char> like);
 
 // Asks a person for a PIN (the agent implements it over ask-password).
 class PinPrompt {
@@ -60,6 +73,8 @@ public:
         int tries_left = -1;  // -1: the card did not say
         bool after_wrong_pin = false;
         bool last_try = false;
+        std::string token_label;  // PKCS#11 token (then `reader` names it too)
+        bool count_low = false;   // PKCS#11: CKF_USER_PIN_COUNT_LOW
     };
     using Done = std::function<void(Expected<proto::Secret>)>;
     virtual ~PinPrompt() = default;
@@ -112,6 +127,9 @@ public:
     [[nodiscard]] unsigned operations_started() const noexcept { return operations_; }
 
     static constexpr int kMaxQuickRetries = 5;
+    // The name PKCS#11 operations use where the APDU backend names a reader:
+    // a module hides readers behind tokens.
+    static constexpr const char* kPkcs11Reader = "PKCS#11";
 
 private:
     struct Private {};
@@ -138,7 +156,8 @@ private:
     void enqueue(std::vector<unsigned char> seed, bool check_determinism, ResponseHandler handler);
     void try_start();
     std::optional<std::string> pick_reader() const;
-    void launch(const std::string& reader, std::optional<proto::Secret> pin);
+    void launch(const std::string& reader, std::optional<proto::Secret> pin, bool pin_pad = false);
+    void run_pkcs11(OperationRequest req, const std::shared_ptr<Operation>& op);
     void on_operation_done(const std::shared_ptr<Operation>& op, OperationResult result);
     void on_watchdog(const std::shared_ptr<Operation>& op);
     void on_need_pin(const std::string& reader, const NeedPin& need);
@@ -162,6 +181,7 @@ private:
     std::map<std::string, ReaderState> readers_;
     std::map<std::string, Pending> pending_;          // key: hex(seed)
     std::map<std::string, proto::Secret> responses_;  // key: hex(seed)
+    std::unique_ptr<Pkcs11Thread> p11_;  // PKCS#11 only: the thread that owns the module
     std::shared_ptr<Operation> in_flight_;
     std::vector<std::string> in_flight_keys_;
     bool asking_pin_ = false;

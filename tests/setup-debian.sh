@@ -14,12 +14,12 @@ pkgs=()
 for g in "${groups[@]}"; do
   case $g in
     build) pkgs+=(g++ cmake make pkg-config libboost1.81-dev libboost-log1.81-dev libboost-test1.81-dev
-                  libboost-program-options1.81-dev libcryptsetup-dev libpcsclite-dev libkeyutils-dev libssl-dev) ;;
+                  libboost-program-options1.81-dev libcryptsetup-dev libpcsclite-dev libkeyutils-dev libssl-dev libp11-kit-dev) ;;
     test)  pkgs+=(systemd cryptsetup-bin keyutils util-linux procps iproute2 python3 pcscd vsmartcard-vpcd
                   vsmartcard-vpicc python3-virtualsmartcard python3-pycryptodome pcsc-tools python3-pyscard
-                  clang libclang-rt-14-dev gdb)
+                  clang libclang-rt-14-dev gdb softhsm2 opensc p11-kit)
            # the emulated CAC card (libcacard, keys in an NSS database) read by OpenSC and p11-kit
-           pkgs+=(libcacard-dev libnss3-tools opensc opensc-pkcs11 p11-kit p11-kit-modules) ;;
+           pkgs+=(libcacard-dev libnss3-tools opensc-pkcs11 p11-kit-modules) ;;
     boot)  pkgs+=(qemu-system-x86 linux-image-amd64 dracut mmdebstrap cpio zstd e2fsprogs xxd openssl)
            # QEMU's own CCID reader with libcacard's card; in the initramfs: libccid, p11-kit, OpenSC
            pkgs+=(libccid opensc opensc-pkcs11 p11-kit-modules libnss3-tools) ;;

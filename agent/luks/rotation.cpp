@@ -101,7 +101,10 @@ public:
         if (!loaded) return proto::unexpected(loaded.error());
         if (!loaded->warning.empty()) out_.notes.push_back(loaded->warning);
         if (loaded->record) rec_ = std::move(*loaded->record);
-        else rec_.profile = card_.profile_id();
+        else {
+            rec_.profile = card_.profile_id();
+            rec_.key_uri = card_.key_uri();
+        }
         enrolled_ = rec_.current.has_value();
         return Done{};
     }
@@ -360,7 +363,7 @@ private:
     LuksStatus save_with(std::optional<proto::SeedGeneration> current,
                          std::optional<proto::SeedGeneration> pending,
                          std::optional<proto::SeedGeneration> previous, const char* step) {
-        proto::SeedRecord next{rec_.profile, std::move(current), std::move(pending), std::move(previous)};
+        proto::SeedRecord next{rec_.profile, std::move(current), std::move(pending), std::move(previous), rec_.key_uri};
         auto st = store_->save(vol_, next);
         if (!st) return st;
         rec_ = std::move(next);
@@ -438,7 +441,7 @@ std::vector<VolumeOutcome> enroll(const std::vector<std::string>& volumes,
                                   const std::vector<proto::Secret>& passphrases, ResponseCache& card,
                                   const RunOptions& opts, Progress& progress) {
     std::vector<VolumeOutcome> outcomes;
-    const std::vector<unsigned char> seed = make_seed();
+    const std::vector<unsigned char> seed = card.new_seed({});
     if (!opts.dry_run) {
         // Leftovers of an interrupted enrolment are recovered with their own seeds.
         auto seeds = recorded_seeds(volumes, opts.store);
@@ -457,11 +460,13 @@ std::vector<VolumeOutcome> enroll(const std::vector<std::string>& volumes,
 std::vector<VolumeOutcome> rotate(const std::vector<std::string>& volumes, ResponseCache& card,
                                   const RunOptions& opts, Progress& progress) {
     std::vector<VolumeOutcome> outcomes;
-    const std::vector<unsigned char> seed = opts.new_seed.empty() ? make_seed() : opts.new_seed;
+    auto seeds = recorded_seeds(volumes, opts.store);
+    const std::vector<unsigned char> seed =
+        opts.new_seed.empty() ? card.new_seed(seeds.empty() ? std::vector<unsigned char>{} : seeds.front())
+                              : opts.new_seed;
     if (!opts.dry_run) {
         // Every seed the run may need (recovery, the current keys, the new
         // seed) in one card operation: one PIN prompt, one session.
-        auto seeds = recorded_seeds(volumes, opts.store);
         seeds.push_back(seed);
         card.prefetch(seeds, false);
     }

@@ -47,6 +47,9 @@ namespace ca::agent::luks {
 using BatchChallengeFn = std::function<smartcard::Expected<std::vector<proto::Secret>>(
     const std::vector<std::vector<unsigned char>>& seeds, bool check_determinism)>;
 
+// 32 bytes from getrandom(): a multiple of 16 as the vicc AES profile requires.
+std::vector<unsigned char> make_seed();
+
 struct CardAccess {
     smartcard::ChallengeFn challenge;  // seed -> the card's response
     std::string profile_id;            // recorded in each record; checked at rotate
@@ -54,6 +57,12 @@ struct CardAccess {
     // optional: seeds answered without the card (responses from the boot's unlock);
     // they do not count as card operations.
     std::function<bool(const std::vector<unsigned char>& seed)> remembered;
+    // PKCS#11: the key's URI, written into new records (version 2).
+    std::string key_uri;
+    // optional: a fresh seed for this card, shaped like `like` (a recorded seed,
+    // or empty at enrolment): an EC key's seed is an ephemeral public point.
+    // Default: make_seed().
+    std::function<std::vector<unsigned char>(const std::vector<unsigned char>& like)> new_seed;
 };
 
 // Asks the card once per distinct seed and remembers the answer (or the failure)
@@ -68,6 +77,10 @@ public:
     void prefetch(const std::vector<std::vector<unsigned char>>& seeds, bool check_determinism);
     [[nodiscard]] int card_operations() const noexcept { return operations_; }
     [[nodiscard]] const std::string& profile_id() const noexcept { return card_.profile_id; }
+    [[nodiscard]] const std::string& key_uri() const noexcept { return card_.key_uri; }
+    [[nodiscard]] std::vector<unsigned char> new_seed(const std::vector<unsigned char>& like) const {
+        return card_.new_seed ? card_.new_seed(like) : make_seed();
+    }
 
 private:
     CardAccess& card_;
@@ -120,7 +133,5 @@ struct VolumeSeeds {
 };
 LuksResult<VolumeSeeds> candidates_for_volume(const std::string& path, const StoreOptions& opts);
 
-// 32 bytes from getrandom(): a multiple of 16 as the vicc AES profile requires.
-std::vector<unsigned char> make_seed();
 
 }  // namespace ca::agent::luks

@@ -40,7 +40,7 @@ inline agent::luks::CardAccess software_card() {
         }
         return out;
     };
-    return agent::luks::CardAccess{software_card_response, "software-test", batch, {}};
+    return agent::luks::CardAccess{software_card_response, "software-test", batch, {}, {}, {}};
 }
 
 }  // namespace ca::test

@@ -1,6 +1,8 @@
 #define BOOST_TEST_MODULE seed_token
 #include <boost/test/unit_test.hpp>
 
+#include <cstdio>
+
 #include "proto/seed_token.hpp"
 
 using namespace ca::proto;
@@ -165,4 +167,53 @@ BOOST_AUTO_TEST_CASE(mutated_records_never_crash_and_accepted_ones_round_trip) {
         }
     }
     BOOST_TEST_MESSAGE("accepted " << accepted << " of 20000 mutated inputs");
+}
+
+// Records written by the APDU profile before PKCS#11 existed: read and
+// re-encoded byte for byte (a literal, not the encoder's own output).
+BOOST_AUTO_TEST_CASE(apdu_records_of_version_1_reencode_byte_for_byte) {
+    const std::string token =
+        "{\"type\":\"crypt-agent\",\"keyslots\":[\"1\"],\"version\":1,\"profile\":\"iso7816-internal-authenticate\","
+        "\"current\":{\"seed\":\"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\",\"generation\":3,"
+        "\"keyslot\":1,\"keyslot_salt\":\"c2FsdA==\"}}";
+    auto r = decode_seed_token(token);
+    BOOST_TEST_REQUIRE(r.has_value());
+    BOOST_TEST(r->key_uri.empty());
+    const int bound[] = {1};
+    BOOST_TEST(encode_seed_token(*r, bound) == token);
+    const std::string store =
+        "{\"type\":\"crypt-agent\",\"uuid\":\"0f6a1c2d-1111-2222-3333-444455556666\",\"version\":1,\"profile\":\"p\","
+        "\"current\":{\"seed\":\"01\",\"generation\":1,\"keyslot\":2}}\n";
+    const std::string file = store + "crc32 " + [&] {
+        char buf[9];
+        std::snprintf(buf, sizeof buf, "%08x", crc32({reinterpret_cast<const unsigned char*>(store.data()), store.size()}));
+        return std::string(buf);
+    }() + "\n";
+    auto s = decode_store_record(file);
+    BOOST_TEST_REQUIRE(s.has_value());
+    BOOST_TEST(encode_store_record(*s) == file);
+}
+
+BOOST_AUTO_TEST_CASE(pkcs11_records_carry_kind_and_key_uri) {
+    SeedRecord r;
+    r.profile = "pkcs11";
+    r.key_uri = "pkcs11:token=crypt%20agent;id=%01;type=private";
+    r.current = SeedGeneration{std::vector<unsigned char>(65, 0x04), 1, 1, ""};
+    const int bound[] = {1};
+    const std::string token = encode_seed_token(r, bound);
+    BOOST_TEST(token.find("\"version\":2,\"kind\":\"pkcs11\",\"key\":\"pkcs11:token=crypt%20agent;id=%01;type=private\"") !=
+               std::string::npos);
+    auto back = decode_seed_token(token);
+    BOOST_TEST_REQUIRE(back.has_value());
+    BOOST_TEST((*back == r));
+    auto store = decode_store_record(encode_store_record({"0f6a1c2d-1111-2222-3333-444455556666", r}));
+    BOOST_TEST_REQUIRE(store.has_value());
+    BOOST_TEST((store->record == r));
+    // A version 2 record without its kind or key, or a version 1 reader's
+    // confusion of the two, is refused.
+    for (const char* j : {"{\"type\":\"crypt-agent\",\"version\":2,\"profile\":\"pkcs11\"}",
+                          "{\"type\":\"crypt-agent\",\"version\":2,\"kind\":\"pkcs11\",\"profile\":\"pkcs11\"}",
+                          "{\"type\":\"crypt-agent\",\"version\":2,\"kind\":\"apdu\",\"key\":\"pkcs11:\",\"profile\":\"p\"}",
+                          "{\"type\":\"crypt-agent\",\"version\":3,\"profile\":\"p\"}"})
+        BOOST_TEST(!decode_seed_token(j).has_value(), j);
 }

@@ -35,7 +35,11 @@ BOOST_AUTO_TEST_CASE(verify_with_pin) {
 BOOST_AUTO_TEST_CASE(select_by_aid) {
     sc::CardProfile p;
     BOOST_TEST(sc::set_profile_field(p, "aid", "A0 00 00 03 08").has_value());
+    // Default P2 00 (FCI, Le 00), as scdaemon and OpenSC select OpenPGP cards.
+    BOOST_TEST(sc::hex(sc::select_apdu(p)) == "00A4040005A00000030800");
+    BOOST_TEST(sc::set_profile_field(p, "select-p2", "0C").has_value());
     BOOST_TEST(sc::hex(sc::select_apdu(p)) == "00A4040C05A000000308");
+    BOOST_TEST(!sc::set_profile_field(p, "select-p2", "0C0C").has_value());
 }
 
 BOOST_AUTO_TEST_CASE(pin_status_words) {
