@@ -43,15 +43,17 @@ cac_start
 answer_pins "$PIN"
 "$CRYPT_AGENT_BIN" --ask-dir "$ASK" --log-level debug card list --login > "$T/list.out" 2> "$T/list.err" \
     || fail "card list: $(tail -5 "$T/list.err")"
-grep -q 'Test CAC cert1' "$T/list.out" || fail "card list does not show the CAC token: $(cat "$T/list.out")"
-grep -qi 'id=%00%01' "$T/list.out" || fail "card list does not show key 0001's URI: $(cat "$T/list.out")"
+grep -q 'token "Test CAC cert1"' "$T/list.out" || fail "card list does not show the CAC token: $(cat "$T/list.out")"
+grep -q 'key pkcs11:.*token=Test%20CAC%20cert1;.*id=%00%01;type=private RSA-2048 usable' "$T/list.out" \
+    || fail "card list does not show key 0001 as a usable RSA-2048 key: $(cat "$T/list.out")"
 ok "card list: the CAC token and its key URIs through p11-kit"
 
 : > "$T/prompts"
 answer_pins "$PIN"
 printf '%s\n' "$PERSON" | "$CRYPT_AGENT_BIN" --ask-dir "$ASK" --log-level debug enroll --passphrase-stdin \
-    --card-uri "$URI" --card-luks1-dir "$T/store" "${V[@]}" > "$T/enroll.out" 2> "$T/enroll.err" \
-    || fail "enroll: $(tail -5 "$T/enroll.err")"
+    --card-uri "$URI" --card-luks1-dir "$T/store" --lock-dir "$T/locks" --card-wait 30 "${V[@]}" \
+    > "$T/enroll.out" 2> "$T/enroll.err" || fail "enroll: $(tail -5 "$T/enroll.err")"
+grep -q "3 of 3 volumes done, 0 failed" "$T/enroll.err" || fail "enroll summary: $(tail -3 "$T/enroll.err")"
 [ "$(wc -l < "$T/prompts")" = 1 ] || fail "enroll: expected 1 PIN prompt, saw $(wc -l < "$T/prompts"): $(cat "$T/prompts")"
 for v in "${V[@]}"; do opens_with "$v" "$T/person" || fail "the person's passphrase no longer opens $v"; done
 ok "enrolled three volumes (LUKS2, LUKS2, LUKS1) with the CAC key: one PIN prompt"
@@ -64,7 +66,11 @@ start_agent() {
   AGENT=$!; PIDS+=("$AGENT")
   wait_for 10 grep -q 'watching' "$T/serve.$1.err" || fail "agent did not start: $(tail -5 "$T/serve.$1.err")"
 }
-stop_agent() { kill -TERM "$AGENT"; wait "$AGENT" 2>/dev/null || true; }
+stop_agent() {   # the module is finalized on its thread: a clean exit
+  local rc=0
+  kill -TERM "$AGENT"; wait "$AGENT" 2>/dev/null || rc=$?
+  [ $rc = 0 ] || fail "the agent exited with $rc after SIGTERM"
+}
 collect() {   # collect TAG: wait for the three answers, check they open
   local i
   for i in 0 1 2; do
@@ -91,6 +97,7 @@ python3 - "${V[0]}" > "$T/seed0.hex" <<'PY' || fail "no crypt-agent token in ${V
 import json, subprocess, sys
 meta = json.loads(subprocess.check_output(["cryptsetup", "luksDump", "--dump-json-metadata", sys.argv[1]], text=True))
 tok = [t for t in meta["tokens"].values() if t.get("type") == "crypt-agent"][0]
+assert tok["version"] == 2 and tok["kind"] == "pkcs11" and tok["key"].startswith("pkcs11:"), tok
 print(tok["current"]["seed"])
 PY
 xxd -r -p "$T/seed0.hex" > "$T/seed0.bin"
@@ -120,10 +127,14 @@ start_agent restart
 ask_volumes 60 restart "cryptsetup:${V[0]}" "cryptsetup:${V[1]}" "cryptsetup:${V[2]}"
 wait_for 20 bash -c "grep -l '^Id=crypt-agent:pin:' '$ASK'/ask.* > /dev/null 2>&1" || fail "no PIN question: $(tail -5 "$T/serve.restart.err")"
 fixture restart-pcscd
-answer_pins "$PIN"
+# The PIN typed after the restart; if the agent must ask again on the new connection, the
+# second question is answered too (the count is reported).
+answer_pins "$PIN" "$PIN"
+PINNER=${PIDS[-1]}
 collect restart
 stop_agent
-ok "pcscd restarted under the PIN question: the PIN then answered all three"
+kill -TERM "$PINNER" 2>/dev/null || true; wait "$PINNER" 2>/dev/null || true   # no second question came
+ok "pcscd restarted under the PIN question: all three answered ($(wc -l < "$T/prompts") PIN prompt(s))"
 
 # A wrong PIN, then the right one: the second prompt says so.
 : > "$T/prompts"; flush
