@@ -660,7 +660,8 @@ def ccid_reaches_guest(name):
     emulated CAC card. In the initramfs, what the dracut module installed for
     a PKCS#11 key (card-uri) - pcscd with libccid, p11-kit's proxy and the
     registered OpenSC module - shows the token and its three certificates
-    (pkcs11-tool through the proxy, as the agent loads it), as on a laptop."""
+    (pkcs11-tool through the proxy), and so does `crypt-agent card list`, as
+    on a laptop."""
     boot = Boot(name, os.path.join(WORK, "initrd-ccid.img"), [], append="test.ccid-status", timeout=420,
                 luks_root=False, devices=ccid_devices(name))
     try:
@@ -677,6 +678,9 @@ def ccid_reaches_guest(name):
             "p11-kit's proxy lists the CCID reader's token 'Test CAC cert1' (pcscd + libccid + OpenSC)")
     v.check(bool(re.search(r"(?i)token manufacturer\s*: Common Access Card", status)),
             "OpenSC's CAC driver read it (manufacturer 'Common Access Card')")
+    listed = status.partition("CCID-CARD-LIST")[2]
+    v.check('token "Test CAC cert1"' in listed,
+            "crypt-agent card list in the initramfs (p11-kit's proxy loaded by the agent) shows the token")
     ids = sorted(set(re.findall(r"ID:\s+(000[123])", status)))
     v.check(ids == ["0001", "0002", "0003"], f"its three certificates, ids 0001..0003, are listed (got {ids})")
     leaked = [s for s in ("ccid-pin",) if secret(s) in boot.out]
