@@ -20,6 +20,15 @@ rm -rf ccid-db
 bash "$BOOT_SRC/../smartcard/cac/make-db.sh" ccid-db < secrets/ccid-pin > ccid-db.log 2>&1 \
     || { cat ccid-db.log >&2; die "make-db.sh failed"; }
 
+# cert1's private key for the host's own computation of the card's signatures
+# (card_keys.py, CARD_RSA_KEY): exported from the database, kept in secrets/.
+W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
+(umask 077; head -c 16 /dev/urandom | xxd -p > "$W/p12pw"
+ pk12util -o "$W/key1.p12" -n cert1 -d sql:ccid-db -k secrets/ccid-pin -w "$W/p12pw" > "$W/pk12util.log" 2>&1 \
+     || { cat "$W/pk12util.log" >&2; exit 1; }
+ openssl pkcs12 -in "$W/key1.p12" -nocerts -nodes -passin "file:$W/p12pw" 2>/dev/null \
+     | openssl pkey -out secrets/ccid-key1.pem) || die "cannot export cert1's key from ccid-db"
+
 # The token's label is the CN of cert1 (OpenSC's CAC driver); its key ids are 2 bytes.
 # QEMU's reader claims a PIN pad it does not have: the PIN is asked on the console.
 conf=$BOOT_WORK/ccid.conf
@@ -41,3 +50,10 @@ fi
 log "the PKCS#11 part adds $(wc -l < ccid-added.txt) files, $(awk '{s += $2} END {print s}' ccid-added.txt) bytes uncompressed;" \
     "images $(stat -c %s initrd-ccid-apdu.img) -> $(stat -c %s initrd-ccid.img) bytes (zstd)"
 sed 's/^/  /' ccid-added.txt >&2
+
+# card-rotate's images for the CCID reader (the disks enrolled with the CAC key).
+if [ -s root.img ] && [ -s data1.img ] && [ -s data2.img ]; then
+    CARD_KIND=ccid "$BOOT_SRC/prepare-rotate.sh" || [ $? = 77 ]
+else
+    log "no root.img/data1.img/data2.img: no images for ccid-one-pin-rotate"
+fi

@@ -30,9 +30,9 @@ import card_keys  # noqa: E402  (the host's own computation of the card keys)
 
 # The console agent's prompt as systemd 252 draws it, suffix included, so that
 # a log line quoting a question's Message= is not taken for a prompt.
-PROMPT = re.compile(rb"Please enter (?:passphrase for disk|the PIN of the smartcard in reader) ([^\r\n]*?): "
+PROMPT = re.compile(rb"Please enter (?:passphrase for disk|the PIN of the smartcard in reader|the PIN of token) ([^\r\n]*?): "
                     rb"\(press TAB for no echo\)")
-PIN_PROMPT = re.compile(rb"Please enter the PIN of the smartcard")
+PIN_PROMPT = re.compile(rb"Please enter the PIN of (?:the smartcard|token)")
 SILENCE = 150  # seconds without console output: the boot waits for input
 SWITCH_ROOT = re.compile(rb"Switching root|Reached target[^\n]*Switch Root")
 
@@ -522,7 +522,21 @@ class Tagged:
         self.verdict.check(ok, f"{self.tag}: {what}")
 
 
-def card_rotate(name):
+def ccid_boot(name, initrd, disks, root_image, append="", stall=60):
+    """card_boot's twin for the CCID scenarios: the card in QEMU's own CCID
+    reader (ccid_devices), the person types secrets/ccid-pin once at the
+    agent's PIN question."""
+    boot = Boot(name, os.path.join(WORK, initrd), disks, append="test.expire-systemd-cache " + append,
+                root_image=root_image, devices=ccid_devices(name))
+    person = Person("ccid-pin", pin=True)
+    try:
+        end, _, report_at = drive(boot, person, stall=stall)
+    finally:
+        boot.stop()
+    return boot, person, end, report_at
+
+
+def card_rotate(name, kind="vicc"):
     """(3) Rotation at the end of boot, and the next boot with the new keys.
     prepare-rotate.sh enrolled root (LUKS2), data1 (LUKS2) and data2 (LUKS1,
     its record in the root's /var/lib/crypt-agent) with `crypt-agent enroll`
@@ -531,13 +545,20 @@ def card_rotate(name):
     crypt-agent-finish flushes every cache and rotates from it (no card, no
     PIN). Boot 2 on the same disks: the PIN once, all three open. The host
     computes each generation's keys from the records (card_keys.py, not the
-    project's code) and checks which of them open which disk."""
+    project's code) and checks which of them open which disk.
+    kind "ccid" (ccid-one-pin-rotate): the same through QEMU's own CCID reader
+    with libcacard's CAC card, enrolled by its PKCS#11 key (prepare-rotate.sh
+    with CARD_KIND=ccid); the host signs with the key exported from the card's
+    database (card_keys.py, CARD_RSA_KEY)."""
     vols = ("root", "data1", "data2")
-    d = os.path.join(WORK, "runs", "card-rotate-disks")
+    r = "ccid-rot" if kind == "ccid" else "rot"
+    if kind == "ccid":
+        os.environ["CARD_RSA_KEY"] = os.path.join(WORK, "secrets", "ccid-key1.pem")
+    d = os.path.join(WORK, "runs", f"{name}-disks")
     os.makedirs(d, exist_ok=True)
-    img = {n: os.path.join(d, f"{n}-rot.img") for n in vols}
+    img = {n: os.path.join(d, f"{n}-{r}.img") for n in vols}
     for n in vols:
-        subprocess.run(["cp", "--sparse=always", os.path.join(WORK, f"{n}-rot.img"), img[n]], check=True)
+        subprocess.run(["cp", "--sparse=always", os.path.join(WORK, f"{n}-{r}.img"), img[n]], check=True)
     uuid = {n: card_keys.luks_uuid(img[n]) for n in vols}
     typed = secret("typed")
     v = Verdict(name)
@@ -557,7 +578,7 @@ def card_rotate(name):
     def current_gen(recs, n):
         return card_keys.current(recs[n])[0] if recs.get(n) else None
 
-    with open(os.path.join(WORK, "rot-store", f"{uuid['data2']}.rec")) as f:
+    with open(os.path.join(WORK, f"{r}-store", f"{uuid['data2']}.rec")) as f:
         recs0 = records({f"{uuid['data2']}.rec": f.read()})
     keys0 = keys_of(recs0)
     print("  before boot 1:", {n: current_gen(recs0, n) for n in vols})
@@ -565,8 +586,12 @@ def card_rotate(name):
             "before boot 1 the keys computed on the host from the enrolled records open all three disks")
 
     def one_boot(tag):
-        boot, person, end, report_at = card_boot(f"{name}-{tag}", "initrd-card-rot.img",
-                                                 [(img[n], False) for n in vols], img["root"])
+        if kind == "ccid":
+            boot, person, end, report_at = ccid_boot(f"{name}-{tag}", "initrd-ccid-rot.img",
+                                                     [(img[n], False) for n in vols], img["root"])
+        else:
+            boot, person, end, report_at = card_boot(f"{name}-{tag}", "initrd-card-rot.img",
+                                                     [(img[n], False) for n in vols], img["root"])
         rep = parse_report(boot.out)
         tv = Tagged(v, tag)
         pin_prompts = [m for m in PROMPT.finditer(boot.out) if PIN_PROMPT.search(m.group(0))]
@@ -699,6 +724,7 @@ SCENARIOS = {
     "card-control-wrong-key": control_wrong_card_key,
     "card-rotate": card_rotate,
     "ccid-reaches-guest": ccid_reaches_guest,
+    "ccid-one-pin-rotate": lambda name: card_rotate(name, kind="ccid"),
 }
 
 if __name__ == "__main__":

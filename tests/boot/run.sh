@@ -14,6 +14,8 @@ case $1 in
     card-rotate)        card_images=(initrd-card-rot.img root-rot.img data1-rot.img data2-rot.img rot-store) ;;
     card-*)             card_images=(initrd-card-luks.img root-card.img data1-card.img data2-card.img) ;;
     ccid-reaches-guest) card_images=(initrd-ccid.img ccid-db) ;;
+    ccid-one-pin-rotate) card_images=(initrd-ccid-rot.img root-ccid-rot.img data1-ccid-rot.img data2-ccid-rot.img
+                                      ccid-rot-store ccid-db secrets/ccid-key1.pem) ;;
     *)                  card_images=() ;;
 esac
 if [ ${#card_images[@]} != 0 ]; then
