@@ -2,7 +2,8 @@
 # Installs what crypt-agent needs on Debian 12 (bookworm) or Debian 13 (trixie), by group:
 #   build  compiler, CMake, Boost >= 1.81, libcryptsetup, pcsc-lite, keyutils, OpenSSL
 #   test   the real components the tests drive: systemd-ask-password, cryptsetup,
-#          keyctl, pcscd with the virtual smartcard, clang (fuzzers, LeakSanitizer)
+#          keyctl, pcscd with the virtual smartcard, clang (fuzzers, LeakSanitizer),
+#          libcacard's CAC card with OpenSC and p11-kit
 #   boot   QEMU, a Debian kernel, dracut and mmdebstrap for the end-to-end boots
 # Usage: tests/setup-debian.sh [build] [test] [boot]   (default: build)
 # Idempotent: packages already present are skipped quickly.
@@ -47,11 +48,15 @@ for g in "${groups[@]}"; do
                   libcryptsetup-dev libpcsclite-dev libkeyutils-dev libssl-dev libp11-kit-dev) ;;
     test)  pkgs+=(systemd cryptsetup-bin keyutils util-linux procps iproute2 python3 pcscd vsmartcard-vpcd
                   vsmartcard-vpicc python3-virtualsmartcard python3-pycryptodome pcsc-tools python3-pyscard
-                  clang "$(clang_rt)" gdb softhsm2 opensc p11-kit) ;;
+                  clang "$(clang_rt)" gdb softhsm2 opensc p11-kit)
+           # the emulated CAC card (libcacard, keys in an NSS database) read by OpenSC and p11-kit
+           pkgs+=(libcacard-dev libnss3-tools opensc-pkcs11 p11-kit-modules) ;;
     # systemd-sysv: dracut's shutdown module installs poweroff/reboot/halt from it (a minimal
     # Debian 13 root lacks it). systemd-cryptsetup: a package of its own on Debian 13, which
     # dracut 106's systemd-cryptsetup module installs into the initramfs.
-    boot)  pkgs+=(qemu-system-x86 linux-image-amd64 dracut mmdebstrap cpio zstd e2fsprogs xxd openssl systemd-sysv)
+    # QEMU's own CCID reader with libcacard's card; in the initramfs: libccid, p11-kit, OpenSC.
+    boot)  pkgs+=(qemu-system-x86 linux-image-amd64 dracut mmdebstrap cpio zstd e2fsprogs xxd openssl systemd-sysv
+                  libccid opensc opensc-pkcs11 p11-kit-modules libnss3-tools)
            if apt-cache show --no-all-versions systemd-cryptsetup >/dev/null 2>&1; then pkgs+=(systemd-cryptsetup); fi ;;
     *) echo "setup-debian.sh: unknown group '$g' (build, test, boot)" >&2; exit 2 ;;
   esac

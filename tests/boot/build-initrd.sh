@@ -8,6 +8,10 @@
 #                 and a static address on QEMU's user network (test only), so
 #                 the card emulator on the host reaches the guest's vpcd;
 #                 CARD_STAGE_EXTRA=DIR: more files for that stage (a seed file)
+#   CCID=1        with CARD=1: the card is in QEMU's own USB CCID reader
+#                 instead (a PKCS#11 configuration in CARD_CONF): the USB host
+#                 drivers and the test-ccid-status unit, no network; pkcs11-tool
+#                 for that unit (test only: the module does not install it)
 # Prints what the module put into the image (lsinitrd) and fails if the
 # agent, its units or its initramfs drop-in are missing.
 source "$(dirname "$0")/lib.sh"
@@ -29,9 +33,15 @@ export dracutbasedir=$TMP/base CRYPT_AGENT_STAGING=$STAGE
 mkdir -p "$TMP/overlay" "$TMP/none"; cp -a "$BOOT_SRC/initrd-overlay/." "$TMP/overlay/"
 DRIVERS="virtio_pci virtio_blk ext4 dm_crypt xts aesni_intel"
 INSTALL="keyctl journalctl sleep grep timeout"
-if [ "${CARD:-0}" = 1 ]; then
+if [ "${CARD:-0}" = 1 ] && [ "${CCID:-0}" = 1 ]; then
+    # -usb: QEMU's PIIX3 UHCI controller, where usb-ccid attaches
+    DRIVERS="$DRIVERS usb_common usbcore uhci_hcd"; INSTALL="$INSTALL pkcs11-tool"
+    cp -a "$BOOT_SRC/initrd-overlay-ccid/." "$TMP/overlay/"
+elif [ "${CARD:-0}" = 1 ]; then
     DRIVERS="$DRIVERS virtio_net"; INSTALL="$INSTALL ip"
     cp -a "$BOOT_SRC/initrd-overlay-card/." "$TMP/overlay/"
+fi
+if [ "${CARD:-0}" = 1 ]; then
     # The module installs pcscd and the reader drivers when the configuration
     # uses a card: a copy of the stage with such a configuration.
     cp -a "$STAGE" "$TMP/stage"
@@ -60,7 +70,7 @@ dracut --force --no-hostonly --no-hostonly-cmdline --no-early-microcode \
 # What the module put in: the evidence asked for, and a check.
 contents=$(lsinitrd "$OUT" 2>/dev/null)
 echo "lsinitrd $OUT ($(du -h "$OUT" | cut -f1)), crypt-agent files:"
-grep -E '^[-dl].*(crypt-agent|pcscd|pcsc/drivers|reader.conf)' <<< "$contents" | sed 's/^/  /'
+grep -E '^[-dl].*(crypt-agent|pcscd|pcsc/drivers|reader.conf|p11-kit|pkcs11|opensc)' <<< "$contents" | sed 's/^/  /'
 for f in usr/bin/crypt-agent usr/lib/systemd/system/crypt-agent.path usr/lib/systemd/system/crypt-agent.service \
          usr/lib/systemd/system/crypt-agent.service.d/50-initrd.conf \
          etc/systemd/system/sysinit.target.wants/crypt-agent.path; do
@@ -69,7 +79,15 @@ done
 if [ -f "$CRYPT_AGENT_STAGING/etc/crypt-agent.conf" ]; then
     grep -q ' etc/crypt-agent.conf$' <<< "$contents" || die "the image lacks etc/crypt-agent.conf"
 fi
-if [ "${CARD:-0}" = 1 ]; then
+if [ "${CCID:-0}" = 1 ]; then
+    for f in usr/sbin/pcscd usr/lib/pcsc/drivers/ifd-ccid.bundle/Contents/Linux/libccid.so \
+             usr/lib/pcsc/drivers/ifd-ccid.bundle/Contents/Info.plist usr/share/p11-kit/modules/opensc-pkcs11.module; do
+        grep -q " $f\( \|$\)" <<< "$contents" || die "the CCID image lacks $f"
+    done
+    for f in p11-kit-proxy.so pkcs11/opensc-pkcs11.so libopensc.so; do
+        grep -Eq " usr/lib/[^ /]+/$f[^ ]*( |$)" <<< "$contents" || die "the CCID image lacks $f"
+    done
+elif [ "${CARD:-0}" = 1 ]; then
     for f in usr/sbin/pcscd usr/lib/pcsc/drivers/serial/libifdvpcd.so etc/reader.conf.d/vpcd \
              usr/lib/systemd/system/crypt-agent-pcscd.service usr/lib/systemd/system/crypt-agent.service.d/60-card.conf; do
         grep -q " $f\( \|$\)" <<< "$contents" || die "the card image lacks $f"

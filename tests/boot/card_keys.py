@@ -20,6 +20,7 @@ Seeds are not secret; keys are: they reach only stdout, when asked for.
 import hashlib
 import hmac
 import json
+import os
 import subprocess
 import sys
 import zlib
@@ -30,7 +31,14 @@ SLOTS = ("current", "pending", "previous")
 
 
 def card_response(seed):
-    """AES-128-CBC, IV 0, no padding (the seed is whole blocks), by openssl; the seed on stdin."""
+    """AES-128-CBC, IV 0, no padding (the seed is whole blocks), by openssl; the seed on stdin.
+    With CARD_RSA_KEY (a PEM private key: the CCID scenarios' CAC key, exported from its NSS
+    database) the card is a PKCS#11 RSA key: CKM_RSA_PKCS = PKCS#1 v1.5 type 1 padding of
+    the raw seed, which openssl pkeyutl -sign makes with rsa_padding_mode:pkcs1."""
+    rsa_key = os.environ.get("CARD_RSA_KEY")
+    if rsa_key:
+        return subprocess.run(["openssl", "pkeyutl", "-sign", "-inkey", rsa_key, "-pkeyopt", "rsa_padding_mode:pkcs1"],
+                              input=seed, capture_output=True, check=True).stdout
     return subprocess.run(["openssl", "enc", "-aes-128-cbc", "-nopad", "-K", CARD_KEY, "-iv", "0" * 32],
                           input=seed, capture_output=True, check=True).stdout
 

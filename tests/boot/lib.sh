@@ -63,3 +63,20 @@ card_tools_present() {
     echo "missing for the card scenarios: ${missing[*]}"
     return 1
 }
+
+# The CCID scenarios: QEMU's own CCID reader with libcacard's card, and in
+# the initramfs pcscd, libccid, p11-kit's proxy and OpenSC. Prints what is
+# missing and fails when something is.
+ccid_tools_present() {
+    local missing=()
+    command -v pcscd >/dev/null || missing+=("pcscd (pcscd)")
+    [ -e /usr/lib/pcsc/drivers/ifd-ccid.bundle/Contents/Info.plist ] || missing+=("the CCID driver (libccid)")
+    ls /usr/lib/*/qemu/hw-usb-smartcard.so >/dev/null 2>&1 || missing+=("QEMU's usb-ccid device (qemu-system-x86)")
+    ls /usr/lib/*/p11-kit-proxy.so >/dev/null 2>&1 || missing+=("p11-kit-proxy.so (p11-kit-modules)")
+    ls /usr/lib/*/pkcs11/opensc-pkcs11.so >/dev/null 2>&1 || missing+=("opensc-pkcs11.so (opensc-pkcs11)")
+    command -v pkcs11-tool >/dev/null || missing+=("pkcs11-tool (opensc)")
+    command -v certutil >/dev/null || missing+=("certutil (libnss3-tools)")
+    [ ${#missing[@]} = 0 ] && return 0
+    echo "missing for the CCID scenarios: ${missing[*]}"
+    return 1
+}

@@ -24,29 +24,54 @@
 # device-mapper: the root is encrypted once (volume key VK) and enrolled, its
 # header kept; then its file system is rebuilt with the store, encrypted again
 # with the same VK and the same layout, and the enrolled header restored.
+#
+# CARD_KIND=ccid: the same for the CCID scenarios (ccid-rot names): the card is
+# libcacard's CAC card on prepare-ccid.sh's NSS database, in the private pcscd
+# through the cacard-vpcd bridge (QEMU's usb-ccid serves the same database at
+# boot), enrolled by its PKCS#11 key (card-uri, through p11-kit's proxy), PIN
+# secrets/ccid-pin; the host computes the keys with the exported RSA key
+# (card_keys.py, CARD_RSA_KEY).
 source "$(dirname "$0")/lib.sh"
 require_boot_tools
 require_agent_binary
-why=$(card_tools_present) || skip "$why"
+KIND=${CARD_KIND:-vicc}
+if [ "$KIND" = ccid ]; then
+    why=$(ccid_tools_present) || skip "$why"
+    : "${CACARD_VPCD:=$CRYPT_AGENT_BUILD_DIR/tests/smartcard/cacard-vpcd}"
+    [ -x "$CACARD_VPCD" ] || skip "the cacard-vpcd bridge $CACARD_VPCD is not built (libcacard-dev)"
+    export CACARD_VPCD
+    R=ccid-rot
+    CCID_URI='pkcs11:token=Test%20CAC%20cert1;id=%00%01'
+else
+    why=$(card_tools_present) || skip "$why"
+    R=rot
+fi
 : "${PCSC_WAIT:=$CRYPT_AGENT_BUILD_DIR/tests/smartcard/pcsc-wait}"
 [ -x "$PCSC_WAIT" ] || skip "the pcsc-wait helper $PCSC_WAIT is not built"
 for t in unshare keyctl base64 openssl; do command -v $t >/dev/null || skip "missing: $t"; done
 
 if [ "${ROT_ISOLATED:-}" != 1 ]; then
-    exec env ROT_ISOLATED=1 PCSC_WAIT="$PCSC_WAIT" unshare -m --propagation private \
+    exec env ROT_ISOLATED=1 PCSC_WAIT="$PCSC_WAIT" CARD_KIND="$KIND" unshare -m --propagation private \
         sh -c 'mount -t tmpfs -o mode=0755 tmpfs /run/systemd && mkdir -p /run/systemd/ask-password &&
                exec keyctl session - "$@"' sh bash "$0" "$@"
 fi
 cd "$BOOT_WORK"
 for f in root.img data1.img data2.img secrets/typed; do [ -s "$f" ] || die "run prepare.sh first ($f is missing)"; done
-[ -s secrets/card-pin ] || skip "no secrets/card-pin: prepare-card.sh did not run (or skipped)"
+if [ "$KIND" = ccid ]; then
+    [ -s secrets/ccid-pin ] && [ -s secrets/ccid-key1.pem ] && [ -e ccid-db/cert9.db ] || die "run prepare-ccid.sh first"
+    PIN_FILE=secrets/ccid-pin
+    export CARD_RSA_KEY=$BOOT_WORK/secrets/ccid-key1.pem
+else
+    [ -s secrets/card-pin ] || skip "no secrets/card-pin: prepare-card.sh did not run (or skipped)"
+    PIN_FILE=secrets/card-pin
+fi
 [ -d rootfs/etc ] || die "run make-rootfs.sh first (rootfs/ is missing)"
 CARD_TOOL=$CRYPT_AGENT_BIN
 # A private pcscd + card, answer_pins, $T (removed on success), cleanup by PID.
 source "$CRYPT_AGENT_SOURCE_DIR/tests/smartcard/lib.sh"
-PIN=$(cat secrets/card-pin)
+PIN=$(cat "$PIN_FILE")
 FAST=(--pbkdf pbkdf2 --pbkdf-force-iterations 1000)
-CONF=$BOOT_WORK/card-rot.conf
+CONF=$BOOT_WORK/card-$R.conf
 T0=$SECONDS
 : > "$T/empty.conf"
 STORE_DIR=$("$CRYPT_AGENT_BIN" config --config "$T/empty.conf" | sed -n 's/^card-luks1-dir = //p')
@@ -60,6 +85,11 @@ STORE_DIR=$("$CRYPT_AGENT_BIN" config --config "$T/empty.conf" | sed -n 's/^card
     # test configured /var/lib/crypt-agent).
     # Under TCG pcscd, vpcd and the emulator's connection through the hostfwd take a while.
     echo "card-early-wait = 120"
+    if [ "$KIND" = ccid ]; then
+        # the CAC's key 0001 (2-byte ids); QEMU's reader claims a PIN pad it does not have
+        echo "card-uri = $CCID_URI"
+        echo "card-pin-pad = no"
+    fi
 } > "$CONF"
 
 # encrypt_root IMAGE: the LUKS2 layout of make-rootfs.sh, with the volume key $T/vk.
@@ -75,45 +105,54 @@ segments() {
 
 # 1. The disks as they will be enrolled. The root's content comes later (step 3).
 (umask 077; head -c 64 /dev/urandom > "$T/vk")
-rm -f root-rot.img; truncate -s 560M root-rot.img
-encrypt_root root-rot.img
-for v in data1 data2; do cp --sparse=always "$v.img" "$v-rot.img"; done
-ROOT_UUID=$(cryptsetup luksUUID root-rot.img)
-DATA2_UUID=$(cryptsetup luksUUID data2-rot.img)
+rm -f root-$R.img; truncate -s 560M root-$R.img
+encrypt_root root-$R.img
+for v in data1 data2; do cp --sparse=always "$v.img" "$v-$R.img"; done
+ROOT_UUID=$(cryptsetup luksUUID root-$R.img)
+DATA2_UUID=$(cryptsetup luksUUID data2-$R.img)
 
 # 2. Enrolment: one PIN question, one card session, one seed for all three.
-fixture start --no-card
-/usr/bin/python3 "$BOOT_SRC/vicc-boot.py" -H 127.0.0.1 -P "$FIXTURE_PORT" --retry 30 \
-    --secret 000102030405060708090a0b0c0d0e0f --pin "$PIN" --strict > "$T/fx/vicc-boot.log" 2>&1 &
-PIDS+=("$!")
-PCSCLITE_CSOCK_NAME=$PCSCLITE_CSOCK_NAME "$PCSC_WAIT" present "$FIXTURE_READER" 30000 \
-    || fail "the card emulator did not reach the private pcscd"
+CARD_ARGS=(--card-luks1-dir "$T/store")
+if [ "$KIND" = ccid ]; then
+    # p11-kit's proxy also loads SoftHSM2's module where registered: not the machine's tokens
+    export HOME="$T/home" SOFTHSM2_CONF="$T/softhsm2.conf"
+    mkdir -p "$HOME" "$T/softhsm"; echo "directories.tokendir = $T/softhsm" > "$SOFTHSM2_CONF"
+    fixture start --cac "$BOOT_WORK/ccid-db"
+    CARD_ARGS=(--card-luks1-dir "$T/store" --card-uri "$CCID_URI")
+else
+    fixture start --no-card
+    /usr/bin/python3 "$BOOT_SRC/vicc-boot.py" -H 127.0.0.1 -P "$FIXTURE_PORT" --retry 30 \
+        --secret 000102030405060708090a0b0c0d0e0f --pin "$PIN" --strict > "$T/fx/vicc-boot.log" 2>&1 &
+    PIDS+=("$!")
+    PCSCLITE_CSOCK_NAME=$PCSCLITE_CSOCK_NAME "$PCSC_WAIT" present "$FIXTURE_READER" 30000 \
+        || fail "the card emulator did not reach the private pcscd"
+fi
 answer_pins "$PIN"
 # The person's passphrase ("typed" opens all three) on stdin, one line for all.
 { cat secrets/typed; echo; } | "$CRYPT_AGENT_BIN" --ask-dir "$ASK" enroll --passphrase-stdin \
-    --card-luks1-dir "$T/store" --cache-dir "$T/locks" --card-wait 30 root-rot.img data1-rot.img data2-rot.img \
+    "${CARD_ARGS[@]}" --cache-dir "$T/locks" --card-wait 30 root-$R.img data1-$R.img data2-$R.img \
     > "$T/enroll.out" 2> "$T/enroll.err" || fail "enroll: $(cat "$T/enroll.err")"
-grep -q "3 of 3 volumes done, 0 failed; card operations: 1" "$T/enroll.err" \
+grep -q "3 of 3 volumes done, 0 failed" "$T/enroll.err" \
     || fail "enroll summary: $(tail -3 "$T/enroll.err")"
 [ "$(wc -l < "$T/prompts")" = 1 ] || fail "enrolment asked for the PIN $(wc -l < "$T/prompts") times, want 1"
 [ -s "$T/store/$DATA2_UUID.rec" ] || fail "enroll wrote no LUKS1 record for data2 ($(ls "$T/store"))"
 log "enrolled: $(sed 's/^<[0-9]>//' "$T/enroll.err" | tr '\n' ' ')"
 
 # The keys as enrolled, computed on the host from the records; each must open its volume.
-rm -rf rot-store; install -d -m 700 rot-store; install -m 600 "$T/store/$DATA2_UUID.rec" rot-store/
+rm -rf $R-store; install -d -m 700 $R-store; install -m 600 "$T/store/$DATA2_UUID.rec" $R-store/
 for v in root data1 data2; do
-    store=(); [ $v = data2 ] && store=(rot-store/"$DATA2_UUID.rec")
-    (umask 077; python3 "$BOOT_SRC/card_keys.py" key "$v-rot.img" "${store[@]}" > "secrets/rot-enrolled-$v")
-    cryptsetup open --test-passphrase --key-file "secrets/rot-enrolled-$v" "$v-rot.img" \
+    store=(); [ $v = data2 ] && store=($R-store/"$DATA2_UUID.rec")
+    (umask 077; python3 "$BOOT_SRC/card_keys.py" key "$v-$R.img" "${store[@]}" > "secrets/$R-enrolled-$v")
+    cryptsetup open --test-passphrase --key-file "secrets/$R-enrolled-$v" "$v-$R.img" \
         || fail "the key computed on the host for $v does not open it"
-    cryptsetup open --test-passphrase --key-file secrets/typed "$v-rot.img" \
+    cryptsetup open --test-passphrase --key-file secrets/typed "$v-$R.img" \
         || fail "the person's passphrase no longer opens $v"
-    log "$v-rot.img: $(python3 "$BOOT_SRC/card_keys.py" record "$v-rot.img" "${store[@]}"), the host's key opens it"
+    log "$v-rot.img: $(python3 "$BOOT_SRC/card_keys.py" record "$v-$R.img" "${store[@]}"), the host's key opens it"
 done
 # The card's response to the enrolled seed (one seed for all three): what the boot cache holds.
-(umask 077; python3 "$BOOT_SRC/card_keys.py" response root-rot.img > secrets/rot-enrolled-response)
-no_secrets_in_logs "$PIN" "$(cat secrets/typed)" "$(cat secrets/rot-enrolled-root)" \
-    "$(cat secrets/rot-enrolled-data1)" "$(cat secrets/rot-enrolled-data2)" "$(cat secrets/rot-enrolled-response)"
+(umask 077; python3 "$BOOT_SRC/card_keys.py" response root-$R.img > secrets/$R-enrolled-response)
+no_secrets_in_logs "$PIN" "$(cat secrets/typed)" "$(cat secrets/$R-enrolled-root)" \
+    "$(cat secrets/$R-enrolled-data1)" "$(cat secrets/$R-enrolled-data2)" "$(cat secrets/$R-enrolled-response)"
 
 # 3. The root file system with the store, under the enrolled header.
 tree=$BOOT_WORK/rot-rootfs
@@ -131,20 +170,24 @@ install -m 600 secrets/* "$tree/etc/test-boot/secrets/"
 tar -C "$BOOT_SRC/rootfs-overlay-rotate" -c . | tar -C "$tree" -x --keep-directory-symlink
 systemctl --root="$tree" enable test-rotate-store.service 2>/dev/null
 
-cryptsetup luksHeaderBackup -q --header-backup-file "$T/root.hdr" root-rot.img
-enrolled_segments=$(segments root-rot.img)
-rm -f root-rot.img; truncate -s 560M root-rot.img
-mkfs.ext4 -q -F -L bootroot -d "$tree" root-rot.img 512M
-encrypt_root root-rot.img
-[ "$(segments root-rot.img)" = "$enrolled_segments" ] \
-    || fail "the second encryption's data segment differs: $(segments root-rot.img) vs $enrolled_segments"
-cryptsetup luksHeaderRestore -q --header-backup-file "$T/root.hdr" root-rot.img
+cryptsetup luksHeaderBackup -q --header-backup-file "$T/root.hdr" root-$R.img
+enrolled_segments=$(segments root-$R.img)
+rm -f root-$R.img; truncate -s 560M root-$R.img
+mkfs.ext4 -q -F -L bootroot -d "$tree" root-$R.img 512M
+encrypt_root root-$R.img
+[ "$(segments root-$R.img)" = "$enrolled_segments" ] \
+    || fail "the second encryption's data segment differs: $(segments root-$R.img) vs $enrolled_segments"
+cryptsetup luksHeaderRestore -q --header-backup-file "$T/root.hdr" root-$R.img
 rm -rf "$tree"
-[ "$(cryptsetup luksUUID root-rot.img)" = "$ROOT_UUID" ] || fail "root-rot.img lost its UUID"
-cryptsetup luksDump --dump-volume-key -q --key-file secrets/typed --volume-key-file "$T/vk.check" root-rot.img > /dev/null
+[ "$(cryptsetup luksUUID root-$R.img)" = "$ROOT_UUID" ] || fail "root-$R.img lost its UUID"
+cryptsetup luksDump --dump-volume-key -q --key-file secrets/typed --volume-key-file "$T/vk.check" root-$R.img > /dev/null
 cmp -s "$T/vk" "$T/vk.check" || fail "the restored header does not hold the volume key the data is encrypted with"
-cryptsetup open --test-passphrase --key-file secrets/rot-enrolled-root root-rot.img || fail "root-rot.img: enrolled key lost"
+cryptsetup open --test-passphrase --key-file secrets/$R-enrolled-root root-$R.img || fail "root-$R.img: enrolled key lost"
 
-log "card-rot disks: $(ls -s root-rot.img data1-rot.img data2-rot.img | tr '\n' ' ')"
-CARD=1 CARD_CONF=$CONF OUT=$BOOT_WORK/initrd-card-rot.img "$BOOT_SRC/build-initrd.sh"
+log "card-rot disks: $(ls -s root-$R.img data1-$R.img data2-$R.img | tr '\n' ' ')"
+if [ "$KIND" = ccid ]; then
+    CARD=1 CCID=1 CARD_CONF=$CONF OUT=$BOOT_WORK/initrd-ccid-rot.img "$BOOT_SRC/build-initrd.sh"
+else
+    CARD=1 CARD_CONF=$CONF OUT=$BOOT_WORK/initrd-card-rot.img "$BOOT_SRC/build-initrd.sh"
+fi
 log "prepare-rotate: $((SECONDS - T0)) s"

@@ -19,4 +19,10 @@ if card_tools_present; then
 else
     log "no card initramfs: $(card_tools_present || true)"
 fi
+# The CCID scenarios (QEMU's own CCID reader, a PKCS#11 key); 77 only takes them away.
+if why=$(ccid_tools_present); then
+    "$BOOT_SRC/prepare-ccid.sh" || [ $? = 77 ]
+else
+    log "no CCID initramfs: $why"
+fi
 log "prepared in $((SECONDS - T0)) s: $(cd "$BOOT_WORK" && ls -sh ./*.img | tr '\n' ' ')"

@@ -30,9 +30,9 @@ import card_keys  # noqa: E402  (the host's own computation of the card keys)
 
 # The console agent's prompt as systemd 252 draws it, suffix included, so that
 # a log line quoting a question's Message= is not taken for a prompt.
-PROMPT = re.compile(rb"Please enter (?:passphrase for disk|the PIN of the smartcard in reader) ([^\r\n]*?): "
+PROMPT = re.compile(rb"Please enter (?:passphrase for disk|the PIN of the smartcard in reader|the PIN of token) ([^\r\n]*?): "
                     rb"\(press TAB for no echo\)")
-PIN_PROMPT = re.compile(rb"Please enter the PIN of the smartcard")
+PIN_PROMPT = re.compile(rb"Please enter the PIN of (?:the smartcard|token)")
 SILENCE = 150  # seconds without console output: the boot waits for input
 SWITCH_ROOT = re.compile(rb"Switching root|Reached target[^\n]*Switch Root")
 
@@ -100,8 +100,9 @@ class Card:
 
 class Boot:
     def __init__(self, name, initrd, disks, append="", nic=None, timeout=480, luks_root=True,
-                 root_image="root.img"):
+                 root_image="root.img", devices=()):
         self.name, self.initrd, self.disks, self.luks_root = name, initrd, disks, luks_root
+        self.devices = list(devices)
         self.root_image = root_image
         self.append, self.nic, self.timeout = append, nic, timeout
         self.out = b""
@@ -136,7 +137,7 @@ class Boot:
                "-kernel", KERNEL, "-initrd", self.initrd, "-append", append]
         for disk, snapshot in self.disks:
             cmd += ["-drive", f"file={disk},format=raw,if=virtio" + (",snapshot=on" if snapshot else "")]
-        cmd += ["-nic", self.nic or "none"]
+        cmd += ["-nic", self.nic or "none"] + self.devices
         return cmd
 
     def start(self):
@@ -525,7 +526,21 @@ class Tagged:
         self.verdict.check(ok, f"{self.tag}: {what}")
 
 
-def card_rotate(name):
+def ccid_boot(name, initrd, disks, root_image, append="", stall=60):
+    """card_boot's twin for the CCID scenarios: the card in QEMU's own CCID
+    reader (ccid_devices), the person types secrets/ccid-pin once at the
+    agent's PIN question."""
+    boot = Boot(name, os.path.join(WORK, initrd), disks, append="test.expire-systemd-cache " + append,
+                root_image=root_image, devices=ccid_devices(name))
+    person = Person("ccid-pin", pin=True)
+    try:
+        end, _, report_at = drive(boot, person, stall=stall)
+    finally:
+        boot.stop()
+    return boot, person, end, report_at
+
+
+def card_rotate(name, kind="vicc"):
     """(3) Rotation at the end of boot, and the next boot with the new keys.
     prepare-rotate.sh enrolled root (LUKS2), data1 (LUKS2) and data2 (LUKS1,
     its record in the root's default LUKS1 store, /boot/crypt-agent) with `crypt-agent enroll`
@@ -534,13 +549,20 @@ def card_rotate(name):
     crypt-agent-finish flushes every cache and rotates from it (no card, no
     PIN). Boot 2 on the same disks: the PIN once, all three open. The host
     computes each generation's keys from the records (card_keys.py, not the
-    project's code) and checks which of them open which disk."""
+    project's code) and checks which of them open which disk.
+    kind "ccid" (ccid-one-pin-rotate): the same through QEMU's own CCID reader
+    with libcacard's CAC card, enrolled by its PKCS#11 key (prepare-rotate.sh
+    with CARD_KIND=ccid); the host signs with the key exported from the card's
+    database (card_keys.py, CARD_RSA_KEY)."""
     vols = ("root", "data1", "data2")
-    d = os.path.join(WORK, "runs", "card-rotate-disks")
+    r = "ccid-rot" if kind == "ccid" else "rot"
+    if kind == "ccid":
+        os.environ["CARD_RSA_KEY"] = os.path.join(WORK, "secrets", "ccid-key1.pem")
+    d = os.path.join(WORK, "runs", f"{name}-disks")
     os.makedirs(d, exist_ok=True)
-    img = {n: os.path.join(d, f"{n}-rot.img") for n in vols}
+    img = {n: os.path.join(d, f"{n}-{r}.img") for n in vols}
     for n in vols:
-        subprocess.run(["cp", "--sparse=always", os.path.join(WORK, f"{n}-rot.img"), img[n]], check=True)
+        subprocess.run(["cp", "--sparse=always", os.path.join(WORK, f"{n}-{r}.img"), img[n]], check=True)
     uuid = {n: card_keys.luks_uuid(img[n]) for n in vols}
     typed = secret("typed")
     v = Verdict(name)
@@ -560,7 +582,7 @@ def card_rotate(name):
     def current_gen(recs, n):
         return card_keys.current(recs[n])[0] if recs.get(n) else None
 
-    with open(os.path.join(WORK, "rot-store", f"{uuid['data2']}.rec")) as f:
+    with open(os.path.join(WORK, f"{r}-store", f"{uuid['data2']}.rec")) as f:
         recs0 = records({f"{uuid['data2']}.rec": f.read()})
     keys0 = keys_of(recs0)
     print("  before boot 1:", {n: current_gen(recs0, n) for n in vols})
@@ -568,8 +590,12 @@ def card_rotate(name):
             "before boot 1 the keys computed on the host from the enrolled records open all three disks")
 
     def one_boot(tag):
-        boot, person, end, report_at = card_boot(f"{name}-{tag}", "initrd-card-rot.img",
-                                                 [(img[n], False) for n in vols], img["root"])
+        if kind == "ccid":
+            boot, person, end, report_at = ccid_boot(f"{name}-{tag}", "initrd-ccid-rot.img",
+                                                     [(img[n], False) for n in vols], img["root"])
+        else:
+            boot, person, end, report_at = card_boot(f"{name}-{tag}", "initrd-card-rot.img",
+                                                     [(img[n], False) for n in vols], img["root"])
         rep = parse_report(boot.out)
         tv = Tagged(v, tag)
         pin_prompts = [m for m in PROMPT.finditer(boot.out) if PIN_PROMPT.search(m.group(0))]
@@ -646,6 +672,51 @@ def card_rotate(name):
     return v.finish(boots[-1], times.get(f"boot {len(boots)}"))
 
 
+def ccid_devices(tag):
+    """QEMU's own CCID reader (usb-ccid on the PIIX3 UHCI bus of -usb) holding
+    libcacard's CAC card, backed by a fresh copy of prepare-ccid.sh's NSS
+    database (the card may write to it)."""
+    os.makedirs(os.path.join(WORK, "runs"), exist_ok=True)
+    db = os.path.join(WORK, "runs", f"{tag}-db")
+    subprocess.run(["rm", "-rf", db], check=True)
+    subprocess.run(["cp", "-a", os.path.join(WORK, "ccid-db"), db], check=True)
+    return ["-usb", "-device", "usb-ccid", "-device",
+            f"ccid-card-emulated,backend=certificates,db=sql:{db},cert1=cert1,cert2=cert2,cert3=cert3"]
+
+
+def ccid_reaches_guest(name):
+    """A real CCID reader for the guest: QEMU's usb-ccid with libcacard's
+    emulated CAC card. In the initramfs, what the dracut module installed for
+    a PKCS#11 key (card-uri) - pcscd with libccid, p11-kit's proxy and the
+    registered OpenSC module - shows the token and its three certificates
+    (pkcs11-tool through the proxy), and so does `crypt-agent card list`, as
+    on a laptop."""
+    boot = Boot(name, os.path.join(WORK, "initrd-ccid.img"), [], append="test.ccid-status", timeout=420,
+                luks_root=False, devices=ccid_devices(name))
+    try:
+        end, _, _ = drive(boot, None, stall=0)
+    finally:
+        boot.stop()
+    m = re.search(rb"CCID-STATUS-BEGIN(.*?)CCID-STATUS-END", boot.out, re.S)
+    status = console_text(m.group(1)) if m else ""
+    print("  in the guest:\n    " + "\n    ".join(status.strip().splitlines()) if status else "  in the guest: nothing")
+    v = Verdict(name)
+    v.check(m is not None, f"the initramfs ran the token check (ended by: {end})")
+    v.check(bool(re.search(r"^USB-CCID-INTERFACES \S", status, re.M)), "the guest's USB bus has a CCID interface")
+    v.check(bool(re.search(r"CCID Interface[^\n]*\n\s*token label\s*: Test CAC cert1\n", status)),
+            "p11-kit's proxy lists the CCID reader's token 'Test CAC cert1' (pcscd + libccid + OpenSC)")
+    v.check(bool(re.search(r"(?i)token manufacturer\s*: Common Access Card", status)),
+            "OpenSC's CAC driver read it (manufacturer 'Common Access Card')")
+    listed = status.partition("CCID-CARD-LIST")[2]
+    v.check('token "Test CAC cert1"' in listed,
+            "crypt-agent card list in the initramfs (p11-kit's proxy loaded by the agent) shows the token")
+    ids = sorted(set(re.findall(r"ID:\s+(000[123])", status)))
+    v.check(ids == ["0001", "0002", "0003"], f"its three certificates, ids 0001..0003, are listed (got {ids})")
+    leaked = [s for s in ("ccid-pin",) if secret(s) in boot.out]
+    v.check(not leaked, f"no PIN on the console (leaked: {leaked or 'none'})")
+    return v.finish(boot, None)
+
+
 # "fakeclock": these boots expire systemd's 150 s keyring cache at once (see
 # initrd-overlay/etc/systemd/system/test-expire-systemd-cache.service).
 SCENARIOS = {
@@ -656,6 +727,8 @@ SCENARIOS = {
     "card-one-pin": card_one_pin,
     "card-control-wrong-key": control_wrong_card_key,
     "card-rotate": card_rotate,
+    "ccid-reaches-guest": ccid_reaches_guest,
+    "ccid-one-pin-rotate": lambda name: card_rotate(name, kind="ccid"),
 }
 
 if __name__ == "__main__":
