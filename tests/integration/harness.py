@@ -82,13 +82,19 @@ class Env:
         self.secrets.append(secret)
         return self.cli("cache", "put", *args, stdin=secret + "\n")
 
-    def start_agent(self, *args, tag="agent", ready=True):
+    def start_agent(self, *args, tag="agent", ready=True, journal=False):
+        """journal=True: the log file stands for the journal's stream, as under systemd
+        (JOURNAL_STREAM names it), so each line carries its "<N>" priority."""
         log = os.path.join(self.dir, f"{tag}-{len(self.logs)}.log")
         self.logs.append(log)
         f = open(log, "w")
+        penv = None
+        if journal:
+            st = os.fstat(f.fileno())
+            penv = dict(os.environ, JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}")
         p = subprocess.Popen([BIN, "serve", "--cache-dir", self.cache_dir, "--keyring", self.keyring,
                               "--log-level", "debug", *args],
-                             stdout=f, stderr=subprocess.STDOUT)
+                             stdout=f, stderr=subprocess.STDOUT, env=penv)
         f.close()
         self.procs.append(p)
         self.agent, self.agent_log = p, log

@@ -8,7 +8,7 @@ from harness import Env, TestAsker, candidates
 env = Env("logforge")
 SECRET = "Logforge-Test-Secret-6"
 env.put(SECRET)
-env.start_agent()
+env.start_agent(journal=True)  # the "<N>" priorities are what a forger would aim at
 
 name = "ask.forged\n<0>EMERGENCY-FORGED-BY-NAME"
 ident = "cryptsetup:/dev/a\r<0>CR-FORGED\u2028<0>LS-FORGED\u0085<0>NEL-FORGED\u202eRLO"
