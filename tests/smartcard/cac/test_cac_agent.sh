@@ -51,7 +51,7 @@ ok "card list: the CAC token and its key URIs through p11-kit"
 : > "$T/prompts"
 answer_pins "$PIN"
 printf '%s\n' "$PERSON" | "$CRYPT_AGENT_BIN" --ask-dir "$ASK" --log-level debug enroll --passphrase-stdin \
-    --card-uri "$URI" --card-luks1-dir "$T/store" --lock-dir "$T/locks" --card-wait 30 "${V[@]}" \
+    --card-uri "$URI" --card-luks1-dir "$T/store" --cache-dir "$T/locks" --card-wait 30 "${V[@]}" \
     > "$T/enroll.out" 2> "$T/enroll.err" || fail "enroll: $(tail -5 "$T/enroll.err")"
 grep -q "3 of 3 volumes done, 0 failed" "$T/enroll.err" || fail "enroll summary: $(tail -3 "$T/enroll.err")"
 [ "$(wc -l < "$T/prompts")" = 1 ] || fail "enroll: expected 1 PIN prompt, saw $(wc -l < "$T/prompts"): $(cat "$T/prompts")"
