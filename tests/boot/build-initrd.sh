@@ -55,7 +55,7 @@ dracut --force --no-hostonly --no-hostonly-cmdline --no-early-microcode \
 contents=$(lsinitrd "$OUT" 2>/dev/null)
 echo "lsinitrd $OUT ($(du -h "$OUT" | cut -f1)), crypt-agent files:"
 grep -E '^[-dl].*(crypt-agent|pcscd|pcsc/drivers|reader.conf)' <<< "$contents" | sed 's/^/  /'
-for f in usr/bin/crypt-agent usr/lib/systemd/system/crypt-agent.path usr/lib/systemd/system/crypt-agent.service \
+for f in usr/sbin/crypt-agent usr/lib/systemd/system/crypt-agent.path usr/lib/systemd/system/crypt-agent.service \
          usr/lib/systemd/system/crypt-agent.service.d/50-initrd.conf \
          etc/systemd/system/sysinit.target.wants/crypt-agent.path; do
     grep -q " $f\( \|$\)" <<< "$contents" || die "the image lacks $f"
