@@ -4,7 +4,10 @@
 #   test   the real components the tests drive: systemd-ask-password, cryptsetup,
 #          keyctl, pcscd with the virtual smartcard, clang (fuzzers, LeakSanitizer)
 #   boot   QEMU, a Debian kernel, dracut and mmdebstrap for the end-to-end boots
-# Usage: tests/setup-debian.sh [build] [test] [boot]   (default: build)
+#   package  dpkg-buildpackage with debhelper, lintian, mandoc (man page lint),
+#          mmdebstrap for the fresh-root install (the build group has the
+#          build dependencies of debian/control)
+# Usage: tests/setup-debian.sh [build] [test] [boot] [package]   (default: build)
 # Idempotent: packages already present are skipped quickly.
 set -euo pipefail
 groups=("$@"); [ ${#groups[@]} -eq 0 ] && groups=(build)
@@ -18,7 +21,8 @@ for g in "${groups[@]}"; do
                   vsmartcard-vpicc python3-virtualsmartcard python3-pycryptodome pcsc-tools python3-pyscard
                   clang libclang-rt-14-dev gdb) ;;
     boot)  pkgs+=(qemu-system-x86 linux-image-amd64 dracut mmdebstrap cpio zstd e2fsprogs xxd openssl) ;;
-    *) echo "setup-debian.sh: unknown group '$g' (build, test, boot)" >&2; exit 2 ;;
+    package) pkgs+=(debhelper dpkg-dev fakeroot lintian binutils mandoc mmdebstrap) ;;
+    *) echo "setup-debian.sh: unknown group '$g' (build, test, boot, package)" >&2; exit 2 ;;
   esac
 done
 
