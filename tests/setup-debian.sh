@@ -5,7 +5,10 @@
 #          keyctl, pcscd with the virtual smartcard, clang (fuzzers, LeakSanitizer),
 #          libcacard's CAC card with OpenSC and p11-kit
 #   boot   QEMU, a Debian kernel, dracut and mmdebstrap for the end-to-end boots
-# Usage: tests/setup-debian.sh [build] [test] [boot]   (default: build)
+#   package  dpkg-buildpackage with debhelper, lintian, mandoc (man page lint),
+#          mmdebstrap for the fresh-root install (the build group has the
+#          build dependencies of debian/control)
+# Usage: tests/setup-debian.sh [build] [test] [boot] [package]   (default: build)
 # Idempotent: packages already present are skipped quickly.
 set -euo pipefail
 groups=("$@"); [ ${#groups[@]} -eq 0 ] && groups=(build)
@@ -58,7 +61,8 @@ for g in "${groups[@]}"; do
     boot)  pkgs+=(qemu-system-x86 linux-image-amd64 dracut mmdebstrap cpio zstd e2fsprogs xxd openssl systemd-sysv
                   libccid opensc opensc-pkcs11 p11-kit-modules libnss3-tools)
            if apt-cache show --no-all-versions systemd-cryptsetup >/dev/null 2>&1; then pkgs+=(systemd-cryptsetup); fi ;;
-    *) echo "setup-debian.sh: unknown group '$g' (build, test, boot)" >&2; exit 2 ;;
+    package) pkgs+=(debhelper dpkg-dev fakeroot lintian binutils mandoc mmdebstrap) ;;
+    *) echo "setup-debian.sh: unknown group '$g' (build, test, boot, package)" >&2; exit 2 ;;
   esac
 done
 

@@ -50,6 +50,8 @@ if [ "${CARD:-0}" = 1 ]; then
     else install -d "$TMP/stage/etc"; printf '[crypt-agent]\ncard-enable = yes\n' > "$TMP/stage/etc/crypt-agent.conf"; fi
     if [ -n "${CARD_STAGE_EXTRA:-}" ]; then cp -a "$CARD_STAGE_EXTRA/." "$TMP/stage/"; fi
     export CRYPT_AGENT_STAGING=$TMP/stage
+    # The module installs the vpcd test reader only when asked.
+    export crypt_agent_vpcd=yes
     ln -sfn "$TMP/stage/usr/lib/dracut/modules.d/91crypt-agent" "$TMP/base/modules.d/91crypt-agent"
 fi
 # A small generic image with systemd: only the modules a LUKS root needs. dracut 103+
@@ -71,7 +73,7 @@ dracut --force --no-hostonly --no-hostonly-cmdline --no-early-microcode \
 contents=$(lsinitrd "$OUT" 2>/dev/null)
 echo "lsinitrd $OUT ($(du -h "$OUT" | cut -f1)), crypt-agent files:"
 grep -E '^[-dl].*(crypt-agent|pcscd|pcsc/drivers|reader.conf|p11-kit|pkcs11|opensc)' <<< "$contents" | sed 's/^/  /'
-for f in usr/bin/crypt-agent usr/lib/systemd/system/crypt-agent.path usr/lib/systemd/system/crypt-agent.service \
+for f in usr/sbin/crypt-agent usr/lib/systemd/system/crypt-agent.path usr/lib/systemd/system/crypt-agent.service \
          usr/lib/systemd/system/crypt-agent.service.d/50-initrd.conf \
          etc/systemd/system/sysinit.target.wants/crypt-agent.path; do
     grep -q " $f\( \|$\)" <<< "$contents" || die "the image lacks $f"
@@ -89,7 +91,20 @@ if [ "${CCID:-0}" = 1 ]; then
     done
 elif [ "${CARD:-0}" = 1 ]; then
     for f in usr/sbin/pcscd usr/lib/pcsc/drivers/serial/libifdvpcd.so etc/reader.conf.d/vpcd \
-             usr/lib/systemd/system/crypt-agent-pcscd.service usr/lib/systemd/system/crypt-agent.service.d/60-card.conf; do
+             usr/lib/systemd/system/crypt-agent.service.d/60-card.conf \
+             usr/lib/systemd/system/crypt-agent.service.d/61-pcscd.conf; do
         grep -q " $f\( \|$\)" <<< "$contents" || die "the card image lacks $f"
     done
+    # One pcscd: dracut's pcsc module with the module's drop-in, or its own unit.
+    if grep -q ' usr/lib/systemd/system/pcscd.service$' <<< "$contents"; then
+        grep -q ' usr/lib/systemd/system/pcscd.service.d/50-crypt-agent.conf$' <<< "$contents" \
+            || die "dracut's pcscd.service is in the card image without the module's drop-in"
+        ! grep -q ' usr/lib/systemd/system/crypt-agent-pcscd.service$' <<< "$contents" \
+            || die "the card image has two pcscd units"
+    else
+        grep -q ' usr/lib/systemd/system/crypt-agent-pcscd.service$' <<< "$contents" \
+            || die "the card image has no pcscd unit"
+    fi
+else
+    ! grep -q 'libifdvpcd' <<< "$contents" || die "the image has the vpcd test driver, which nobody asked for"
 fi

@@ -11,7 +11,7 @@ source "$(dirname "$0")/lib.sh"
 require_boot_tools
 require_agent_binary
 STAGE=$BOOT_WORK/stage
-[ -x "$STAGE/usr/bin/crypt-agent" ] || die "run stage.sh first ($STAGE has no crypt-agent)"
+[ -x "$STAGE/usr/sbin/crypt-agent" ] || die "run stage.sh first ($STAGE has no crypt-agent)"
 cd "$BOOT_WORK"
 
 # The Debian packages that provide the libraries crypt-agent links, found
@@ -26,7 +26,7 @@ package_of() {
     die "no Debian package provides $1"
 }
 runtime_packages() {
-    ldd "$STAGE/usr/bin/crypt-agent" | awk '/=> \//{print $3}' | while read -r lib; do
+    ldd "$STAGE/usr/sbin/crypt-agent" | awk '/=> \//{print $3}' | while read -r lib; do
         package_of "$lib"
     done | cut -d: -f1 | sort -u
 }

@@ -9,6 +9,6 @@ require_agent_binary
 STAGE=$BOOT_WORK/stage
 rm -rf "$STAGE"; mkdir -p "$STAGE"
 DESTDIR=$STAGE cmake --install "$CRYPT_AGENT_BUILD_DIR" --prefix /usr >/dev/null
-[ -x "$STAGE/usr/bin/crypt-agent" ] || die "cmake --install put no usr/bin/crypt-agent into $STAGE"
+[ -x "$STAGE/usr/sbin/crypt-agent" ] || die "cmake --install put no usr/sbin/crypt-agent into $STAGE"
 if [ -n "${CONF:-}" ]; then install -D -m 644 "$CONF" "$STAGE/etc/crypt-agent.conf"; fi
 log "staged: $(cd "$STAGE" && find . -type f | sort | tr '\n' ' ')"

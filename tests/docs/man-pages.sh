@@ -1,0 +1,48 @@
+#!/bin/bash
+# docs.man-pages: the man pages are clean under `mandoc -T lint` (warnings
+# included), and crypt-agent.conf(5) documents every setting: each option of
+# the binary's help (global, serve and finish options; the configuration
+# file takes the same names) and each name the configuration parser accepts
+# (agent/options.cpp, agent/card_source.cpp), so a new setting cannot be
+# added without its paragraph.
+set -euo pipefail
+skip() { echo "SKIP: $*"; exit 77; }
+SRC=${CRYPT_AGENT_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+command -v mandoc >/dev/null || skip "mandoc (package mandoc) is missing"
+[ -x "${CRYPT_AGENT_BIN:-}" ] || skip "crypt-agent binary ${CRYPT_AGENT_BIN:-} is not built"
+fail=0
+pages=("$SRC/agent/crypt-agent.8" "$SRC/agent/crypt-agent.conf.5")
+if out=$(mandoc -T lint -W warning "${pages[@]}" 2>&1) && [ -z "$out" ]; then
+    echo "ok   mandoc -T lint: clean"
+else
+    echo "FAIL mandoc -T lint:"; sed 's/^/     /' <<< "$out"; fail=1
+fi
+
+# The settings the conf page documents: the names its paragraphs start with.
+documented=$(mandoc -T utf8 "$SRC/agent/crypt-agent.conf.5" | sed 's/\x1b\[[0-9;]*m//g; s/.\x08//g' |
+             sed -n 's/^       \([a-z][a-z0-9-]*\) = .*/\1/p' | sort -u)
+[ -n "$documented" ] || { echo "FAIL found no settings in crypt-agent.conf(5)"; exit 1; }
+
+# Options of the help: --name, except those that are no setting.
+from_help=$(for c in serve finish; do "$CRYPT_AGENT_BIN" "$c" --help 2>&1 || true; done |
+            grep -oE '^ +(-[a-z], )?--[a-z][a-z0-9-]*' | sed 's/.*--//' | sort -u |
+            grep -vxE 'help|version|config')
+[ -n "$from_help" ] || { echo "FAIL no options in the help of serve and finish"; exit 1; }
+# Names the parser accepts: name == "..." in the setting parsers.
+from_parser=$(grep -ohE 'name == "[a-z][a-z0-9-]*"' "$SRC/agent/options.cpp" "$SRC/agent/card_source.cpp" |
+              sed 's/.*"\(.*\)"/\1/' | grep -vx config | sort -u)
+missing=$(comm -23 <(printf '%s\n' $from_help $from_parser | sort -u) <(printf '%s\n' "$documented"))
+if [ -z "$missing" ]; then
+    echo "ok   crypt-agent.conf(5) documents all $(printf '%s\n' $from_help $from_parser | sort -u | wc -l) settings"
+else
+    echo "FAIL crypt-agent.conf(5) lacks: $(tr '\n' ' ' <<< "$missing")"; fail=1
+fi
+# Every command of the usage has its paragraph in crypt-agent(8).
+for c in serve list "cache put" "cache status" "cache flush" finish "card status" "card derive" enroll rotate; do
+    grep -q "^\.B $c\b" "$SRC/agent/crypt-agent.8" || { echo "FAIL crypt-agent(8) has no paragraph for $c"; fail=1; }
+done
+for topic in "UNITS" "INITRAMFS" "KERNEL COMMAND LINE" "EXIT STATUS" "WHEN THE CARD IS LOST"; do
+    grep -q "^\.SH $topic" "$SRC/agent/crypt-agent.8" || { echo "FAIL crypt-agent(8) has no section $topic"; fail=1; }
+done
+[ $fail = 0 ] && echo "ok   crypt-agent(8) covers every command, the units, the initramfs, the off switch, exit codes"
+exit $fail
