@@ -3,8 +3,8 @@
 # included), and crypt-agent.conf(5) documents every setting: each option of
 # the binary's help (global, serve and finish options; the configuration
 # file takes the same names) and each name the configuration parser accepts
-# (agent/options.cpp, agent/card_source.cpp), so a new setting cannot be
-# added without its paragraph.
+# (`crypt-agent config` prints every one), so a new setting cannot be added
+# without its paragraph.
 set -euo pipefail
 skip() { echo "SKIP: $*"; exit 77; }
 SRC=${CRYPT_AGENT_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -28,9 +28,10 @@ from_help=$(for c in serve finish; do "$CRYPT_AGENT_BIN" "$c" --help 2>&1 || tru
             grep -oE '^ +(-[a-z], )?--[a-z][a-z0-9-]*' | sed 's/.*--//' | sort -u |
             grep -vxE 'help|version|config')
 [ -n "$from_help" ] || { echo "FAIL no options in the help of serve and finish"; exit 1; }
-# Names the parser accepts: name == "..." in the setting parsers.
-from_parser=$(grep -ohE 'name == "[a-z][a-z0-9-]*"' "$SRC/agent/options.cpp" "$SRC/agent/card_source.cpp" |
-              sed 's/.*"\(.*\)"/\1/' | grep -vx config | sort -u)
+# Every setting there is: `crypt-agent config` prints each one as "name = value".
+empty=$(mktemp); trap 'rm -f "$empty"' EXIT
+from_parser=$("$CRYPT_AGENT_BIN" config --config "$empty" | sed -n 's/^\([a-z][a-z0-9-]*\) = .*/\1/p' | sort -u)
+[ -n "$from_parser" ] || { echo "FAIL crypt-agent config printed no settings"; exit 1; }
 missing=$(comm -23 <(printf '%s\n' $from_help $from_parser | sort -u) <(printf '%s\n' "$documented"))
 if [ -z "$missing" ]; then
     echo "ok   crypt-agent.conf(5) documents all $(printf '%s\n' $from_help $from_parser | sort -u | wc -l) settings"
@@ -38,7 +39,7 @@ else
     echo "FAIL crypt-agent.conf(5) lacks: $(tr '\n' ' ' <<< "$missing")"; fail=1
 fi
 # Every command of the usage has its paragraph in crypt-agent(8).
-for c in serve list "cache put" "cache status" "cache flush" finish "card status" "card derive" enroll rotate; do
+for c in serve list "cache put" "cache status" "cache flush" finish "card list" "card status" "card watch" "card derive" enroll rotate config; do
     grep -q "^\.B $c\b" "$SRC/agent/crypt-agent.8" || { echo "FAIL crypt-agent(8) has no paragraph for $c"; fail=1; }
 done
 for topic in "UNITS" "INITRAMFS" "KERNEL COMMAND LINE" "EXIT STATUS" "WHEN THE CARD IS LOST"; do
