@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "agent/answered_log.hpp"
 
 #include <fcntl.h>

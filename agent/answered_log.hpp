@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Which questions have been answered, kept on tmpfs next to the cache (CACHE_DIR/answered)
 // so that an agent started after a crash, a SIGKILL or switch-root never answers a
 // question a second time.  Nothing secret is in it: which ask file (the directory's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "agent/ask_dir.hpp"
 
 #include <fcntl.h>

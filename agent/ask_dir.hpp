@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The system-call side of one question: reading an ask file safely, checking
 // where its Socket= leads, and sending the datagram.  No logging here: each
 // function returns what went wrong, and the loop logs it once.

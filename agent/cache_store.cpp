@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "agent/cache_store.hpp"
 
 #include <fcntl.h>

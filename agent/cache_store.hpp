@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Where the boot-scoped cache lives between agent instances.
 //
 // The kernel keyring is the default store: it survives switch-root, is never on a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // `crypt-agent card ...`: look at readers and cards, and derive volume
 // passphrases from the card (for tests and demos).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The smartcard settings ("card-*"), typed: filled by the one settings parser
 // (agent/options.cpp, from the file and the command line alike) and read by
 // serve's card source, enroll, rotate, finish and the card commands.

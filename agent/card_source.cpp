@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // g++ 12 -O2 reports false "potential null pointer dereference" warnings
 // inside Asio's own headers; they must be silenced before the headers are read.
 #pragma GCC diagnostic ignored "-Wnull-dereference"

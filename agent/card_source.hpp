@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Candidates from the smartcard for `cryptsetup:` questions (serve).
 //
 // At the first card operation the source derives the key of every volume the

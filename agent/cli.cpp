@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "agent/cli.hpp"
 
 #include <sys/prctl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Command-line front end: parses arguments and the configuration file, then
 // calls the command.  main() only calls this.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Clocks.  The cache's lifetime is on CLOCK_BOOTTIME: it keeps counting through
 // suspend and is shared by the initramfs and the real root (same kernel boot).
 // Question deadlines (NotAfter=) are CLOCK_MONOTONIC, as systemd writes them.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The commands besides `serve`.  Each returns the process exit status and
 // prints for a person on stdout, problems on stderr (through the log).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // /etc/crypttab as the agent reads it: which block devices its lines name,
 // spelled as systemd-cryptsetup resolves them (so that "cryptsetup:" + the
 // result is the Id the volume's question carries).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A move-only owner of a file descriptor: every fd is owned from the moment it exists.
 #pragma once
 #include <unistd.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "agent/keyring.hpp"
 
 #include <unistd.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Kernel keyring access (keyutils).  Errors are errno values.
 //
 // Why these permissions: keys we add grant everything to their owner (uid 0) and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "agent/log.hpp"
 
 #include <atomic>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Logging: Boost.Log to stderr.  When stderr is the journal (JOURNAL_STREAM names
 // its device and inode, as systemd sets it for a unit's stdout/stderr stream), each
 // line carries a syslog priority "<N>" so journald records levels; anywhere else

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The `enroll` and `rotate` subcommands of crypt-agent.
 //
 //   crypt-agent enroll [--passphrase-stdin] [--dry-run] [SETTINGS] VOLUME...

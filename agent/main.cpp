@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "agent/cli.hpp"
 
 int main(int argc, char** argv) { return ca::agent::main_cli(argc, argv); }

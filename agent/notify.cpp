@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "agent/notify.hpp"
 
 #include <sys/socket.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Settings shared by every command: built from defaults, then the configuration
 // file (/etc/crypt-agent.conf, or --config), then the command line, which wins.
 // The file uses the long option names as keys ("ask-dir = /run/..."), so what an

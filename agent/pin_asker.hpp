@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The agent as an asker: a PIN question through systemd's ask-password
 // protocol, so whichever agent the person sees (console, Plymouth, GUI)
 // prompts for it.  We write our own ask file and listen on our own datagram

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "agent/server.hpp"
 
 #include <dirent.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The agent's loop: one io_context, one thread.
 //
 // One question's way: inotify doorbell -> read and check the ask file ->

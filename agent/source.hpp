@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A source of candidates beyond the cache (a smartcard, a LUKS token's seed).
 //
 // The server asks a source for a question's Id when the cache has no untried

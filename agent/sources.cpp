@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The list of candidate sources built into the agent.  Each source decides from
 // the configuration whether it is enabled.
 #include "agent/card_source.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* floor-agent: the cheapest correct password agent we can think of, as the
  * bench's yardstick.  It does what every agent must do and nothing more:
  * inotify on the ask directory (IN_MOVED_TO | IN_CLOSE_WRITE), read the named

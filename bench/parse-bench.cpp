@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // parse-bench: nanoseconds per ask file for ca::proto::parse_ask_file, on
 // files shaped as real askers write them.  Pure CPU: no I/O in the loop.
 //

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Produces the figures in bench/README.md: every agent found here, alternating,
 # N = 1, 100, 1000, 10000, live + backlog + startup, three repetitions,
 # medians.  Needs root (storm makes its own mount namespace and keyring).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "proto/ask_file.hpp"
 
 #include <algorithm>

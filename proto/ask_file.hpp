@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Parser of the [Ask] files that systemd's ask-password writes
 // (docs/PASSWORD_AGENTS.md; the writer is src/shared/ask-password-api.c).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "proto/cache_codec.hpp"
 
 #include <algorithm>

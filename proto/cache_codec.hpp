@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The boot-scoped cache payload: what one agent instance hands to the next
 // (initramfs -> real root) through the kernel keyring or a tmpfs file.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Shell-style glob matching for question Ids ("cryptsetup:*"), as fnmatch(3)
 // without flags: '*' matches any run (including '/'), '?' one byte, [...] a class.
 // Pure, iterative (no recursion, no exponential backtracking on hostile Ids).

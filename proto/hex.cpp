@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "proto/hex.hpp"
 
 namespace ca::proto {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Hexadecimal text for seeds, salts, ATRs and APDUs (never for secrets in logs).
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "proto/reply.hpp"
 
 #include <cstring>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Encoder of the datagram an agent sends to an asker's socket.
 //
 // "+" followed by one or more candidates separated by NUL answers the question

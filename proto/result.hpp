@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A small expected<T, E> for C++20 (std::expected arrives with C++23).
 // Expected failures are values, not exceptions (STYLE.md, practice 6).
 #pragma once

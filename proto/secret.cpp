@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "proto/secret.hpp"
 
 #include <sys/mman.h>

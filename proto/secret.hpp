@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A secret: bytes that are locked in memory, kept out of core dumps, wiped on
 // destruction, move-only, and never converted to std::string.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "proto/seed_token.hpp"
 
 #include <array>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The seed store's record: which seeds (card challenges) a volume's agent
 // keyslots were derived from, and at which generation.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Card responses for code that is not on an event loop (enrolment, rotation,
 // `crypt-agent card derive`): runs a private io_context with a CardService
 // until every seed is answered, something fails, or the wait runs out.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "smartcard/card_io.hpp"
 
 #include <PCSC/pcsclite.h>

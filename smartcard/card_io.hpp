@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // One card operation, as blocking PC/SC calls.
 //
 // Everything here blocks (SCardTransmit has no timeout: a card that stops

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Per-volume passphrases from a card's response.
 //
 // The card holds a key no APDU can read; it answers a challenge (the seed)

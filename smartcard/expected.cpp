@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "smartcard/expected.hpp"
 
 namespace ca::smartcard {

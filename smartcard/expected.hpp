@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Errors as values for the smartcard layer.
 //
 // g++ 12 has no std::expected in C++20, so this is the small subset we need:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The one door from PC/SC threads into the event loop.
 //
 // Threads that block in pcsc-lite can outlive the loop's interest in them (an

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "smartcard/monitor.hpp"
 
 #include <PCSC/pcsclite.h>

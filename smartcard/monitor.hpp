@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Reader and card arrival/removal, from pcsc-lite's blocking
 // SCardGetStatusChange on a thread of its own, delivered into the event loop.
 //

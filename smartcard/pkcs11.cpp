@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "smartcard/pkcs11.hpp"
 
 #include <dlfcn.h>

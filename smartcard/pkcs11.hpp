@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The PKCS#11 backend: a module (p11-kit's proxy by default) answers seeds
 // with a private key chosen by an RFC 7512 URI.
 //

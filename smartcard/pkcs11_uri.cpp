@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "smartcard/pkcs11_uri.hpp"
 
 namespace ca::smartcard {

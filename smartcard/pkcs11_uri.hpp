@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // RFC 7512 PKCS#11 URIs: which token and which private key answer the seed.
 //
 // The same URIs as `systemd-cryptenroll --pkcs11-token-uri`, `p11tool` and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "smartcard/profile.hpp"
 
 #include "proto/hex.hpp"

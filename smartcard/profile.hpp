@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // How a card answers a challenge: a card profile, and the APDUs it implies.
 //
 // Pure code (no PC/SC): building command APDUs and reading status words, so

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "smartcard/service.hpp"
 
 #include <boost/asio/post.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The card as the agent's event loop sees it: responses for seeds, delivered
 // as completions in the loop, with hot-plug, recovery, watchdog and PIN rules.
 //

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Prints the Debian mirror this machine's apt uses for its own release: the URIs of the
 # deb822 paragraph (sources.list.d/*.sources) or the one-line entry (sources.list, *.list)
 # whose suite is VERSION_CODENAME. Nothing printed when there is none. Used where a tree is

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Configures and builds crypt-agent into BUILD_DIR (default ./build), warnings as errors.
 # Extra CMake arguments pass through: tests/build.sh -DCRYPT_AGENT_SANITIZE=ON
 # The test build carries the fault injection hooks (off in a default configure, so in any

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Runs a command in a Debian 13 (trixie) root beside this machine, with this source tree inside.
 #   tests/debian13.sh                       tests/run-tests.sh in Debian 13 (installs its packages there)
 #   tests/debian13.sh tests/run-tests.sh -LE boot

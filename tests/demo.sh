@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # The main job in a self-contained demo, on a fresh Debian 12 or 13 machine (as root):
 #   installs the build packages, builds crypt-agent, then in a private mount
 #   namespace (its own /run/systemd/ask-password) and a private session keyring:

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Builds crypt-agent and runs the whole test suite on Debian 12, as root.
 # Installs what the tests need first (tests/setup-debian.sh build test boot).
 #   tests/run-tests.sh                  everything (unit, integration, smartcard, LUKS, bench self-test, QEMU boots)

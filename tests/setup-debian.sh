@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Installs what crypt-agent needs on Debian 12 (bookworm) or Debian 13 (trixie), by group:
 #   build  compiler, CMake, Boost >= 1.81, libcryptsetup, pcsc-lite, keyutils, OpenSSL
 #   test   the real components the tests drive: systemd-ask-password, cryptsetup,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "agent/luks/fault.hpp"
 
 #ifdef CRYPT_AGENT_FAULT_INJECTION

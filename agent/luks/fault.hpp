@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Test-only fault injection: abort() right after the k-th durable step of a run.
 //
 // Compiled in only when the build sets CRYPT_AGENT_FAULT_INJECTION; a release

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "agent/luks/rotation.hpp"
 
 #include <sys/random.h>

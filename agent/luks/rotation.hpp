@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Enrolment and crash-safe rotation of the agent's one-time LUKS keys.
 //
 // A volume's agent key is HKDF(card response to a seed, seed, volume UUID)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "agent/luks/seed_store.hpp"
 
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Where a volume's seed record lives, readable before anything is unlocked.
 //
 // LUKS2: a crypt-agent token in the volume's own header.  libcryptsetup writes

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "agent/luks/volume.hpp"
 
 #include <libcryptsetup.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // One LUKS volume (a block device or an image file) opened through
 // libcryptsetup, with the few operations enrolment and rotation need.
 //

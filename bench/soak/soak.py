@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Soak: request storms with random asker kills, for a given time, against crypt-agent.
 
   bench/soak/soak.py [--seconds 600] [--batch 50] [--kill-fraction 0.2] [--bin PATH]

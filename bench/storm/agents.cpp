@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "bench/storm/agents.hpp"
 
 #include "bench/storm/asker.hpp"

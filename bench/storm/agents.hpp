@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The agents under test: how each is started, measured and stopped.
 // Every agent runs with RLIMIT_NOFILE 1024 (soft; hard 524288), the limit
 // systemd gives a service, in its own session, with stdout and stderr going

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "bench/storm/asker.hpp"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // One question asked exactly as systemd 252's ask_password_agent() asks it
 // (src/shared/ask-password-api.c; the syscall order below was checked with
 // strace against Debian 12's systemd-ask-password):

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // storm: asks many questions at once, the way systemd 252 asks them, and
 // measures how password agents answer.  See bench/README.md.
 #include "bench/storm/agents.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "bench/storm/report.hpp"
 
 #include <algorithm>

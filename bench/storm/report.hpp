@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Turning runs into a table (medians over repetitions, ratios to the floor
 // agent), a CSV file (one row per run) and an SVG plot of the latency
 // distributions (written by hand: no plotting dependency).

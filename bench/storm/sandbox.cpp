@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "bench/storm/sandbox.hpp"
 
 #include <cerrno>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The private world a storm runs in: its own mount namespace with a fresh
 // tmpfs on /run/systemd (so agents that only know the standard path, like
 // systemd's tty agent, see the private ask directory), its own anonymous

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The three scenarios, each one run of one agent:
 //   live     agent started and answering a warm-up question; then N questions
 //            appear at once (at most C open at a time); CPU per question is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "bench/storm/workers.hpp"
 
 #include <algorithm>

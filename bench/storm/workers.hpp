@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The askers of one run, in worker processes.
 //
 // Each open question holds two descriptors (the ask file, kept open as

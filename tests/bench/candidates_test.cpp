@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The harness judges replies the way systemd 252 does; if this parser were
 // more lenient than systemd's, the bench could count as answered what a real
 // asker rejects.  Cases follow strv_parse_nulstr() and ask_password_agent().

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # storm's CSV has one row per run and its SVG is well-formed XML with one
 # curve per agent and scenario that answered something.
 # usage: check-outputs.sh STORM FLOOR_AGENT

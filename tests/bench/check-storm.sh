@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Runs storm and checks its exit code and the counts on its last line
 # ("storm-total ..."), so a test can say exactly what the harness must report.
 # usage: check-storm.sh EXPECTED_RC 'key=value ...' STORM [storm args...]

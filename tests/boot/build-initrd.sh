@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # An initramfs for the boot tests: dracut with the project's module, taken
 # from the staging tree (stage.sh), never from this machine's /usr/lib/dracut.
 #   OUT=FILE      output (default $BOOT_WORK/initrd.img)

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """The card keys of enrolled volumes, computed on the host independently of
 the project's code (for prepare-rotate.sh and the card-rotate scenario).
 

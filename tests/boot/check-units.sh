@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # The units as `cmake --install` renders them: `systemd-analyze verify` must
 # be clean (with the installed man pages for Documentation=), the exposure
 # of `systemd-analyze security --offline=true` at most 1.5 for

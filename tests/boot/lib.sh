@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Shared by the boot test scripts (sourced, not run).
 #
 # Layout of the work directory ($BOOT_WORK, kept between runs because the

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # The data disks of the boot tests, built without device-mapper on the host:
 # an ext4 image made from a directory, then encrypted in place offline.
 #   data1.img  LUKS2, keyslots: its own passphrase "data1", and "typed"

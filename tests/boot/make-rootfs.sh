@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # The real root of the boot tests: this machine's Debian release (bookworm, or trixie when run
 # in tests/debian13.sh's root), minbase + systemd, with
 # the project installed from the staging tree, in a LUKS2 image (root.img)

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # The smartcard scenario's images, from prepare.sh's: copies of the three
 # disks with one more keyslot each, holding the passphrase the card derives
 # for that volume, and an initramfs configured for the card.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # The CCID scenarios' images, from prepare.sh's stage: libcacard's CAC card
 # as QEMU itself emulates it (usb-ccid + ccid-card-emulated, backend
 # certificates) needs an NSS database with three RSA-2048 keys, made here by

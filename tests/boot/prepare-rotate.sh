@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # The card-rotate scenario's images, from prepare.sh's: copies of the three
 # disks enrolled for the card by the build's own `crypt-agent enroll` (one run,
 # one seed for all three), a root file system that holds data2's LUKS1 seed

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Everything the boot scenarios share, rebuilt from the current build:
 # the staged install, the data disks, the real root (root.img) and the
 # initramfs. About 1 to 2 minutes (the first run adds mmdebstrap's download).

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Boot one scenario under QEMU (TCG) and judge it from the serial console.
 
     run-scenario.py SCENARIO        (run.sh prepares the images and calls this)

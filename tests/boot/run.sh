@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Run one boot scenario (see run-scenario.py). prepare.sh must have run.
 source "$(dirname "$0")/lib.sh"
 require_boot_tools

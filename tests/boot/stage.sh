@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Install the project (`cmake --install`, prefix /usr) into $BOOT_WORK/stage:
 # the one tree both the initramfs (through the dracut module) and the real
 # root take the agent, its units and the dracut module from.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """vicc-boot: the virtual card of the boot tests, reaching a QEMU guest's vpcd.
 
 Debian's vicc (virtualsmartcard 0.8, iso7816 card) with what a boot test

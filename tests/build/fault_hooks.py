@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Issue 13 item 12: the fault injection hooks (environment variables CRYPT_AGENT_FAULT_*)
 exist only in a build configured with -DCRYPT_AGENT_FAULT_INJECTION=ON (tests/build.sh).
 

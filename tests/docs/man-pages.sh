@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # docs.man-pages: the man pages are clean under `mandoc -T lint` (warnings
 # included), and crypt-agent.conf(5) documents every setting: each option of
 # the binary's help (global, serve and finish options; the configuration

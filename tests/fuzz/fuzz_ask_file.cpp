@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // libFuzzer target: ca::proto::parse_ask_file on arbitrary bytes.
 // Beyond "no crash, no sanitizer report": what the parser accepts must keep the
 // promises the agent relies on before it ever touches the socket.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // libFuzzer target: the cache payload decoder, and encode(decode(x)) for what it
 // accepts.  The encoding is canonical (fixed-width fields, no padding, no
 // trailing bytes), so a payload it accepts must re-encode to the same bytes.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // libFuzzer target: the pure card-side parsers in smartcard/profile.hpp.
 // The input is read four ways: as a response APDU (status word -> PIN state),
 // as hex text (unhex), as a profile setting "key=value" that is then used to

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // libFuzzer target: the Id glob matcher.  Input: pattern NUL text.
 // 1. Time bound: glob_match is iterative with one backtrack point, so a call
 //    costs O(|pattern| x |text|) at worst (linear in the Id for a given pattern);

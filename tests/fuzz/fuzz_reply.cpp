@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // libFuzzer target: the reply encoder and decoder.  The first input byte is a
 // separator; the rest, split on it, are the candidates (so a candidate may hold
 // NUL or be empty when the separator is another byte).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // libFuzzer target: the seed record codecs (proto/seed_token.hpp).
 //  - decode_seed_token on the input, and decode(encode(r)) == r for what it accepts;
 //  - the LUKS1 store file: the input's first line with a correct CRC-32 line

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Writes seed inputs for the fuzz targets, produced by the real encoders, so the
 // fuzzers start from well-formed payloads instead of having to discover the
 // layouts byte by byte.  Usage: fuzz_make_corpus OUTPUT_DIR

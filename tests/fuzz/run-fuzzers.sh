@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Builds the libFuzzer targets in a clang build of their own and runs each for a
 # bounded time.  Exits 1 on any crash, leak, timeout, out-of-memory or sanitizer
 # report (the reproducer is kept, the path is printed), 77 when clang or

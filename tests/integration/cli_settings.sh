@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # One vocabulary (issue 13 items 5, 10, 11): every command reads the configuration file
 # and takes every setting on its command line, through one parser.
 #   1. Each command with --config FILE holding a bad value refuses with FILE:LINE and the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Integration-test harness: the real crypt-agent against the real systemd-ask-password.
 
 Every test runs inside `isolate.sh`: a private user namespace (its own root user

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Runs one integration test isolated from the machine.
 #   isolate.sh userns COMMAND...   a private user namespace (root inside, its own user
 #                                  keyring @u: the agent's default keyring and systemd's

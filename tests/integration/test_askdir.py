@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The ask directory: created if missing, re-created and re-watched when removed, refused
 as a symlink at start and while serving."""
 import ctypes, os, re, shutil, subprocess, time

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The ask directory's mode is re-checked while the agent runs (issue 13, item 7).
 chmod 0777 while running: one log line, a question asked meanwhile is not answered;
 chmod back: the agent says so, and the waiting question is answered."""

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """A typed passphrase survives a cache that outgrew its key (issue 13, item 2).
 
 Two cached candidates are sent to ~250 volumes with long Ids: stored as text, what was learnt

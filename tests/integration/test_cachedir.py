@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The cache directory is checked as the ask directory is (issue 13, item 4).
 
 Real root (files of other uids), the agent on a private session keyring.

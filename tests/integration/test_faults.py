@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Faults: a full receive queue, an asker gone between our checks and our send, a flood of
 garbage files, and (fault injected) a kernel without keyrings."""
 import errno, os, signal, socket, subprocess, time

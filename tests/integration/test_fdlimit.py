@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Out of file descriptors: with RLIMIT_NOFILE far below what a storm would need if the
 agent held a descriptor per question, every question is still answered; when even the
 agent's own few descriptors run short it says so and retries instead of dropping questions."""

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Handover across switch-root: an initramfs-phase instance answers A and exits; a
 root-phase instance started afterwards answers B, C, D from the handed-over cache."""
 import os, subprocess

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Hostile files get no secret and do not stop the agent (issue 2; grows with issue 8).
 
 Runs as real root in a private mount namespace (it needs other uids), with the agent on a

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The cache key is the owner's alone (issue 13, item 3).
 
 A child that drops to another uid but keeps root's session keyring (as runuser, setpriv and

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Where a secret must never be: the agent's argv and environment, its logs at debug
 level, and its memory after `finish` (read through /proc/PID/mem, as a core dump would
 hold it).  Also: no core dumps (RLIMIT_CORE 0), secrets locked in memory (VmLck)."""

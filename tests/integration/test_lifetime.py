@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The cache's lifetime: a hard bound enforced by the kernel and the agent; and finish."""
 import os, subprocess, time
 from harness import Env, TestAsker, candidates

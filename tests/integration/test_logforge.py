@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Log lines cannot be forged (issue 13, item 6).  An ask file named with a newline followed
 by "<0>..." and an Id holding CR, U+2028, NEL and a bidi override each give one record, at
 the agent's own priority, with the bytes escaped as C escapes."""

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Locked memory (issue 13, item 8).  In a user namespace, where RLIMIT_MEMLOCK binds root too.
 1. Bounded: forty questions whose sockets are full wait for them to drain without a locked
    copy of their reply each (one reused locked buffer): the agent's VmLck stays small.

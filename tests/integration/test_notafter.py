@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """A far-future NotAfter (issue 13, item 1): `systemd-ask-password --timeout=300y` writes
 NotAfter=9467282691653283, past what steady_clock's nanoseconds hold.  Asked before
 anything is cached, it must still be answered once `cache put` arrives, like a 60 s one."""

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """push-systemd = yes: the agent also puts its candidates into systemd's "cryptsetup"
 entry and touches the ask directory, which wakes an asker already waiting with
 AcceptCached=1 (it re-reads the keyring) — the race where an asker starts before the

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """SIGKILL of the agent mid-storm: the agent started after it answers every question still
 pending, and no question gets a second reply.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """crypt-agent serve against the real systemd-ask-password (issue 2's acceptance)."""
 import os, signal, socket, subprocess, time
 from harness import Env, TestAsker, candidates, wait_for, ASK_DIR

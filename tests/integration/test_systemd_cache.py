@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """systemd's own cache in play (issue 3): A is answered and its key is pushed the way
 systemd-cryptsetup pushes it; B's first question arrives with AcceptCached=0, as after
 systemd's silent try of A's key; the agent answers B with B's own candidate, never A's."""

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Typed once: a person answers the first volume's question; crypt-agent answers the rest.
 
 The asker is the real systemd-ask-password with --keyname=cryptsetup, which pushes what it

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Sourced by the LUKS tests with the real virtual card, after tests/smartcard/lib.sh:
 # three image files in $T formatted with the person's passphrase ($T/person),
 # V=(LUKS2 LUKS2 LUKS1), and opens_with VOLUME KEYFILE.

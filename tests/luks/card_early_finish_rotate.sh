@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # One boot with enrolled volumes and the real virtual card, end to end:
 #   the initramfs instance (card-early, seeds read from the volumes' LUKS
 #     headers, the volumes named by card-crypttab) asks for the PIN before

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # The acceptance path with the real virtual card and the real binary:
 #   crypt-agent enroll three volumes (LUKS2, LUKS2, LUKS1): one PIN prompt, one
 #     card session (the determinism check's two challenges), the person's

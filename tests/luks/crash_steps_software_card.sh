@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Fault injection: abort() an enrolment, then a rotation, of three volumes right
 # after step k, for every k until a run completes, on LUKS1 and on LUKS2.  After each crash (and
 # after a second crash early in the recovering run): every volume opens with the

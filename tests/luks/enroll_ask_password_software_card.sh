@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # enroll without --passphrase-stdin asks each volume's existing passphrase
 # through the ask-password protocol (Id crypt-agent:enroll:VOLUME) in the ask
 # directory given by --ask-dir (issue 13 item 11: it used to ask on the real

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Enrol three volumes (LUKS2, LUKS2, LUKS1), rotate them, and check what an
 # administrator would: the person's passphrase still opens, the agent keys open,
 # tokens/records name them, old keys stop working, one card operation per seed.

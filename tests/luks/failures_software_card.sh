@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # A volume that cannot rotate fails alone, with a message an administrator can
 # act on, and stays on its old key; the others rotate:
 #  - LUKS1 with all 8 keyslots in use

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Shared helpers of the LUKS tests (sourced).  Image files only: no
 # device-mapper, no loop devices; keys are checked with libcryptsetup's
 # crypt_activate_by_passphrase(NULL name) and `cryptsetup open --test-passphrase`.

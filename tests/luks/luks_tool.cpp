@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Test driver: runs the real enroll/rotate command code (agent/luks_cli) with
 // the software card, and inspects volumes the way an administrator would.
 //

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # SIGKILL rotations at random instants (default 30 per type, LUKS2 and LUKS1,
 # three volumes each: 60 in all).  Every odd iteration kills a second run too,
 # which is then busy recovering the first.  After each kill: every volume opens

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A software stand-in for the virtual card, for tests only: it computes exactly
 // what the vicc fixture card answers to INTERNAL AUTHENTICATE (AES-128-CBC,
 // IV 0, card key 000102..0F, over the seed).  Tests using it carry

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #define BOOST_TEST_MODULE seed_token
 #include <boost/test/unit_test.hpp>
 

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # package.build: `dpkg-buildpackage -us -uc -b` in a temporary copy of the
 # tree, then checks of what the .deb holds: /usr/sbin/crypt-agent stripped
 # (symbols in the -dbgsym), BIND_NOW and PIE, the units, the dracut module,

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # package.install-fresh-root: the .deb of package.build installed the way a
 # person would, `apt install ./crypt-agent_*.deb`, into a fresh minbase root
 # of this machine's release made by mmdebstrap from this machine's mirror.

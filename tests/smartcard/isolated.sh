@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Sourced first by the tests that run the agent against the private card stack:
 #   NEEDS="systemd-ask-password ..."; . tests/smartcard/isolated.sh; isolate "$0" "$@"
 # re-runs the calling script in a private mount namespace (a tmpfs on

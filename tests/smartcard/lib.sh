@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Shared helpers for the smartcard tests (sourced).  Each test gets a private
 # pcscd + virtual card (fixture/fixture.sh), a private ask directory, and
 # stops everything it started, by PID, on exit.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Timings of card operations on the private pcscd + virtual card (not a test):
 #   CARD_TOOL=... PCSC_WAIT=... measure.sh [RUNS]
 # Prints: derive wall time with one PIN prompt answered at once (process start,

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Three volumes from one card operation and one PIN prompt; the derivation
 # matches LAB.md's vector (card key 000102..0F, seed 32 x 0x11) recomputed
 # independently; status shows tries left without spending one.

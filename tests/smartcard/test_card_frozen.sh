@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # A card that stops answering (emulator SIGSTOPped: SCardTransmit blocks with
 # no timeout): the watchdog abandons the operation with a log line, the event
 # loop keeps answering (SIGUSR1 status line), and SIGTERM ends the process

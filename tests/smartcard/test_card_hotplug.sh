@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Hot-plug: the card arrives 2 s after the request; the card is pulled in the
 # middle of the challenge (the emulator answers INTERNAL AUTHENTICATE after
 # 1.5 s, and is stopped meanwhile) and the operation is redone on reinsertion,

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # pcscd goes away and comes back: the monitor's blocked SCardGetStatusChange
 # fails (SCARD_F_COMM_ERROR), a new context is made when pcscd is back, and the
 # waiting request is served.  Also: started while pcscd is not running at all.

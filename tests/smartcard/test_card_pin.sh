@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # PIN rules: a wrong PIN twice shows the tries left to the person; with one
 # try left the agent sends no PIN on its own and asks nobody, so the card is
 # never blocked by it; a later run refuses at once (empty VERIFY only).

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Issue 13 item 13: a card that answers the empty VERIFY (PIN status query) with
 # 6A88 "referenced data not found", as CAC cards do, still wants a PIN.  The
 # agent must not report "PIN not needed": status says the answer is unclear, and

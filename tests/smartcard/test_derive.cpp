@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Key derivation against the lab's published vector and the documented layout.
 #define BOOST_TEST_MODULE smartcard_derive
 #include <boost/test/unit_test.hpp>

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # The PKCS#11 backend against SoftHSM2 (real software nobody here wrote), with
 # the real binary, real LUKS images and real systemd-ask-password questions:
 #   enrol three volumes (LUKS2, LUKS2, LUKS1) with one PIN; serve answers the

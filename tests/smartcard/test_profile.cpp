@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Card profiles: APDUs as ISO 7816-4 spells them, PIN status words, settings.
 #define BOOST_TEST_MODULE smartcard_profile
 #include <boost/test/unit_test.hpp>

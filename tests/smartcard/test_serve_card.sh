@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # crypt-agent serve answers cryptsetup: questions from the card (issue 4's
 # acceptance): three real systemd-ask-password questions wait; the card comes
 # 2 s later; one PIN prompt, one challenge, three different correct per-volume

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # card-early (issue 6, scenario 2's mechanism), against a private pcscd and the
 # virtual card: the initramfs instance asks for the PIN at start-up, before
 # telling systemd it is ready (Type=notify: systemd-cryptsetup waits for

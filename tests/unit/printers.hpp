@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // How Boost.Test prints our types in failure messages.
 #pragma once
 #include <boost/test/unit_test.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // AnsweredLog: what one instance records before its sends, the next one reads back, on a real
 // file in a temporary directory; socket_queue asks the real kernel about a real socket.
 #include <boost/test/unit_test.hpp>

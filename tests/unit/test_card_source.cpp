@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The pure parts of the card source: which volumes card-early prepares, the
 // hex form of responses in the boot cache, and the card-early settings.
 #include <boost/test/unit_test.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Configuration: the file takes the option names; bad values name file, line and reason.
 #include <boost/test/unit_test.hpp>
 #include <cstdio>

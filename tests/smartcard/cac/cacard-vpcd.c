@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* cacard-vpcd DBDIR PORT: plugs libcacard's emulated CAC card (the code QEMU's ccid-card-emulated
  * and SPICE use; keys and certificates cert1..cert3 in the NSS database sql:DBDIR) into vpcd,
  * vsmartcard's PC/SC reader driver, listening on 127.0.0.1:PORT.  The card is in the reader while

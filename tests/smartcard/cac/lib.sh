@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Helpers for the tests on libcacard's emulated CAC card (sourced after ../lib.sh's
 # requirements are met): an NSS database made now with three RSA-2048 keys, the card in
 # the private pcscd's vpcd reader (fixture --cac), and the real OpenSC and p11-kit.

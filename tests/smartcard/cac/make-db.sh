@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # make-db.sh OUTDIR : a new NSS database (sql:OUTDIR) for libcacard's emulated CAC card, made at
 # test time (keys are never committed): three self-signed RSA-2048 keys with certificates,
 # nicknames cert1 cert2 cert3 (the card's objects 0001, 0002, 0003).

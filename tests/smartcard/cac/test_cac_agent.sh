@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # crypt-agent's PKCS#11 backend against libcacard's emulated CAC card, read by the real OpenSC
 # through p11-kit's proxy (the agent's default module), in a private pcscd:
 #   enroll three LUKS images (LUKS2, LUKS2, LUKS1) with the CAC's key 0001: one PIN prompt;

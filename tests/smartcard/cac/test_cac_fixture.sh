@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # The CAC fixture on its own, with software nobody here wrote: libcacard's emulated CAC card
 # (keys in an NSS database made now) in a private pcscd, read by OpenSC (cac driver,
 # opensc-pkcs11.so) directly and through p11-kit's proxy.  The token and its three RSA-2048 keys
