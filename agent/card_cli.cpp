@@ -1,9 +1,4 @@
 // SPDX-License-Identifier: MIT
-// g++ 12 -O2 reports a false "potential null pointer dereference" inside
-// Asio's io_context executor comparison (boost/asio/io_context.hpp,
-// operator==) once it is wrapped in any_io_executor.  It must be silenced
-// before the headers are read.
-#pragma GCC diagnostic ignored "-Wnull-dereference"
 
 #include "agent/card_cli.hpp"
 

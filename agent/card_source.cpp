@@ -1,7 +1,4 @@
 // SPDX-License-Identifier: MIT
-// g++ 12 -O2 reports false "potential null pointer dereference" warnings
-// inside Asio's own headers; they must be silenced before the headers are read.
-#pragma GCC diagnostic ignored "-Wnull-dereference"
 
 #include "agent/card_source.hpp"
 
@@ -22,10 +19,7 @@
 #include "smartcard/derive.hpp"
 #include "smartcard/profile.hpp"
 
-#if __has_include("agent/luks/rotation.hpp")
 #include "agent/luks/rotation.hpp"
-#define CA_CARD_SOURCE_LUKS 1
-#endif
 
 namespace ca::agent {
 namespace {
@@ -47,7 +41,6 @@ std::vector<unsigned char> read_seed_file(const std::filesystem::path& path, std
     return raw;
 }
 
-#ifdef CA_CARD_SOURCE_LUKS
 // systemd-cryptsetup's Id is "cryptsetup:" + the source device as crypttab names it.
 std::optional<std::string> device_of(const std::string& id) {
     static constexpr std::string_view prefix = "cryptsetup:";
@@ -56,7 +49,6 @@ std::optional<std::string> device_of(const std::string& id) {
     if (dev.empty() || dev[0] != '/') return std::nullopt;
     return dev;
 }
-#endif
 
 class CardSource final : public CandidateSource {
 public:
@@ -232,14 +224,12 @@ private:
         // Rotation at `finish` needs the card's response to a fresh seed: asked in this
         // same operation (no second PIN after the volumes are open), kept in the cache.
         if (!asks.empty() && enrolled && challenge_next_ && !next_requested_ && !memo_has_next()) {
-#ifdef CA_CARD_SOURCE_LUKS
             next_requested_ = true;
             next_outstanding_ = true;
             auto seed = sc::fresh_seed(card_options_, enrolled_seed);
             asks.emplace_back(seed, [this, alive = std::weak_ptr<int>(alive_), seed](sc::Expected<proto::Secret> r) {
                 if (alive.lock()) on_next_response(seed, std::move(r));
             });
-#endif
         }
         if (!asks.empty()) {
             if (!started_) {
@@ -365,7 +355,6 @@ SeedLookup make_seed_lookup(const CardSourceConfig& c) {
     return [seed, volumes, tokens, luks1_dir](const std::string& id) -> std::optional<VolumeSeedSet> {
         if (auto it = volumes.find(id); it != volumes.end()) return VolumeSeedSet{it->second, {*seed}};
         if (!tokens) return std::nullopt;
-#ifdef CA_CARD_SOURCE_LUKS
         auto dev = device_of(id);
         if (!dev) return std::nullopt;
         luks::StoreOptions so;
@@ -379,10 +368,6 @@ SeedLookup make_seed_lookup(const CardSourceConfig& c) {
         for (const auto& g : r->generations) set.seeds.push_back(g.seed);
         if (set.seeds.empty()) return std::nullopt;
         return set;
-#else
-        (void)luks1_dir;
-        return std::nullopt;
-#endif
     };
 }
 

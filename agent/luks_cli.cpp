@@ -1,7 +1,4 @@
 // SPDX-License-Identifier: MIT
-// g++ 12 -O2 reports false "potential null pointer dereference" warnings
-// inside Asio's headers (pulled in by the PIN asker); silence them first.
-#pragma GCC diagnostic ignored "-Wnull-dereference"
 
 #include "agent/luks_cli.hpp"
 

@@ -1,8 +1,4 @@
 // SPDX-License-Identifier: MIT
-// g++ 12 -O2 reports false "potential null pointer dereference" warnings
-// inside Asio's own headers (io_context executor comparison, scheduler);
-// they must be silenced before the headers are read.
-#pragma GCC diagnostic ignored "-Wnull-dereference"
 
 #include "agent/pin_asker.hpp"
 

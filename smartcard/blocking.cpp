@@ -1,9 +1,4 @@
 // SPDX-License-Identifier: MIT
-// g++ 12 -O2 reports a false "potential null pointer dereference" inside
-// Asio's io_context executor comparison when it is wrapped in any_io_executor
-// (boost/asio/io_context.hpp, operator==); the warning is about Asio's code
-// path, not ours.  It must be silenced before the headers are read.
-#pragma GCC diagnostic ignored "-Wnull-dereference"
 
 #include "smartcard/blocking.hpp"
 
