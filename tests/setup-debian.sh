@@ -62,7 +62,7 @@ for g in "${groups[@]}"; do
     boot)  pkgs+=(qemu-system-x86 linux-image-amd64 dracut mmdebstrap cpio zstd e2fsprogs xxd openssl systemd-sysv
                   libccid opensc opensc-pkcs11 p11-kit-modules libnss3-tools)
            if apt-cache show --no-all-versions systemd-cryptsetup >/dev/null 2>&1; then pkgs+=(systemd-cryptsetup); fi ;;
-    package) pkgs+=(debhelper dpkg-dev fakeroot lintian binutils mandoc mmdebstrap) ;;
+    package) pkgs+=(debhelper dpkg-dev fakeroot lintian binutils mandoc mmdebstrap git) ;;
     *) echo "setup-debian.sh: unknown group '$g' (build, test, boot, package)" >&2; exit 2 ;;
   esac
 done
