@@ -642,8 +642,28 @@ void Server::hold_uncertain(Question& q) {
 void Server::learn_from_retry(Question& q, IdState& ids) {
     // AcceptCached=0 from systemd-cryptsetup means: what this volume was given last failed.
     std::size_t newly = 0;
+    std::size_t excused = 0;
+    // systemd's asker, asked with AcceptCached=1, watches its keyring entry as well as its
+    // socket, and takes the entry when another volume's asker pushes into it first: then
+    // what we sent was never read, and the failure was the other volume's passphrase.
+    // Whatever an asker receives it pushes into the entry, so when none of what we sent
+    // arrived there but another value did after this Id asked, what we sent was most
+    // likely not tried: it is offered once more (once only, so a wrong key cannot loop).
+    const auto pushed_since_ask = [this, &ids](std::uint64_t h) {
+        auto it = entry_seen_us_.find(h);
+        return it != entry_seen_us_.end() && it->second >= ids.last_ask_us;
+    };
+    const bool took_entry =
+        ids.seen && o_.harvest && !o_.push_systemd &&
+        std::none_of(ids.sent.begin(), ids.sent.end(), pushed_since_ask) &&
+        std::any_of(entry_seen_us_.begin(), entry_seen_us_.end(),
+                    [&](const auto& e) { return pushed_since_ask(e.first); });
     for (auto h : ids.sent) {
-        if (ids.rejected.insert(h).second) ++newly;
+        if (took_entry && ids.excused.insert(h).second) {
+            ++excused;
+        } else if (ids.rejected.insert(h).second) {
+            ++newly;
+        }
         // It was taken for a success when the question went away; it was not one.
         if (auto i = index_of(h); i && cache_->candidates[*i].opened) {
             cache_->candidates[*i].opened = false;
@@ -663,6 +683,10 @@ void Server::learn_from_retry(Question& q, IdState& ids) {
             if (tried && ids.rejected.insert(cache_hashes_[i]).second) ++newly;
         }
     }
+    if (excused != 0)
+        CA_LOG(notice) << describe(q.name, q.id) << ": asked again, but its asker took systemd's keyring entry "
+                       << "(another volume's passphrase) instead of our answer; offering " << excused
+                       << " candidate(s) once more";
     if (newly != 0) {
         CA_LOG(notice) << describe(q.name, q.id) << ": asked again after a failed attempt; " << newly
                        << " candidate(s) will not be offered to it again";
@@ -1038,7 +1062,8 @@ void Server::harvest_systemd_entry() {
     for (auto& s : list) {
         // When each value first appeared in systemd's entry: systemd tries the entry
         // silently before a volume's first question, and it holds what was just typed.
-        in_systemd_entry_.try_emplace(hash_of(s), now);
+        // And when it last arrived there, kept after the entry goes (we clear it).
+        if (in_systemd_entry_.try_emplace(hash_of(s), now).second) entry_seen_us_[hash_of(s)] = now;
         add_candidate(std::move(s), proto::Origin::harvested, {});
     }
     const std::size_t added = (cache_ ? cache_->candidates.size() : 0) - before;

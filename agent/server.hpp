@@ -61,6 +61,7 @@ private:
         std::uint64_t last_ask_us = 0;             // CLOCK_BOOTTIME of its latest question
         std::unordered_set<std::uint64_t> sent;     // candidate hashes sent to this Id, not yet judged
         std::unordered_set<std::uint64_t> rejected; // never offer these to this Id again
+        std::unordered_set<std::uint64_t> excused;  // sent, then not judged once (the asker took systemd's entry)
         bool asked_sources = false;                 // candidate sources were asked for this Id
     };
 
@@ -138,6 +139,7 @@ private:
     std::optional<proto::CachePayload> cache_;
     std::vector<std::uint64_t> cache_hashes_;  // parallel to cache_->candidates
     std::unordered_map<std::uint64_t, std::uint64_t> in_systemd_entry_;  // hash -> first seen there (boottime)
+    std::unordered_map<std::uint64_t, std::uint64_t> entry_seen_us_;     // hash -> when it last arrived there, kept when it goes
     bool dirty_ = false;      // changed since the last successful save
     bool left_out_ = false;   // the last save had to leave candidates out (too large)
     bool fit_warned_ = false;

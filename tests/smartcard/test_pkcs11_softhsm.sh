@@ -197,43 +197,57 @@ printf 'a %s none\nb %s none\nc %s none\n' "${V[@]}" > "$T/crypttab"
 cp "$T/agent.conf" "$T/agent.initrd.conf"; cp "$T/agent.conf" "$T/agent.root.conf"
 printf 'card-crypttab = %s\ncard-early-wait = 30\n' "$T/crypttab.initrd" >> "$T/agent.initrd.conf"
 printf 'card-crypttab = %s\n' "$T/crypttab" >> "$T/agent.root.conf"
-COMMON=(--keyring session --cache-dir "$T/run" --log-level debug)
-flush_cache
-: > "$T/prompts"
 notify_listener
-NOTIFY_SOCKET=$T/notify.sock "$CRYPT_AGENT_BIN" --config "$T/agent.initrd.conf" "${COMMON[@]}" serve --phase initramfs \
-    > "$T/initrd.out" 2> "$T/initrd.err" &
-AGENT=$!; PIDS+=("$AGENT")
-wait_for 20 bash -c "grep -l '^Id=crypt-agent:pin:' $ASK/ask.* >/dev/null 2>&1" || fail "no PIN question at start-up: $(tail -5 "$T/initrd.err")"
-! grep -q 'READY=1' "$T/notify.log" || fail "READY=1 before the PIN question was answered"
-answer_pins "$PIN"
-wait_for 20 grep -q 'READY=1' "$T/notify.log" || fail "no READY=1 after the PIN: $(tail -5 "$T/initrd.err")"
-kill -TERM "$AGENT"; wait "$AGENT" || fail "initramfs agent exit code $?"
-[ "$(wc -l < "$T/prompts")" = 1 ] || fail "boot: expected 1 PIN prompt, saw $(wc -l < "$T/prompts")"
-ok "initramfs (card-early): one PIN before READY=1"
-mv "$T/tokens" "$T/tokens.away"   # the token is gone for the rest of the boot
-"$CRYPT_AGENT_BIN" --config "$T/agent.root.conf" "${COMMON[@]}" serve --phase root > "$T/root.out" 2> "$T/root.err" &
-AGENT=$!; PIDS+=("$AGENT")
-wait_for 10 grep -q 'watching' "$T/root.err" || fail "root agent did not start"
-ask_volumes 30 boot "cryptsetup:${V[0]}" "cryptsetup:${V[1]}" "cryptsetup:${V[2]}"
-for i in 0 1 2; do
-  wait "${ASKERS[$i]}" || fail "boot: no answer for ${V[$i]}: $(tail -5 "$T/root.err")"
-  printf '%s' "$(cat "$T/boot.$i")" > "$T/boot.$i.key"
-  opens_with "${V[$i]}" "$T/boot.$i.key" || fail "boot: the served key does not open ${V[$i]}"
-done
-kill -TERM "$AGENT"; wait "$AGENT" || fail "root agent exit code $?"
-[ "$(wc -l < "$T/prompts")" = 1 ] || fail "the real root asked for a PIN again"
-"$CRYPT_AGENT_BIN" --config "$T/agent.root.conf" "${COMMON[@]}" finish > "$T/finish.out" 2> "$T/finish.err" \
-  || fail "finish: $(cat "$T/finish.err")"
-grep -q "3 of 3 volumes done, 0 failed; card operations: 0" "$T/finish.err" || fail "finish: $(tail -3 "$T/finish.err")"
-mv "$T/tokens.away" "$T/tokens"
-for i in 0 1 2; do
-  opens_with "${V[$i]}" "$T/boot.$i.key" && fail "the key served this boot still opens ${V[$i]} after finish"
-  opens_with "${V[$i]}" "$T/person" || fail "the person's passphrase no longer opens ${V[$i]}"
-done
+# one_boot TAG: the initramfs instance with the root volume only, then the real
+# root answering all three from the boot cache with the token gone, then finish.
+one_boot() {
+  local tag=$1 i
+  # Each boot has its own /run (its cache and its finish marker).
+  local COMMON=(--keyring session --cache-dir "$T/run.$tag" --log-level debug)
+  flush_cache
+  : > "$T/prompts"
+  : > "$T/notify.log"   # the listener appends: this boot's lines only
+  NOTIFY_SOCKET=$T/notify.sock "$CRYPT_AGENT_BIN" --config "$T/agent.initrd.conf" "${COMMON[@]}" serve --phase initramfs \
+      > "$T/initrd.$tag.out" 2> "$T/initrd.$tag.err" &
+  AGENT=$!; PIDS+=("$AGENT")
+  wait_for 20 bash -c "grep -l '^Id=crypt-agent:pin:' $ASK/ask.* >/dev/null 2>&1" || fail "no PIN question at start-up: $(tail -5 "$T/initrd.$tag.err")"
+  ! grep -q 'READY=1' "$T/notify.log" || fail "READY=1 before the PIN question was answered"
+  answer_pins "$PIN"
+  wait_for 20 grep -q 'READY=1' "$T/notify.log" || fail "no READY=1 after the PIN: $(tail -5 "$T/initrd.$tag.err")"
+  kill -TERM "$AGENT"; wait "$AGENT" || fail "initramfs agent exit code $?"
+  [ "$(wc -l < "$T/prompts")" = 1 ] || fail "$tag: expected 1 PIN prompt, saw $(wc -l < "$T/prompts")"
+  ok "$tag: initramfs (card-early): one PIN before READY=1"
+  mv "$T/tokens" "$T/tokens.away"   # the token is gone for the rest of the boot
+  "$CRYPT_AGENT_BIN" --config "$T/agent.root.conf" "${COMMON[@]}" serve --phase root > "$T/root.$tag.out" 2> "$T/root.$tag.err" &
+  AGENT=$!; PIDS+=("$AGENT")
+  wait_for 10 grep -q 'watching' "$T/root.$tag.err" || fail "root agent did not start"
+  ask_volumes 30 "$tag" "cryptsetup:${V[0]}" "cryptsetup:${V[1]}" "cryptsetup:${V[2]}"
+  for i in 0 1 2; do
+    wait "${ASKERS[$i]}" || fail "$tag: no answer for ${V[$i]}: $(tail -5 "$T/root.$tag.err")"
+    printf '%s' "$(cat "$T/$tag.$i")" > "$T/$tag.$i.key"
+    opens_with "${V[$i]}" "$T/$tag.$i.key" || fail "$tag: the served key does not open ${V[$i]}"
+  done
+  kill -TERM "$AGENT"; wait "$AGENT" || fail "root agent exit code $?"
+  [ "$(wc -l < "$T/prompts")" = 1 ] || fail "the real root asked for a PIN again"
+  "$CRYPT_AGENT_BIN" --config "$T/agent.root.conf" "${COMMON[@]}" finish > "$T/finish.$tag.out" 2> "$T/finish.$tag.err" \
+    || fail "finish: $(cat "$T/finish.$tag.err")"
+  grep -q "3 of 3 volumes done, 0 failed; card operations: 0" "$T/finish.$tag.err" || fail "finish: $(tail -3 "$T/finish.$tag.err")"
+  mv "$T/tokens.away" "$T/tokens"
+  for i in 0 1 2; do
+    opens_with "${V[$i]}" "$T/$tag.$i.key" && fail "the key served this boot still opens ${V[$i]} after finish"
+    opens_with "${V[$i]}" "$T/person" || fail "the person's passphrase no longer opens ${V[$i]}"
+  done
+}
+one_boot boot
 serve_answers gen3
 for i in 0 1 2; do opens_with "${V[$i]}" "$T/gen3.$i" || fail "after finish the token's answer does not open ${V[$i]}"; done
 ok "one boot: real root answered from the boot cache with the token gone; finish rotated with no token; next answers open"
+# The next boot: the root's seed is now the one finish rotated to from the last boot's
+# responses; the real root answers the LUKS2 and LUKS1 data volumes from this boot's cache.
+one_boot boot2
+serve_answers gen4
+for i in 0 1 2; do opens_with "${V[$i]}" "$T/gen4.$i" || fail "after the second finish the token's answer does not open ${V[$i]}"; done
+ok "second boot: the volumes finish rotated (LUKS2, LUKS2, LUKS1) open from this boot's cache; finish rotated again"
 
 # Hot-plug: the token is absent when the questions come (the module does not
 # even initialise); they wait, and the token's return answers them all.
@@ -252,7 +266,7 @@ mv "$T/tokens.away" "$T/tokens"
 for i in 0 1 2; do
   wait "${ASKERS[$i]}" || fail "late: no answer for ${V[$i]}: $(tail -5 "$T/serve.late.err")"
   printf '%s' "$(cat "$T/late.$i")" > "$T/late.$i.key"
-  cmp -s "$T/late.$i.key" "$T/gen3.$i" || fail "late: the answer for ${V[$i]} is not the current key"
+  cmp -s "$T/late.$i.key" "$T/gen4.$i" || fail "late: the answer for ${V[$i]} is not the current key"
 done
 kill -TERM "$AGENT"; wait "$AGENT" || fail "late agent exit code $?"
 [ "$(wc -l < "$T/prompts")" = 1 ] || fail "late: expected 1 PIN prompt, saw $(wc -l < "$T/prompts")"
