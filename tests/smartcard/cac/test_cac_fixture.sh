@@ -51,8 +51,9 @@ cmp -s "$T/sig0001.bin" "$T/again.bin" || fail "RSA-PKCS is not deterministic on
 ok "RSA-PKCS after login: each key's signature verifies (openssl) with the card's certificate; deterministic"
 
 p11-kit list-modules > "$T/modules.txt" 2>&1 || true
-# p11-kit 0.24 (Debian 12) heads a module "opensc-pkcs11:", 0.25 (Debian 13) "module: opensc-pkcs11".
-grep -A8 -E '^(module: )?opensc-pkcs11:?$' "$T/modules.txt" | grep -q "token: $CAC_LABEL" \
+# p11-kit 0.24 (Debian 12) heads a module "opensc-pkcs11: opensc-pkcs11.so", 0.25 (Debian 13)
+# "module: opensc-pkcs11".
+grep -A8 -E '^(module: opensc-pkcs11$|opensc-pkcs11:)' "$T/modules.txt" | grep -q "token: $CAC_LABEL" \
     || fail "p11-kit list-modules does not show the token under opensc-pkcs11: $(cat "$T/modules.txt")"
 p11 "$P11_PROXY" -L > "$T/proxy.txt" 2>&1 || fail "pkcs11-tool through p11-kit-proxy: $(cat "$T/proxy.txt")"
 grep -q "token label *: $CAC_LABEL\$" "$T/proxy.txt" || fail "the proxy does not list '$CAC_LABEL': $(cat "$T/proxy.txt")"
