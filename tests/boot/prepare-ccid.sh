@@ -44,12 +44,15 @@ listing() { lsinitrd "$1" 2>/dev/null | awk '$1 ~ /^-/ {print $NF, $5}' | sort; 
 # drivers) are not the module's: leave them out of the count
 join -v1 <(listing initrd-ccid.img) <(listing initrd-ccid-apdu.img) \
     | grep -Ev 'test-ccid|pkcs11-tool|/usb/|usb-common|usbcore|uhci' > ccid-added.txt || true
-grep -q 'p11-kit-proxy\|libp11-kit' ccid-added.txt || die "the PKCS#11 image has no p11-kit the APDU image lacks"
-# (OpenSC may be there anyway: dracut's own pcsc module, which the module now uses
-# when the distribution's dracut has one, installs opensc-pkcs11 and libopensc.)
-if lsinitrd initrd-ccid-apdu.img 2>/dev/null | grep -q 'p11-kit'; then
-    die "the image without card-uri has p11-kit"
-fi
+# What only a PKCS#11 key brings: p11-kit's proxy (a link on some releases, so the whole
+# listing is searched) and the module files of the registered modules. (libp11-kit itself
+# may be in any image: Debian 13's systemd-cryptsetup brings it for its own pkcs11 token
+# plugin; OpenSC too: dracut's own pcsc module, which the module uses where the
+# distribution's dracut has one, installs opensc-pkcs11 and libopensc.)
+for f in p11-kit-proxy.so usr/share/p11-kit/modules/opensc-pkcs11.module; do
+    lsinitrd initrd-ccid.img 2>/dev/null | grep -q "$f" || die "the PKCS#11 image lacks $f"
+    ! lsinitrd initrd-ccid-apdu.img 2>/dev/null | grep -q "$f" || die "the image without card-uri has $f"
+done
 log "the PKCS#11 part adds $(wc -l < ccid-added.txt) files, $(awk '{s += $2} END {print s}' ccid-added.txt) bytes uncompressed;" \
     "images $(stat -c %s initrd-ccid-apdu.img) -> $(stat -c %s initrd-ccid.img) bytes (zstd)"
 sed 's/^/  /' ccid-added.txt >&2
