@@ -49,9 +49,11 @@ join -v1 <(listing initrd-ccid.img) <(listing initrd-ccid-apdu.img) \
 # may be in any image: Debian 13's systemd-cryptsetup brings it for its own pkcs11 token
 # plugin; OpenSC too: dracut's own pcsc module, which the module uses where the
 # distribution's dracut has one, installs opensc-pkcs11 and libopensc.)
+pkcs11_files=$(lsinitrd initrd-ccid.img 2>/dev/null)
+apdu_files=$(lsinitrd initrd-ccid-apdu.img 2>/dev/null)
 for f in p11-kit-proxy.so usr/share/p11-kit/modules/opensc-pkcs11.module; do
-    lsinitrd initrd-ccid.img 2>/dev/null | grep -q "$f" || die "the PKCS#11 image lacks $f"
-    ! lsinitrd initrd-ccid-apdu.img 2>/dev/null | grep -q "$f" || die "the image without card-uri has $f"
+    grep -q "$f" <<< "$pkcs11_files" || die "the PKCS#11 image lacks $f"
+    ! grep -q "$f" <<< "$apdu_files" || die "the image without card-uri has $f"
 done
 log "the PKCS#11 part adds $(wc -l < ccid-added.txt) files, $(awk '{s += $2} END {print s}' ccid-added.txt) bytes uncompressed;" \
     "images $(stat -c %s initrd-ccid-apdu.img) -> $(stat -c %s initrd-ccid.img) bytes (zstd)"
