@@ -54,6 +54,17 @@ struct Server::Question {
 
 namespace {
 
+// The first n bytes of the one locked reply buffer are wiped when a send path leaves,
+// whichever way it leaves.
+struct WipeOnExit {
+    proto::Secret& buf;
+    std::size_t n;
+    WipeOnExit(proto::Secret& b, std::size_t len) : buf(b), n(len) {}
+    WipeOnExit(const WipeOnExit&) = delete;
+    WipeOnExit& operator=(const WipeOnExit&) = delete;
+    ~WipeOnExit() { proto::wipe(buf.data(), n); }
+};
+
 constexpr std::uint32_t kWatchMask = IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM | IN_ATTRIB |
                                      IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW;
 
@@ -765,11 +776,7 @@ void Server::send_to(Question& q, std::vector<std::size_t> chosen) {
         CA_LOG(err) << describe(q.name, q.id) << ": cannot encode a reply: " << proto::to_string(len.error());
         return;
     }
-    struct Wipe {
-        proto::Secret& b;
-        std::size_t n;
-        ~Wipe() { proto::wipe(b.data(), n); }
-    } wipe_after{reply_buf_, *len};
+    const WipeOnExit wipe_after{reply_buf_, *len};
     // The caller has just checked the asker's PID (consider, revisit_waiting); the send
     // itself tells us if it died since (ECONNREFUSED).
     struct stat sock_st{};
@@ -879,11 +886,7 @@ void Server::retry_send_later(Question& q) {
             qq.pending_target.reset();
             return;
         }
-        struct Wipe {
-            proto::Secret& b;
-            std::size_t n;
-            ~Wipe() { proto::wipe(b.data(), n); }
-        } wipe_after{reply_buf_, *len};
+        const WipeOnExit wipe_after{reply_buf_, *len};
         record_answer(qq);
         int err = 0;
         const auto status = send_datagram(sender_.get(), qq.pending_target.get(), reply_buf_.bytes().first(*len), err);
