@@ -41,19 +41,9 @@ CONF
 flush_cache() { "$CRYPT_AGENT_BIN" --keyring session --cache-dir "$T/cache" cache flush > /dev/null 2>&1 || fail "cache flush"; }
 
 serve_answers() {
-  local tag=$1 i
+  local tag=$1
   flush_cache
-  "$CRYPT_AGENT_BIN" --config "$T/agent.conf" --keyring session --cache-dir "$T/cache.$tag" --log-level debug serve \
-      > "$T/serve.$tag.out" 2> "$T/serve.$tag.err" &
-  AGENT=$!; PIDS+=("$AGENT")
-  wait_for 5 grep -q 'watching' "$T/serve.$tag.err" || fail "agent did not start: $(tail -5 "$T/serve.$tag.err")"
-  answer_pins "$PIN"
-  ask_volumes 30 "$tag" "cryptsetup:${V[0]}" "cryptsetup:${V[1]}" "cryptsetup:${V[2]}"
-  for i in 0 1 2; do
-    wait "${ASKERS[$i]}" || fail "$tag: no answer for ${V[$i]}: $(tail -5 "$T/serve.$tag.err")"
-    # systemd-ask-password ends its output with a newline that is not part of the key.
-    printf '%s' "$(cat "$T/$tag.$i")" > "$T/$tag.$i.tmp" && mv "$T/$tag.$i.tmp" "$T/$tag.$i"
-  done
+  serve_volumes "$tag" 5 30
   kill -TERM "$AGENT"; wait "$AGENT" 2>/dev/null || true
 }
 

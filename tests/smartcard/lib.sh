@@ -161,3 +161,21 @@ ask_volumes() {
     ASKERS[$i]=$!; PIDS+=("$!"); i=$((i + 1))
   done
 }
+
+# serve_volumes TAG START_SECONDS ASK_SECONDS: a fresh agent (configuration $T/agent.conf,
+# session keyring, cache dir $T/cache.TAG) answers one real question per volume of V, the PIN
+# answered with $PIN; the answers land in $T/TAG.N, without the newline systemd-ask-password
+# ends its output with. The agent keeps running as $AGENT for the caller's checks and stop.
+serve_volumes() {
+  local tag=$1 start=$2 asks=$3 i
+  "$CRYPT_AGENT_BIN" --config "$T/agent.conf" --keyring session --cache-dir "$T/cache.$tag" --log-level debug serve \
+      > "$T/serve.$tag.out" 2> "$T/serve.$tag.err" &
+  AGENT=$!; PIDS+=("$AGENT")
+  wait_for "$start" grep -q 'watching' "$T/serve.$tag.err" || fail "agent did not start: $(tail -5 "$T/serve.$tag.err")"
+  answer_pins "$PIN"
+  ask_volumes "$asks" "$tag" "cryptsetup:${V[0]}" "cryptsetup:${V[1]}" "cryptsetup:${V[2]}"
+  for i in 0 1 2; do
+    wait "${ASKERS[$i]}" || fail "$tag: no answer for ${V[$i]}: $(tail -5 "$T/serve.$tag.err")"
+    printf '%s' "$(cat "$T/$tag.$i")" > "$T/$tag.$i.tmp" && mv "$T/$tag.$i.tmp" "$T/$tag.$i"
+  done
+}

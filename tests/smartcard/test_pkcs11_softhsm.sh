@@ -121,19 +121,10 @@ ok "the record is version 2, kind pkcs11, key $URI"
 flush_cache() { "$CRYPT_AGENT_BIN" --keyring session --cache-dir "$T/cache" cache flush > /dev/null 2>&1 || fail "cache flush"; }
 # serve_answers TAG: a fresh agent answers one real question per volume, from one PIN.
 serve_answers() {
-  local tag=$1 i
+  local tag=$1 rc
   flush_cache
   : > "$T/prompts"
-  "$CRYPT_AGENT_BIN" --config "$T/agent.conf" --keyring session --cache-dir "$T/cache.$tag" --log-level debug serve \
-      > "$T/serve.$tag.out" 2> "$T/serve.$tag.err" &
-  AGENT=$!; PIDS+=("$AGENT")
-  wait_for 10 grep -q 'watching' "$T/serve.$tag.err" || fail "agent did not start: $(tail -5 "$T/serve.$tag.err")"
-  answer_pins "$PIN"
-  ask_volumes 60 "$tag" "cryptsetup:${V[0]}" "cryptsetup:${V[1]}" "cryptsetup:${V[2]}"
-  for i in 0 1 2; do
-    wait "${ASKERS[$i]}" || fail "$tag: no answer for ${V[$i]}: $(tail -5 "$T/serve.$tag.err")"
-    printf '%s' "$(cat "$T/$tag.$i")" > "$T/$tag.$i.tmp" && mv "$T/$tag.$i.tmp" "$T/$tag.$i"
-  done
+  serve_volumes "$tag" 10 60
   grep -q "$MAPPED" "/proc/$AGENT/maps" || fail "the serving agent does not map $MAPPED (control)"
   # The module is finalized on its own thread before the agent exits: a clean exit, no crash.
   kill -TERM "$AGENT"; rc=0; wait "$AGENT" 2>/dev/null || rc=$?
