@@ -67,10 +67,6 @@ const char* to_string(Level l) noexcept {
     return "?";
 }
 
-namespace {
-
-// The code point of the UTF-8 sequence at s[i] and its length, or 0 if it is not valid UTF-8
-// (overlong, surrogate, past U+10FFFF, truncated).
 std::size_t utf8_at(std::string_view s, std::size_t i, char32_t& cp) noexcept {
     const auto b0 = static_cast<unsigned char>(s[i]);
     std::size_t len = 0;
@@ -88,6 +84,8 @@ std::size_t utf8_at(std::string_view s, std::size_t i, char32_t& cp) noexcept {
     if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
     return len;
 }
+
+namespace {
 
 bool breaks_or_reorders(char32_t cp) noexcept {
     return (cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || cp == 0x200e || cp == 0x200f || cp == 0x2028 ||

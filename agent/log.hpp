@@ -8,6 +8,7 @@
 
 #include <boost/log/sources/record_ostream.hpp>
 #include <boost/log/sources/severity_logger.hpp>
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -41,6 +42,11 @@ void set_log_command(std::string_view command);
 // U+202A-202E, U+2066-2069) as \uXXXX.  Other UTF-8 is kept readable.  Without this a name
 // holding "\n<0>..." would be a separate record at emergency priority.
 [[nodiscard]] std::string escaped(std::string_view s);
+
+// The code point of the UTF-8 sequence at s[i] and its length, or 0 when it is not valid
+// UTF-8 (overlong, surrogate, past U+10FFFF, truncated).  Shared by escaped() and the JSON
+// writer (agent/json.hpp).
+[[nodiscard]] std::size_t utf8_at(std::string_view s, std::size_t i, char32_t& cp) noexcept;
 
 }  // namespace ca::agent
 
