@@ -341,6 +341,7 @@ int main_cli_unguarded(int argc, char** argv) {
                                                                       : std::set<std::string>{};
     if (auto err = apply_cli(o, vm, skip)) return usage_error(cmd_name, *err);
     set_log_level(o.log_level);
+    route_library_log(o.log_level);
 
     if (cmd == "config") {
         std::cout << describe_settings(o);

@@ -35,6 +35,13 @@ void set_log_command(std::string_view command);
 // What starts a line on stderr: "<N>" for the journal, else "crypt-agent COMMAND: ".
 [[nodiscard]] std::string line_prefix(Level l);
 
+// Writes one whole line to standard error (the newline is added), under the lock the log
+// records take, so a status line (below) is cleared first and drawn again after it.
+void write_stderr_line(std::string_view line);
+// A status line at the bottom of a terminal, redrawn in place with '\r' (agent/wait_line.hpp
+// draws waits there); "" removes it.  Only for a terminal: the caller checks.
+void set_status_line(std::string text);
+
 // A value from outside (an ask file's name, Id or Message) made safe for one log line, with
 // C-style escapes as systemd's cescape(): control bytes (\n, \r, \t, ... or \xNN), backslash,
 // bytes that are not UTF-8 (\xNN), and the code points that break or reorder a line in a
