@@ -18,8 +18,10 @@
 #include <thread>
 #include <vector>
 
+#include "agent/card_wait.hpp"
 #include "agent/json.hpp"
 #include "agent/pin_asker.hpp"
+#include "agent/wait_line.hpp"
 #include "agent/log.hpp"
 #include "agent/options.hpp"
 #include "smartcard/derive.hpp"
@@ -50,7 +52,7 @@ class Log {
 public:
     explicit Log(int level) : level_(level) {}
     void operator()(int prio, const std::string& text) const {
-        if (prio <= level_) std::cerr << line_prefix(static_cast<Level>(prio)) << text << std::endl;
+        if (prio <= level_) write_stderr_line(line_prefix(static_cast<Level>(prio)) + text);
     }
     void notice(const sc::Notice& n) const {
         (*this)(n.severity == sc::Notice::error ? 3 : n.severity == sc::Notice::warning ? 4 : 6, n.text);
@@ -80,9 +82,13 @@ int run_derive(const CardCommandOptions& o, const CardCliEnv& env, const Log& lo
     if (!seed) { log(3, seed.error().message); return 1; }
 
     boost::asio::io_context io;
-    PinAsker asker(io, PinAskerOptions{env.ask_dir, o.pin_timeout, 0});
-    auto service = sc::CardService::create(io.get_executor(), o.card, &asker,
-                                           [&log](const sc::Notice& n) { log.notice(n); });
+    auto wait = std::make_shared<CardWait>(card_wait_text(o.card), o.wait);
+    WaitingPinPrompt asker(std::make_unique<PinAsker>(io, PinAskerOptions{env.ask_dir, o.pin_timeout, 0}), wait,
+                           o.pin_timeout);
+    auto service = sc::CardService::create(io.get_executor(), o.card, &asker, [&log, wait](const sc::Notice& n) {
+        wait->notice(n);
+        log.notice(n);
+    });
     int rc = 1;
     boost::asio::steady_timer deadline(io);
     boost::asio::signal_set stop_signals(io, SIGINT, SIGTERM);
@@ -119,6 +125,7 @@ int run_derive(const CardCommandOptions& o, const CardCliEnv& env, const Log& lo
     deadline.expires_after(o.wait);
     deadline.async_wait([&](boost::system::error_code ec) {
         if (ec) return;
+        if (!wait->card_seen) wait->line.end("stopped waiting for " + card_wait_text(o.card));
         log(3, "no usable card answered within " +
                    std::to_string(std::chrono::duration_cast<std::chrono::seconds>(o.wait).count()) +
                    " s (card-wait); insert the card or check the reader");
@@ -126,6 +133,8 @@ int run_derive(const CardCommandOptions& o, const CardCliEnv& env, const Log& lo
     });
     service->start();
     service->request_response(*seed, o.check_determinism, [&](sc::Expected<proto::Secret> r) {
+        if (r) wait->found("the card answered");
+        else if (!wait->card_seen) wait->line.end("stopped waiting for " + card_wait_text(o.card) + ": " + r.error().message);
         if (!r) {
             log(3, "cannot get a response from the card: " + r.error().message);
             finish(1);
@@ -177,10 +186,15 @@ std::optional<proto::Secret> ask_pin_blocking(const CardCliEnv& env, std::chrono
     req.count_low = t.pin_count_low;
     req.last_try = t.pin_final_try;
     req.tries_left = t.pin_final_try ? 1 : -1;
-    asker.ask(req, [&out](sc::Expected<proto::Secret> pin) {
+    WaitLine wait("the PIN of token \"" + t.label + "\" (asked through ask-password)",
+                  std::chrono::duration_cast<std::chrono::milliseconds>(timeout));
+    std::string why;
+    asker.ask(req, [&out, &why](sc::Expected<proto::Secret> pin) {
         if (pin) out = std::move(pin).value();
+        else why = pin.error().message;
     });
     io.run();
+    wait.end(out ? std::string("PIN entered") : "no PIN: " + why);
     return out;
 }
 

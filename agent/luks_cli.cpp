@@ -22,6 +22,7 @@
 #include "agent/log.hpp"
 #include "agent/options.hpp"
 #include "agent/pin_asker.hpp"
+#include "agent/card_wait.hpp"
 #include "agent/wait_line.hpp"
 #include "agent/luks/volume.hpp"
 #include "proto/seed_token.hpp"
@@ -109,56 +110,6 @@ struct CardUse {
     int operations = 0;
 };
 
-// What enroll and rotate wait for, for their wait lines.
-std::string card_wait_text(const smartcard::CardOptions& c) {
-    if (c.pkcs11) return "the PKCS#11 token of card-uri " + c.pkcs11->uri;
-    if (!c.reader_filter.empty()) return "a card in a reader matching \"" + c.reader_filter + "\"";
-    return "a card in any reader";
-}
-
-// The card wait of one card operation: from the request until a card is there (its
-// insertion, a PIN question, or the answer).
-struct CardWait {
-    CardWait(std::string what, std::chrono::milliseconds limit) : line(std::move(what), limit) {}
-    WaitLine line;
-    bool card_seen = false;
-    void found(const std::string& outcome) {
-        card_seen = true;
-        line.end(outcome);
-    }
-};
-
-// The PIN question as a wait of its own, after the card wait.
-class WaitingPinPrompt final : public smartcard::PinPrompt {
-public:
-    WaitingPinPrompt(std::unique_ptr<smartcard::PinPrompt> inner, std::shared_ptr<CardWait> card,
-                     std::chrono::seconds timeout)
-        : inner_(std::move(inner)), card_(std::move(card)), timeout_(timeout) {}
-
-    void ask(const Request& req, Done done) override {
-        const std::string whose = req.token_label.empty() ? "the card in reader \"" + req.reader + "\""
-                                                          : "token \"" + req.token_label + "\"";
-        card_->found("found " + whose);
-        pin_.reset();
-        pin_ = std::make_unique<WaitLine>("the PIN of " + whose + " (asked through ask-password)",
-                                          std::chrono::duration_cast<std::chrono::milliseconds>(timeout_));
-        inner_->ask(req, [this, done = std::move(done)](smartcard::Expected<proto::Secret> pin) {
-            if (pin_) pin_->end(pin ? std::string("PIN entered") : "no PIN: " + pin.error().message);
-            done(std::move(pin));
-        });
-    }
-    void cancel() noexcept override {
-        inner_->cancel();
-        pin_.reset();
-    }
-
-private:
-    std::unique_ptr<smartcard::PinPrompt> inner_;
-    std::shared_ptr<CardWait> card_;
-    std::chrono::seconds timeout_;
-    std::unique_ptr<WaitLine> pin_;
-};
-
 // smartcard::responses_blocking with the waits said (agent/wait_line.hpp) and the operation
 // counted when it reached a card.
 smartcard::Expected<std::vector<proto::Secret>> responses_waiting(const smartcard::BlockingOptions& b,
@@ -168,13 +119,8 @@ smartcard::Expected<std::vector<proto::Secret>> responses_waiting(const smartcar
     const std::string what = card_wait_text(b.card);
     auto wait = std::make_shared<CardWait>(what, b.wait_for_card);
     smartcard::BlockingOptions opts = b;
-    // The service says so when it sees a card (smartcard/service.cpp words it this way).
-    static constexpr std::string_view kInserted = "card inserted in reader ";
     opts.notice = [wait, inner = b.notice](const smartcard::Notice& n) {
-        if (n.text.rfind(kInserted, 0) == 0) {
-            const auto reader = n.text.substr(kInserted.size(), n.text.find(" (ATR") - kInserted.size());
-            wait->found("found a card in reader " + reader);
-        }
+        wait->notice(n);
         if (inner) inner(n);
     };
     if (b.pin)
