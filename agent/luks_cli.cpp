@@ -6,11 +6,7 @@
 
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
-
-#include <cstdio>
-#include <iostream>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <optional>
@@ -21,10 +17,10 @@
 #include "agent/crypttab.hpp"
 #include "agent/log.hpp"
 #include "agent/options.hpp"
-#include "agent/pin_asker.hpp"
 #include "agent/card_wait.hpp"
-#include "agent/wait_line.hpp"
 #include "agent/luks/volume.hpp"
+#include "agent/pin_asker.hpp"
+#include "agent/wait_line.hpp"
 #include "proto/seed_token.hpp"
 #include "smartcard/blocking.hpp"
 #include "smartcard/pkcs11.hpp"
