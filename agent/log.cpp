@@ -2,16 +2,11 @@
 #include "agent/log.hpp"
 
 #include <atomic>
-#include <boost/core/null_deleter.hpp>
-#include <boost/log/attributes/value_extraction.hpp>
-#include <boost/log/core.hpp>
-#include <boost/log/expressions.hpp>
-#include <boost/log/sinks/sync_frontend.hpp>
-#include <boost/log/sinks/text_ostream_backend.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <iostream>
+#include <mutex>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -147,9 +142,21 @@ std::string escape(std::string_view s, bool backslash) {
 
 std::string escaped(std::string_view s) { return escape(s, true); }
 
-boost::log::sources::severity_logger_mt<Level>& logger() {
-    static boost::log::sources::severity_logger_mt<Level> lg;
-    return lg;
+LogLine::~LogLine() {
+    // One record is one line whatever a caller forgot to escape: journald reads a "<N>" at the
+    // start of each line of stderr as that line's priority.
+    std::string line = line_prefix(level_);
+    line += escape(out_.view(), false);
+    line += '\n';
+    // Threads (the card's, the loop) log at once: one line at a time, never interleaved.
+    static std::mutex mu;
+    const std::lock_guard lock(mu);
+    for (std::size_t done = 0; done < line.size();) {
+        const ssize_t n = ::write(STDERR_FILENO, line.data() + done, line.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;  // nowhere to say it
+        done += static_cast<std::size_t>(n);
+    }
 }
 
 bool log_enabled(Level l) noexcept { return static_cast<int>(l) <= g_min_level.load(std::memory_order_relaxed); }
@@ -166,24 +173,6 @@ void init_logging(Level min_level) {
                         << "); secrets may reach swap. Raise LimitMEMLOCK= or RLIMIT_MEMLOCK, "
                         << "or keep CAP_IPC_LOCK; warning once, continuing";
     });
-    namespace logging = boost::log;
-    namespace sinks = boost::log::sinks;
-    auto backend = boost::make_shared<sinks::text_ostream_backend>();
-    backend->add_stream(boost::shared_ptr<std::ostream>(&std::clog, boost::null_deleter()));
-    backend->auto_flush(true);
-    auto sink = boost::make_shared<sinks::synchronous_sink<sinks::text_ostream_backend>>(backend);
-    sink->set_formatter([](const logging::record_view& rec, logging::formatting_ostream& out) {
-        auto sev = logging::extract<Level>("Severity", rec);
-        // One record is one line whatever a caller forgot to escape: journald reads a "<N>" at
-        // the start of each line of stderr as that line's priority.
-        const auto msg = rec[logging::expressions::smessage];
-        out << line_prefix(sev ? *sev : Level::info) << (msg ? escape(*msg, false) : std::string());
-    });
-    sink->set_filter([](const logging::attribute_value_set& attrs) {
-        auto sev = logging::extract<Level>("Severity", attrs);
-        return sev && log_enabled(*sev);
-    });
-    logging::core::get()->add_sink(sink);
 }
 
 }  // namespace ca::agent
