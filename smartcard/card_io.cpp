@@ -3,6 +3,8 @@
 
 #include <PCSC/pcsclite.h>
 
+#include "smartcard/pcsc_dl.hpp"
+
 #include <string>
 
 namespace ca::smartcard {
@@ -121,21 +123,23 @@ Expected<proto::Secret> one_challenge(CardConnection& c, const CardProfile& p,
 }  // namespace
 
 Error pcsc_error(LONG rv, std::string_view what, std::string_view reader) {
-    std::string msg = std::string(what) + ": " + pcsc_stringify_error(rv);
+    std::string msg = std::string(what) + ": " + pcsc::stringify_error(rv);
     if (!reader.empty()) msg += " (reader \"" + std::string(reader) + "\")";
     return make_error(errc_of(rv), std::move(msg));
 }
 
 Expected<CardConnection> CardConnection::open(const std::string& reader) {
+    if (std::string why = pcsc::load("talking to a smartcard reader (card-profile)"); !why.empty())
+        return make_error(Errc::no_service, std::move(why));
     SCARDCONTEXT ctx = 0;
-    LONG rv = SCardEstablishContext(SCARD_SCOPE_SYSTEM, nullptr, nullptr, &ctx);
+    LONG rv = pcsc::establish_context(SCARD_SCOPE_SYSTEM, nullptr, nullptr, &ctx);
     if (rv != SCARD_S_SUCCESS) return pcsc_error(rv, "connecting to pcscd", "");
     SCARDHANDLE card = 0;
     DWORD protocol = 0;
-    rv = SCardConnect(ctx, reader.c_str(), SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1,
+    rv = pcsc::connect(ctx, reader.c_str(), SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1,
                       &card, &protocol);
     if (rv != SCARD_S_SUCCESS) {
-        SCardReleaseContext(ctx);
+        pcsc::release_context(ctx);
         return pcsc_error(rv, "connecting to the card", reader);
     }
     return CardConnection(ctx, card, protocol, reader);
@@ -151,8 +155,8 @@ CardConnection::~CardConnection() { close(false); }
 void CardConnection::close(bool reset_card) noexcept {
     if (!open_) return;
     open_ = false;
-    SCardDisconnect(card_, reset_card ? SCARD_RESET_CARD : SCARD_LEAVE_CARD);
-    SCardReleaseContext(ctx_);
+    pcsc::disconnect(card_, reset_card ? SCARD_RESET_CARD : SCARD_LEAVE_CARD);
+    pcsc::release_context(ctx_);
 }
 
 std::vector<unsigned char> CardConnection::atr() const {
@@ -160,14 +164,18 @@ std::vector<unsigned char> CardConnection::atr() const {
     DWORD atr_len = sizeof atr;
     DWORD state = 0, proto = 0;
     DWORD name_len = 0;
-    if (SCardStatus(card_, nullptr, &name_len, &state, &proto, atr, &atr_len) != SCARD_S_SUCCESS)
+    if (pcsc::status(card_, nullptr, &name_len, &state, &proto, atr, &atr_len) != SCARD_S_SUCCESS)
         return {};
     return {atr, atr + atr_len};
 }
 
 Expected<std::vector<unsigned char>> CardConnection::transmit(std::span<const unsigned char> apdu,
                                                               ApduCounters* counters) {
-    const SCARD_IO_REQUEST* pci = protocol_ == SCARD_PROTOCOL_T0 ? SCARD_PCI_T0 : SCARD_PCI_T1;
+    // What SCARD_PCI_T0/T1 point to, without their data symbols (libpcsclite is loaded by dlopen).
+    SCARD_IO_REQUEST pci_request{};
+    pci_request.dwProtocol = protocol_ == SCARD_PROTOCOL_T0 ? SCARD_PROTOCOL_T0 : SCARD_PROTOCOL_T1;
+    pci_request.cbPciLength = sizeof(SCARD_IO_REQUEST);
+    const SCARD_IO_REQUEST* pci = &pci_request;
     std::vector<unsigned char> out;
     std::vector<unsigned char> cmd(apdu.begin(), apdu.end());
     // Bounded: a card that keeps saying 61xx forever is broken, not chatty.
@@ -175,7 +183,7 @@ Expected<std::vector<unsigned char>> CardConnection::transmit(std::span<const un
         unsigned char buf[MAX_BUFFER_SIZE_EXTENDED];
         DWORD len = sizeof buf;
         if (counters) ++counters->apdus;
-        const LONG rv = SCardTransmit(card_, pci, cmd.data(), static_cast<DWORD>(cmd.size()), nullptr,
+        const LONG rv = pcsc::transmit(card_, pci, cmd.data(), static_cast<DWORD>(cmd.size()), nullptr,
                                       buf, &len);
         proto::wipe(cmd.data(), cmd.size());  // may have held a PIN
         if (rv != SCARD_S_SUCCESS) {
@@ -248,21 +256,23 @@ OperationResult run_operation(OperationRequest req, ApduCounters* counters) {
 }
 
 Expected<std::vector<std::string>> list_readers() {
+    if (std::string why = pcsc::load("listing smartcard readers"); !why.empty())
+        return make_error(Errc::no_service, std::move(why));
     SCARDCONTEXT ctx = 0;
-    LONG rv = SCardEstablishContext(SCARD_SCOPE_SYSTEM, nullptr, nullptr, &ctx);
+    LONG rv = pcsc::establish_context(SCARD_SCOPE_SYSTEM, nullptr, nullptr, &ctx);
     if (rv != SCARD_S_SUCCESS) return pcsc_error(rv, "connecting to pcscd", "");
     DWORD len = 0;
-    rv = SCardListReaders(ctx, nullptr, nullptr, &len);
+    rv = pcsc::list_readers(ctx, nullptr, nullptr, &len);
     std::vector<std::string> names;
     if (rv == SCARD_S_SUCCESS && len > 0) {
         std::string buf(len, '\0');
-        rv = SCardListReaders(ctx, nullptr, buf.data(), &len);
+        rv = pcsc::list_readers(ctx, nullptr, buf.data(), &len);
         for (std::size_t i = 0; rv == SCARD_S_SUCCESS && i < buf.size() && buf[i];) {
             names.emplace_back(buf.c_str() + i);
             i += names.back().size() + 1;
         }
     }
-    SCardReleaseContext(ctx);
+    pcsc::release_context(ctx);
     if (rv != SCARD_S_SUCCESS && rv != SCARD_E_NO_READERS_AVAILABLE)
         return pcsc_error(rv, "listing readers", "");
     return names;

@@ -2,6 +2,7 @@
 #include "smartcard/derive.hpp"
 
 #include "proto/hex.hpp"
+#include "smartcard/crypto_dl.hpp"
 
 #include <openssl/core_names.h>
 #include <openssl/kdf.h>
@@ -14,8 +15,8 @@
 namespace ca::smartcard {
 namespace {
 
-struct KdfFree { void operator()(EVP_KDF* k) const noexcept { EVP_KDF_free(k); } };
-struct KdfCtxFree { void operator()(EVP_KDF_CTX* c) const noexcept { EVP_KDF_CTX_free(c); } };
+struct KdfFree { void operator()(EVP_KDF* k) const noexcept { crypto::EVP_KDF_free(k); } };
+struct KdfCtxFree { void operator()(EVP_KDF_CTX* c) const noexcept { crypto::EVP_KDF_CTX_free(c); } };
 
 // OSSL_PARAM takes non-const pointers even for inputs it only reads.
 void* mutable_ptr(std::span<const unsigned char> s) {
@@ -28,9 +29,11 @@ proto::Secret hkdf_sha256(std::span<const unsigned char> ikm,
                           std::span<const unsigned char> salt,
                           std::span<const unsigned char> info,
                           std::size_t length) {
-    std::unique_ptr<EVP_KDF, KdfFree> kdf(EVP_KDF_fetch(nullptr, "HKDF", nullptr));
+    if (std::string why = crypto::load("deriving a volume's key from the card (HKDF-SHA256)"); !why.empty())
+        throw std::runtime_error(why);
+    std::unique_ptr<EVP_KDF, KdfFree> kdf(crypto::EVP_KDF_fetch(nullptr, "HKDF", nullptr));
     if (!kdf) throw std::runtime_error("OpenSSL has no HKDF implementation");
-    std::unique_ptr<EVP_KDF_CTX, KdfCtxFree> ctx(EVP_KDF_CTX_new(kdf.get()));
+    std::unique_ptr<EVP_KDF_CTX, KdfCtxFree> ctx(crypto::EVP_KDF_CTX_new(kdf.get()));
     if (!ctx) throw std::runtime_error("OpenSSL could not allocate an HKDF context");
 
     char digest[] = "SHA256";
@@ -43,14 +46,14 @@ proto::Secret hkdf_sha256(std::span<const unsigned char> ikm,
     salt = or_empty(salt);
     info = or_empty(info);
     OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, mutable_ptr(ikm), ikm.size()),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, mutable_ptr(salt), salt.size()),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, mutable_ptr(info), info.size()),
-        OSSL_PARAM_construct_end(),
+        crypto::OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
+        crypto::OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, mutable_ptr(ikm), ikm.size()),
+        crypto::OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, mutable_ptr(salt), salt.size()),
+        crypto::OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, mutable_ptr(info), info.size()),
+        crypto::OSSL_PARAM_construct_end(),
     };
     proto::Secret out(length);
-    if (EVP_KDF_derive(ctx.get(), out.data(), out.size(), params) != 1)
+    if (crypto::EVP_KDF_derive(ctx.get(), out.data(), out.size(), params) != 1)
         throw std::runtime_error("OpenSSL HKDF-SHA256 derivation failed");
     return out;
 }

@@ -3,6 +3,8 @@
 
 #include <PCSC/pcsclite.h>
 
+#include "smartcard/pcsc_dl.hpp"
+
 #include <algorithm>
 #include <chrono>
 
@@ -49,7 +51,7 @@ void Monitor::stop() noexcept {
     for (int i = 0; i < 40 && !finished_; ++i) {
         {
             std::lock_guard lock(mu_);
-            if (ctx_) SCardCancel(ctx_);
+            if (ctx_) pcsc::cancel(ctx_);
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
@@ -74,7 +76,10 @@ void Monitor::sleep_unless_stopped(std::chrono::milliseconds d) {
 bool Monitor::ensure_context() {
     if (ctx_) return true;
     SCARDCONTEXT ctx = 0;
-    const LONG rv = SCardEstablishContext(SCARD_SCOPE_SYSTEM, nullptr, nullptr, &ctx);
+    // CardService::start() loaded the library or did not start us; this keeps the monitor safe alone.
+    const LONG rv = !pcsc::load("the smartcard reader monitor").empty()
+                        ? SCARD_E_NO_SERVICE
+                        : pcsc::establish_context(SCARD_SCOPE_SYSTEM, nullptr, nullptr, &ctx);
     if (rv != SCARD_S_SUCCESS) {
         if (service_known_up_ || !service_reported_) emit({MonitorEvent::service_down, {}, {}, false});
         service_known_up_ = false;
@@ -95,7 +100,7 @@ bool Monitor::ensure_context() {
 void Monitor::drop_context() {
     {
         std::lock_guard lock(mu_);
-        if (ctx_) SCardReleaseContext(ctx_);
+        if (ctx_) pcsc::release_context(ctx_);
         ctx_ = 0;
     }
     // Every reader vanished with the service; they are announced again when it is back.
@@ -111,10 +116,10 @@ void Monitor::drop_context() {
 void Monitor::relist_readers() {
     std::vector<std::string> names;
     DWORD len = 0;
-    LONG rv = SCardListReaders(ctx_, nullptr, nullptr, &len);
+    LONG rv = pcsc::list_readers(ctx_, nullptr, nullptr, &len);
     if (rv == SCARD_S_SUCCESS && len > 0) {
         std::string buf(len, '\0');
-        rv = SCardListReaders(ctx_, nullptr, buf.data(), &len);
+        rv = pcsc::list_readers(ctx_, nullptr, buf.data(), &len);
         for (std::size_t i = 0; rv == SCARD_S_SUCCESS && i < buf.size() && buf[i];) {
             names.emplace_back(buf.c_str() + i);
             i += names.back().size() + 1;
@@ -184,7 +189,7 @@ void Monitor::run() {
             rs[i + 1].szReader = readers_[i].name.c_str();
             rs[i + 1].dwCurrentState = readers_[i].state;
         }
-        const LONG rv = SCardGetStatusChange(ctx_, INFINITE, rs.data(), static_cast<DWORD>(rs.size()));
+        const LONG rv = pcsc::get_status_change(ctx_, INFINITE, rs.data(), static_cast<DWORD>(rs.size()));
         if (stopping_) break;
         switch (rv) {
         case SCARD_S_SUCCESS:
@@ -208,7 +213,7 @@ void Monitor::run() {
     }
     {
         std::lock_guard lock(mu_);
-        if (ctx_) SCardReleaseContext(ctx_);
+        if (ctx_) pcsc::release_context(ctx_);
         ctx_ = 0;
     }
     finished_ = true;

@@ -4,10 +4,8 @@
 #include <dlfcn.h>
 
 #include <openssl/core_names.h>
-#include <openssl/evp.h>
-#include <openssl/param_build.h>
-#include <openssl/rand.h>
-#include <openssl/rsa.h>
+
+#include "smartcard/crypto_dl.hpp"
 
 #include <p11-kit/pkcs11.h>
 
@@ -436,30 +434,32 @@ struct Pkcs11Module::Impl {
         }
         if (n.empty() || e.empty())
             return make_error(Errc::bad_profile, "the RSA key's public part is not readable: cannot verify its signature");
-        OSSL_PARAM_BLD* bld = OSSL_PARAM_BLD_new();
-        BIGNUM* bn_n = BN_bin2bn(n.data(), static_cast<int>(n.size()), nullptr);
-        BIGNUM* bn_e = BN_bin2bn(e.data(), static_cast<int>(e.size()), nullptr);
-        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n);
-        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e);
-        OSSL_PARAM* params = OSSL_PARAM_BLD_to_param(bld);
-        EVP_PKEY_CTX* fctx = EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr);
+        if (std::string why = crypto::load("checking a PKCS#11 key's signature"); !why.empty())
+            return make_error(Errc::internal, std::move(why));
+        OSSL_PARAM_BLD* bld = crypto::OSSL_PARAM_BLD_new();
+        BIGNUM* bn_n = crypto::BN_bin2bn(n.data(), static_cast<int>(n.size()), nullptr);
+        BIGNUM* bn_e = crypto::BN_bin2bn(e.data(), static_cast<int>(e.size()), nullptr);
+        crypto::OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n);
+        crypto::OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e);
+        OSSL_PARAM* params = crypto::OSSL_PARAM_BLD_to_param(bld);
+        EVP_PKEY_CTX* fctx = crypto::EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr);
         EVP_PKEY* pkey = nullptr;
-        if (fctx && EVP_PKEY_fromdata_init(fctx) == 1) (void)EVP_PKEY_fromdata(fctx, &pkey, EVP_PKEY_PUBLIC_KEY, params);
+        if (fctx && crypto::EVP_PKEY_fromdata_init(fctx) == 1) (void)crypto::EVP_PKEY_fromdata(fctx, &pkey, EVP_PKEY_PUBLIC_KEY, params);
         bool ok = false;
         if (pkey) {
-            EVP_PKEY_CTX* vctx = EVP_PKEY_CTX_new(pkey, nullptr);
+            EVP_PKEY_CTX* vctx = crypto::EVP_PKEY_CTX_new(pkey, nullptr);
             // No digest: PKCS#1 v1.5 type 1 padding over the raw seed, as CKM_RSA_PKCS signs.
-            ok = vctx && EVP_PKEY_verify_init(vctx) == 1 &&
-                 EVP_PKEY_CTX_set_rsa_padding(vctx, RSA_PKCS1_PADDING) == 1 &&
-                 EVP_PKEY_verify(vctx, sig.data(), sig.size(), seed.data(), seed.size()) == 1;
-            EVP_PKEY_CTX_free(vctx);
+            ok = vctx && crypto::EVP_PKEY_verify_init(vctx) == 1 &&
+                 crypto::EVP_PKEY_CTX_set_rsa_padding(vctx, RSA_PKCS1_PADDING) == 1 &&
+                 crypto::EVP_PKEY_verify(vctx, sig.data(), sig.size(), seed.data(), seed.size()) == 1;
+            crypto::EVP_PKEY_CTX_free(vctx);
         }
-        EVP_PKEY_free(pkey);
-        EVP_PKEY_CTX_free(fctx);
-        OSSL_PARAM_free(params);
-        BN_free(bn_n);
-        BN_free(bn_e);
-        OSSL_PARAM_BLD_free(bld);
+        crypto::EVP_PKEY_free(pkey);
+        crypto::EVP_PKEY_CTX_free(fctx);
+        crypto::OSSL_PARAM_free(params);
+        crypto::BN_free(bn_n);
+        crypto::BN_free(bn_e);
+        crypto::OSSL_PARAM_BLD_free(bld);
         if (!ok)
             return make_error(Errc::not_deterministic,
                               "the token's signature does not verify against the key's public part; refusing it");
@@ -647,13 +647,15 @@ Expected<Pkcs11Key> Pkcs11Module::describe_key() {
 Pkcs11Module::Result Pkcs11Module::operate(const Pkcs11Request& req) { return impl_->operate(req); }
 
 std::vector<unsigned char> make_ec_seed(unsigned bits) {
-    EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", bits == 384 ? "P-384" : "P-256");
+    if (std::string why = crypto::load("an EC key's seed (ephemeral key)"); !why.empty())
+        throw std::runtime_error(why);
+    EVP_PKEY* key = crypto::EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", bits == 384 ? "P-384" : "P-256");
     if (!key) throw std::runtime_error("OpenSSL could not make an ephemeral EC key");
     std::vector<unsigned char> point(1 + 2 * ((bits + 7) / 8));
     std::size_t len = 0;
-    const int ok = EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size(), &len);
+    const int ok = crypto::EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size(), &len);
     // The private half is freed (and cleared by OpenSSL) at once: only the public point is kept.
-    EVP_PKEY_free(key);
+    crypto::EVP_PKEY_free(key);
     if (ok != 1 || len != point.size() || point[0] != 0x04)
         throw std::runtime_error("OpenSSL gave an unexpected EC public point");
     return point;

@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: MIT
 #include "smartcard/service.hpp"
 
+#include "smartcard/pcsc_dl.hpp"
+
 #include <boost/asio/post.hpp>
 
-#include <openssl/rand.h>
+#include <sys/random.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <atomic>
 #include <stdexcept>
@@ -41,8 +46,14 @@ std::vector<unsigned char> fresh_seed(const CardOptions& options, std::span<cons
     if (options.pkcs11)
         if (const unsigned bits = ec_seed_bits(like)) return make_ec_seed(bits);
     std::vector<unsigned char> seed(options.pkcs11 ? 32 : options.profile.challenge_length);
-    if (RAND_bytes(seed.data(), static_cast<int>(seed.size())) != 1)
-        throw std::runtime_error("no random bytes for a seed (OpenSSL RAND_bytes failed)");
+    // getrandom(2) rather than OpenSSL's RAND_bytes: the kernel's CSPRNG is what RAND_bytes
+    // seeds from, and it keeps libcrypto out of every path that only needs random bytes.
+    for (std::size_t done = 0; done < seed.size();) {
+        const ssize_t n = ::getrandom(seed.data() + done, seed.size() - done, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) throw std::runtime_error(std::string("no random bytes for a seed (getrandom: ") + std::strerror(errno) + ")");
+        done += static_cast<std::size_t>(n);
+    }
     return seed;
 }
 
@@ -79,6 +90,12 @@ void CardService::start() {
         // always "present"; a missing token is a retryable no_card.
         readers_[kPkcs11Reader] = ReaderState{true, false, false, {}};
     }
+    // Said once, here, where it is known what needed the library; the monitor then reports the
+    // service as down and requests wait as they would for a pcscd that is not running.
+    if (std::string why = pcsc::load(options_.pkcs11 ? "reader events beside the PKCS#11 module"
+                                                     : "the smartcard (card-profile)");
+        !why.empty())
+        notify(options_.pkcs11 ? Notice::warning : Notice::error, std::move(why));
     std::weak_ptr<CardService> weak = weak_from_this();
     monitor_ = std::make_unique<Monitor>(gate_, [weak](MonitorEvent ev) {
         if (auto self = weak.lock()) self->on_monitor_event(std::move(ev));

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "agent/luks/volume.hpp"
 
-#include <libcryptsetup.h>
+#include "agent/luks/cryptsetup_dl.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -22,6 +22,7 @@ namespace {
 constexpr std::uint32_t kCheapIterations = 1000;
 
 LibraryLog g_library_log = nullptr;
+bool g_library_debug = false;
 // Where crypt_init's messages go: it runs before a device has its own callback.
 thread_local std::string* t_opening = nullptr;
 
@@ -53,32 +54,41 @@ void default_log(int level, const char* msg, void*) { route(level, msg, t_openin
 
 std::string errno_text(int negative_errno) { return std::strerror(-negative_errno); }
 
+// libcryptsetup is loaded on first use: its default log and debug level are set once it is.
+void apply_library_log() {
+    if (!g_library_log) return;
+    cryptsetup::crypt_set_log_callback(nullptr, default_log, nullptr);
+    cryptsetup::crypt_set_debug_level(g_library_debug ? CRYPT_DEBUG_ALL : CRYPT_DEBUG_NONE);
+}
+
 }  // namespace
 
 void set_library_log(LibraryLog log, bool debug) noexcept {
     g_library_log = log;
-    crypt_set_log_callback(nullptr, default_log, nullptr);
-    crypt_set_debug_level(debug ? CRYPT_DEBUG_ALL : CRYPT_DEBUG_NONE);
+    g_library_debug = debug;
 }
 
 LuksResult<Volume> Volume::open(const std::string& path) {
+    if (std::string why = cryptsetup::load("reading a LUKS header"); !why.empty())
+        return luks_error(LuksErrc::internal, path + ": " + why);
     Volume v;
     v.path_ = path;
     v.library_log_ = std::make_unique<std::string>();
+    apply_library_log();
     t_opening = v.library_log_.get();
-    int r = crypt_init(&v.cd_, path.c_str());
+    int r = cryptsetup::crypt_init(&v.cd_, path.c_str());
     t_opening = nullptr;
     if (r < 0)  // libcryptsetup's words name the cause better than ENOTBLK's
         return luks_error(LuksErrc::open_failed,
                           path + ": cannot open: " + (v.library_log_->empty() ? errno_text(r) : *v.library_log_));
-    crypt_set_log_callback(v.cd_, capture_log, v.library_log_.get());
-    r = crypt_load(v.cd_, CRYPT_LUKS, nullptr);
+    cryptsetup::crypt_set_log_callback(v.cd_, capture_log, v.library_log_.get());
+    r = cryptsetup::crypt_load(v.cd_, CRYPT_LUKS, nullptr);
     if (r < 0)
         return luks_error(LuksErrc::not_luks, path + ": no LUKS header could be read (" +
                                                   errno_text(r) + ")");
-    const char* type = crypt_get_type(v.cd_);
+    const char* type = cryptsetup::crypt_get_type(v.cd_);
     v.luks2_ = type && std::strcmp(type, CRYPT_LUKS2) == 0;
-    const char* uuid = crypt_get_uuid(v.cd_);
+    const char* uuid = cryptsetup::crypt_get_uuid(v.cd_);
     if (!uuid || !*uuid)
         return luks_error(LuksErrc::not_luks, path + ": the LUKS header has no UUID");
     v.uuid_ = uuid;
@@ -104,14 +114,14 @@ Volume& Volume::operator=(Volume&& o) noexcept {
 }
 
 Volume::~Volume() {
-    if (cd_) crypt_free(cd_);
+    if (cd_) cryptsetup::crypt_free(cd_);
     if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
-int Volume::keyslot_max() const noexcept { return crypt_keyslot_max(luks2_ ? CRYPT_LUKS2 : CRYPT_LUKS1); }
+int Volume::keyslot_max() const noexcept { return cryptsetup::crypt_keyslot_max(luks2_ ? CRYPT_LUKS2 : CRYPT_LUKS1); }
 
 bool Volume::keyslot_active(int slot) const {
-    const crypt_keyslot_info info = crypt_keyslot_status(cd_, slot);
+    const crypt_keyslot_info info = cryptsetup::crypt_keyslot_status(cd_, slot);
     return info == CRYPT_SLOT_ACTIVE || info == CRYPT_SLOT_ACTIVE_LAST ||
            info == CRYPT_SLOT_UNBOUND;
 }
@@ -125,13 +135,13 @@ std::vector<int> Volume::active_keyslots() const {
 
 std::optional<int> Volume::first_free_keyslot() const {
     for (int s = 0; s < keyslot_max(); ++s)
-        if (crypt_keyslot_status(cd_, s) == CRYPT_SLOT_INACTIVE) return s;
+        if (cryptsetup::crypt_keyslot_status(cd_, s) == CRYPT_SLOT_INACTIVE) return s;
     return std::nullopt;
 }
 
 bool Volume::is_cheap_keyslot(int slot) const {
     crypt_pbkdf_type pbkdf{};
-    if (crypt_keyslot_get_pbkdf(cd_, slot, &pbkdf) < 0 || !pbkdf.type) return false;
+    if (cryptsetup::crypt_keyslot_get_pbkdf(cd_, slot, &pbkdf) < 0 || !pbkdf.type) return false;
     return std::strcmp(pbkdf.type, CRYPT_KDF_PBKDF2) == 0 && pbkdf.iterations <= kCheapIterations;
 }
 
@@ -139,7 +149,7 @@ std::optional<std::string> Volume::keyslot_salt(int slot) const {
     if (slot < 0 || slot >= keyslot_max()) return std::nullopt;
     if (luks2_) {
         const char* json = nullptr;
-        if (crypt_dump_json(cd_, &json, 0) < 0 || !json) return std::nullopt;
+        if (cryptsetup::crypt_dump_json(cd_, &json, 0) < 0 || !json) return std::nullopt;
         return proto::luks2_keyslot_salt(json, slot);
     }
     // LUKS1 on-disk header (big-endian): 208 bytes of fields, then 8 key blocks
@@ -158,11 +168,11 @@ std::optional<std::string> Volume::keyslot_salt(int slot) const {
 }
 
 bool Volume::opens(int slot, const proto::Secret& key) const {
-    return crypt_activate_by_passphrase(cd_, nullptr, slot, key.chars(), key.size(), 0) == slot;
+    return cryptsetup::crypt_activate_by_passphrase(cd_, nullptr, slot, key.chars(), key.size(), 0) == slot;
 }
 
 std::optional<int> Volume::slot_opened_by(const proto::Secret& key) const {
-    const int r = crypt_activate_by_passphrase(cd_, nullptr, CRYPT_ANY_SLOT, key.chars(), key.size(), 0);
+    const int r = cryptsetup::crypt_activate_by_passphrase(cd_, nullptr, CRYPT_ANY_SLOT, key.chars(), key.size(), 0);
     if (r < 0) return std::nullopt;
     return r;
 }
@@ -178,12 +188,12 @@ LuksStatus Volume::add_cheap_keyslot(int slot, const proto::Secret& unlock,
     pbkdf.hash = "sha256";
     pbkdf.iterations = kCheapIterations;
     pbkdf.flags = CRYPT_PBKDF_NO_BENCHMARK;
-    int r = crypt_set_pbkdf_type(cd_, &pbkdf);
+    int r = cryptsetup::crypt_set_pbkdf_type(cd_, &pbkdf);
     if (r < 0)
         return luks_error(LuksErrc::internal, path_ + ": libcryptsetup refused PBKDF2 settings: " +
                                                   errno_text(r) + last_library_error());
     library_log_->clear();
-    r = crypt_keyslot_add_by_passphrase(cd_, slot, unlock.chars(), unlock.size(),
+    r = cryptsetup::crypt_keyslot_add_by_passphrase(cd_, slot, unlock.chars(), unlock.size(),
                                         new_key.chars(), new_key.size());
     if (r >= 0) return Done{};
     const std::string where = path_ + ": cannot add keyslot " + std::to_string(slot) + ": ";
@@ -202,7 +212,7 @@ LuksStatus Volume::add_cheap_keyslot(int slot, const proto::Secret& unlock,
 
 LuksStatus Volume::destroy_keyslot(int slot) {
     library_log_->clear();
-    const int r = crypt_keyslot_destroy(cd_, slot);
+    const int r = cryptsetup::crypt_keyslot_destroy(cd_, slot);
     if (r >= 0) return Done{};
     return luks_error(LuksErrc::header_write,
                       path_ + ": cannot remove keyslot " + std::to_string(slot) + ": " +
@@ -210,13 +220,13 @@ LuksStatus Volume::destroy_keyslot(int slot) {
 }
 
 LuksResult<std::optional<std::pair<int, std::string>>> Volume::read_agent_token() const {
-    for (int id = 0; id < crypt_token_max(CRYPT_LUKS2); ++id) {
+    for (int id = 0; id < cryptsetup::crypt_token_max(CRYPT_LUKS2); ++id) {
         const char* type = nullptr;
-        const crypt_token_info info = crypt_token_status(cd_, id, &type);
+        const crypt_token_info info = cryptsetup::crypt_token_status(cd_, id, &type);
         if (info == CRYPT_TOKEN_INACTIVE || info == CRYPT_TOKEN_INVALID || !type) continue;
         if (std::strcmp(type, "crypt-agent") != 0) continue;
         const char* json = nullptr;
-        const int r = crypt_token_json_get(cd_, id, &json);
+        const int r = cryptsetup::crypt_token_json_get(cd_, id, &json);
         if (r < 0 || !json)
             return luks_error(LuksErrc::internal, path_ + ": cannot read token " +
                                                       std::to_string(id) + ": " + errno_text(r));
@@ -227,7 +237,7 @@ LuksResult<std::optional<std::pair<int, std::string>>> Volume::read_agent_token(
 
 LuksStatus Volume::write_agent_token(int id, const std::string& json) {
     library_log_->clear();
-    const int r = crypt_token_json_set(cd_, id < 0 ? CRYPT_ANY_TOKEN : id,
+    const int r = cryptsetup::crypt_token_json_set(cd_, id < 0 ? CRYPT_ANY_TOKEN : id,
                                        json.empty() ? nullptr : json.c_str());
     if (r >= 0) return Done{};
     return luks_error(LuksErrc::header_write,

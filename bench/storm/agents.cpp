@@ -315,8 +315,9 @@ std::vector<AgentSpec> known_agents(const std::string& floor_bin, const std::str
     if (!crypt_agent_bin.empty() && access(crypt_agent_bin.c_str(), X_OK) == 0) {
         // A private session keyring is joined by the harness itself (see
         // main), so "--keyring session" never reaches root's @u; the tmpfs
-        // fallback cache goes to the scratch directory, never /run/crypt-agent.
-        const std::string cache_dir = paths.work_dir + "/cache";
+        // fallback cache and the answered record go to the private tmpfs (as /run/crypt-agent
+        // is one at boot), never to the real /run/crypt-agent.
+        const std::string cache_dir = paths.run_dir + "/crypt-agent";
         out.push_back({"crypt-agent",
                        {crypt_agent_bin, "serve", "--keyring", "session", "--ask-dir", paths.ask_dir,
                         "--cache-dir", cache_dir, "--log-level", "warning"},

@@ -28,6 +28,7 @@ struct Paths {
     std::string ask_dir;
     std::string work_dir;       // private scratch: password file, logs
     std::string password_file;  // 0600, no trailing newline
+    std::string run_dir;        // on the private tmpfs, as /run is: agents' runtime state
 };
 
 class RunningAgent {

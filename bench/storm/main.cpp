@@ -283,7 +283,7 @@ int main(int argc, char** argv) {
         std::cerr << "storm: " << why << "\n";
         return missing ? 77 : 1;
     }
-    storm::Paths paths{box.ask_dir, box.work_dir, box.work_dir + "/password"};
+    storm::Paths paths{box.ask_dir, box.work_dir, box.work_dir + "/password", box.run_dir};
     std::string password;
     if (!o.password_file.empty() && !read_password(o.password_file, password)) {
         std::cerr << "storm: cannot read a password from " << o.password_file << "\n";

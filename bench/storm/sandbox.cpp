@@ -75,6 +75,11 @@ std::string enter_sandbox(Sandbox& box, bool& missing) {
         (had_real && after.st_dev == before.st_dev && after.st_ino == before.st_ino) || !dir_is_empty(kRealAskDir))
         return "refusing: the ask directory is not a fresh private tmpfs";
     box.ask_dir = kRealAskDir;
+    // Agents keep runtime state (crypt-agent's answered record and cache file) under /run, a
+    // tmpfs; on the scratch directory's disk each pwrite cost it an ext4 write that no boot pays.
+    box.run_dir = std::string(kRunSystemd) + "/storm-run";
+    if (mkdir(box.run_dir.c_str(), 0700) != 0)
+        return errno_text("creating the private run directory");
 
     // A fresh anonymous session keyring (what `keyctl session -` does): the
     // agents inherit it, and "--keyring session" then never touches root's @u.

@@ -14,6 +14,7 @@ namespace storm {
 struct Sandbox {
     std::string ask_dir;   // /run/systemd/ask-password inside the namespace
     std::string work_dir;  // scratch, removed at exit unless kept
+    std::string run_dir;   // /run/systemd/storm-run: a tmpfs directory, as /run is at boot
 };
 
 // Returns an empty string on success, else why the sandbox cannot be made.
