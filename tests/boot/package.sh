@@ -31,13 +31,19 @@ log "package: $DEB ($(dpkg-deb -f "$DEB" Version))"
 "$BOOT_SRC/make-disks.sh"
 
 # The base: what the guest needs to boot and to build its initramfs, plus the package's
-# dependencies (first alternatives), so that installing the .deb needs no network.
-deps=$(dpkg-deb -f "$DEB" Depends | tr ',' '\n' | sed 's/|.*//; s/(.*)//; s/[[:space:]]//g' | grep -v '^$' | sort -u)
+# dependencies (of each, the first alternative this release has), so that installing the
+# .deb needs no network.
+deps=$(dpkg-deb -f "$DEB" Depends | tr ',' '\n' | while read -r group; do
+    for alt in $(sed 's/([^)]*)//g; s/|/ /g' <<< "$group"); do
+        if apt-cache show --no-all-versions "$alt" >/dev/null 2>&1; then echo "$alt"; break; fi
+    done
+done | sort -u)
 PACKAGES="systemd-sysv udev kmod keyutils cryptsetup-bin dracut zstd $(echo $deps)"
 # Debian 13 splits systemd-cryptsetup out of systemd (see make-rootfs.sh).
 if apt-cache show --no-all-versions systemd-cryptsetup >/dev/null 2>&1; then
     PACKAGES="$PACKAGES systemd-cryptsetup"
 fi
+PACKAGES=$(tr ' ' '\n' <<< "$PACKAGES" | sort -u | tr '\n' ' ')
 SUITE=$(. /etc/os-release && echo "$VERSION_CODENAME")
 MIRROR=$("$BOOT_SRC/../apt-mirror.sh" | head -n 1)
 BASE=base-pkg-$(echo "$SUITE $MIRROR $PACKAGES" | tr ' ' '\n' | sort | sha256sum | cut -c1-12).tar
