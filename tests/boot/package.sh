@@ -74,7 +74,7 @@ export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 PATH=/usr/sbin:/usr/bin:/sb
 cd /root
 echo "# apt-get install ./$(ls crypt-agent_*.deb)"
 apt-get install -y --no-install-recommends ./crypt-agent_*.deb 2>&1 |
-    sed -E 's/(\(Reading database \.\.\. ([0-9]+%)?)+(\(Reading database \.\.\. [0-9]+ files)/\3/; s/^/  /'
+    sed 's/\r$//; s/.*\r//; s/^/  /'
 echo "# what the package's maintainer scripts enabled"
 for u in crypt-agent.path crypt-agent.service crypt-agent-finish.service; do
     echo "ENABLED $u $(systemctl is-enabled "$u" 2>&1)"
