@@ -2,11 +2,12 @@
 // `crypt-agent card ...`: look at readers and cards, and derive volume
 // passphrases from the card (for tests and demos).
 //
-//   card list [--login] [SETTINGS]         PC/SC readers, then the PKCS#11 module's tokens
+//   card list [--login] [--json=MODE] [SETTINGS]
+//                                          PC/SC readers, then the PKCS#11 module's tokens
 //                                          and their private keys with their URIs (--login:
 //                                          the PIN through ask-password, for tokens that
 //                                          hide keys before login)
-//   card status [SETTINGS]                 readers, cards, ATR, profile match, PIN tries
+//   card status [--json=MODE] [SETTINGS]   readers, cards, ATR, profile match, PIN tries
 //                                          left (never spends a try); with card-uri the
 //                                          token and key it chooses, without logging in
 //   card derive --uuid U [--uuid U]... [--check-determinism] [SETTINGS]
@@ -24,6 +25,8 @@
 #include <string>
 #include <vector>
 
+#include "agent/json.hpp"
+
 namespace ca::agent {
 
 struct GlobalOptions;  // agent/options.hpp
@@ -39,6 +42,7 @@ struct CardArgs {
     std::vector<std::string> uuids;  // derive
     bool check_determinism = false;  // derive
     bool login = false;              // list
+    JsonMode json = JsonMode::off;   // list, status
 };
 
 // Entry point for the CLI dispatcher; returns the process exit code

@@ -9,9 +9,11 @@
 #include <iostream>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "agent/commands.hpp"
+#include "agent/json.hpp"
 #include "agent/log.hpp"
 #include "agent/options.hpp"
 #include "agent/server.hpp"
@@ -97,6 +99,12 @@ po::options_description general_options() {
 // A command's own options (not settings).
 po::options_description command_options(const std::string& cmd, const std::string& sub) {
     po::options_description d(cmd + (sub.empty() ? "" : " " + sub) + " options");
+    if (cmd == "list" || (cmd == "cache" && sub == "status") || (cmd == "card" && (sub.empty() || sub == "list" || sub == "status"))) {
+        // As systemd's tools: --json=short (one line), --json=pretty (indented), --json=off.
+        d.add_options()("json", po::value<std::string>()->value_name("MODE")->implicit_value("short"),
+                        "print JSON: short (one line, also plain --json), pretty (indented) or off (default); "
+                        "fields in crypt-agent(8)");
+    }
     if (cmd == "cache" && sub == "put") {
         d.add_options()
             ("ttl", po::value<std::string>()->value_name("SECONDS"), "lifetime of the cache from now (default: cache-lifetime, 15 min)");
@@ -134,10 +142,11 @@ po::options_description full_description(const std::string& cmd, const std::stri
 // the descriptions themselves, so a new option cannot be forgotten here.
 std::set<std::string> valued_options() {
     std::set<std::string> out;
-    for (const char* cmd : {"cache", "enroll", "rotate", "card"}) {
-        const auto d = full_description(cmd, std::string(cmd) == "cache" ? "put" : "");
+    // An option with an implicit value (--json) never takes the next word: `--json=MODE` only.
+    for (const auto& [cmd, sub] : {std::pair{"cache", "put"}, {"enroll", ""}, {"rotate", ""}, {"card", ""}}) {
+        const auto d = full_description(cmd, sub);
         for (const auto& opt : d.options())
-            if (opt->semantic()->max_tokens() > 0) out.insert("--" + opt->long_name());
+            if (opt->semantic()->min_tokens() > 0) out.insert("--" + opt->long_name());
     }
     return out;
 }
@@ -209,12 +218,12 @@ std::optional<Help> help_of(const std::string& cmd, const std::string& sub) {
                     "Here --match GLOB restricts the Ids this secret may answer (default: every Id the agent answers).",
                     {G::common}};
     if (cmd == "cache")
-        return Help{"crypt-agent cache put|status|flush [SETTINGS]",
+        return Help{"crypt-agent cache put|flush [SETTINGS]\n       crypt-agent cache status [--json=MODE] [SETTINGS]",
                     "  put     cache a secret from standard input\n  status  show counts, patterns and time left (never the "
                     "secret)\n  flush   remove the keyring key and the fallback file",
                     {G::common}};
     if (cmd == "list")
-        return Help{"crypt-agent list [--ask-dir DIR] [SETTINGS]",
+        return Help{"crypt-agent list [--json=MODE] [--ask-dir DIR] [SETTINGS]",
                     "Show pending questions: file, Id, asker PID (alive or dead), time left, message.", {G::common}};
     if (cmd == "finish")
         return Help{"crypt-agent finish [--rotate-on-finish auto|yes|no] [SETTINGS]",
@@ -232,7 +241,7 @@ std::optional<Help> help_of(const std::string& cmd, const std::string& sub) {
                     "Rotate the one-time keys of enrolled volumes (default: those in card-crypttab).",
                     {G::card, G::common}};
     if (cmd == "card")
-        return Help{"crypt-agent card list [--login] [SETTINGS]\n       crypt-agent card status|watch [SETTINGS]\n"
+        return Help{"crypt-agent card list [--login] [--json=MODE] [SETTINGS]\n       crypt-agent card status [--json=MODE] [SETTINGS]\n       crypt-agent card watch [SETTINGS]\n"
                     "       crypt-agent card derive --uuid UUID... "
                     "[--check-determinism] --card-seed-file FILE [SETTINGS]",
                     "  list    PC/SC readers, then the PKCS#11 module's tokens and keys with their URIs\n"
@@ -279,8 +288,11 @@ int main_cli_unguarded(int argc, char** argv) {
         auto parsed = po::command_line_parser(split.rest).options(desc).positional(positional)
                           .style(po::command_line_style::unix_style).run();
         for (const auto& opt : parsed.options)
-            if (opt.position_key >= 0 && !takes_volumes)
-                return usage_error(cmd_name, "unexpected argument '" + opt.value.front() + "'");
+            if (opt.position_key >= 0 && !takes_volumes) {
+                const std::string& word = opt.value.front();
+                return usage_error(cmd_name, "unexpected argument '" + word + "'" +
+                                                 (parse_json_mode(word) ? " (to choose the JSON mode: --json=" + word + ")" : ""));
+            }
         po::store(parsed, vm);
         po::notify(vm);
     } catch (const po::error& e) {
@@ -310,6 +322,13 @@ int main_cli_unguarded(int argc, char** argv) {
     }
     if (cmd.empty()) return usage_error("", "no command given");
     if (!help_of(cmd, sub) && cmd != "cache") return usage_error("", "unknown command '" + cmd + "'");
+    JsonMode json = JsonMode::off;
+    if (vm.count("json")) {
+        const auto& mode = vm["json"].as<std::string>();
+        const auto parsed = parse_json_mode(mode);
+        if (!parsed) return usage_error(cmd_name, "--json: unknown mode '" + mode + "' (expected short, pretty or off)");
+        json = *parsed;
+    }
 
     GlobalOptions o;
     if (vm.count("config")) { o.config_file = vm["config"].as<std::string>(); o.config_file_explicit = true; }
@@ -322,6 +341,7 @@ int main_cli_unguarded(int argc, char** argv) {
                                                                       : std::set<std::string>{};
     if (auto err = apply_cli(o, vm, skip)) return usage_error(cmd_name, *err);
     set_log_level(o.log_level);
+    route_library_log(o.log_level);
 
     if (cmd == "config") {
         std::cout << describe_settings(o);
@@ -348,7 +368,7 @@ int main_cli_unguarded(int argc, char** argv) {
         };
         return run_serve(o, std::move(reload));
     }
-    if (cmd == "list") return cmd_list(o);
+    if (cmd == "list") return cmd_list(o, json);
     if (cmd == "finish") return cmd_finish(o);
     if (cmd == "cache") {
         if (sub == "put") {
@@ -363,7 +383,7 @@ int main_cli_unguarded(int argc, char** argv) {
             if (vm.count("match")) a.match = vm["match"].as<std::vector<std::string>>();
             return cmd_cache_put(o, a);
         }
-        if (sub == "status") return cmd_cache_status(o);
+        if (sub == "status") return cmd_cache_status(o, json);
         if (sub == "flush") return cmd_cache_flush(o);
         return usage_error("cache", sub.empty() ? "needs put, status or flush" : "unknown cache command '" + sub + "'");
     }
@@ -373,6 +393,7 @@ int main_cli_unguarded(int argc, char** argv) {
         if (vm.count("uuid")) a.uuids = vm["uuid"].as<std::vector<std::string>>();
         a.check_determinism = vm.count("check-determinism") && vm["check-determinism"].as<bool>();
         a.login = vm.count("login") && vm["login"].as<bool>();
+        a.json = json;
         if (sub.empty()) return usage_error("card", "needs list, status, derive or watch");
         return card_main(a, o);
     }

@@ -10,12 +10,14 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <iostream>
 
 #include "agent/ask_dir.hpp"
 #include "agent/cache_store.hpp"
 #include "agent/card_source.hpp"
 #include "agent/clock.hpp"
+#include "agent/json.hpp"
 #include "agent/log.hpp"
 #include "agent/luks_cli.hpp"
 #include "proto/hex.hpp"
@@ -109,10 +111,68 @@ int cmd_cache_put(const GlobalOptions& o, const CachePutArgs& a) {
     return 0;
 }
 
-int cmd_cache_status(const GlobalOptions& o) {
+namespace {
+
+std::string hash_text(std::uint64_t h) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out(16, '0');
+    for (int k = 15; k >= 0; --k, h >>= 4) out[static_cast<std::size_t>(k)] = kHex[h & 0xfU];
+    return out;
+}
+
+// Fields documented in crypt-agent(8), section JSON OUTPUT.  Counts, ages, patterns and
+// the Ids' hashes as the cache stores them; never a candidate's value or its length.
+void cache_status_json(const GlobalOptions& o, CacheStore& store, const LoadResult& r, JsonMode mode) {
+    const auto now = boottime_us();
+    const auto secs = [now](std::uint64_t then) { return now > then ? (now - then) / 1000000 : std::uint64_t{0}; };
+    JsonWriter j(mode);
+    j.begin_object().field("finished", store.finished()).field("cached", r.payload.has_value())
+        .field("expired", r.expired);
+    const bool keyring = r.payload && *r.from == StoreKind::keyring;
+    const bool file = r.payload && *r.from == StoreKind::file;
+    j.key("store");
+    if (r.payload) j.value(keyring ? "keyring" : "file"); else j.null();
+    j.key("keyring");
+    if (keyring) j.value(to_string(o.keyring)); else j.null();
+    j.key("key_name");
+    if (keyring) j.value(kCacheKeyName); else j.null();
+    j.key("file");
+    if (file) j.value(store.file_path()); else j.null();
+    if (!r.payload) {
+        j.field("candidates", 0).key("age_seconds").null().key("seconds_left").null().key("entries").begin_array()
+            .end_array().end_object();
+        std::cout << j.str();
+        return;
+    }
+    const auto& p = *r.payload;
+    j.field("candidates", p.candidates.size()).field("age_seconds", secs(p.created_us))
+        .field("seconds_left", p.expires_us > now ? (p.expires_us - now) / 1000000 : std::uint64_t{0});
+    j.key("entries").begin_array();
+    for (const auto& c : p.candidates) {
+        j.begin_object().field("origin", proto::to_string(c.origin)).field("age_seconds", secs(c.added_us))
+            .field("opened", c.opened);
+        j.key("patterns").begin_array();
+        for (const auto& pat : c.patterns) j.value(pat);
+        j.end_array().key("sent_to").begin_array();
+        for (auto h : c.sent_to) j.value(hash_text(h));
+        j.end_array().key("rejected_by").begin_array();
+        for (auto h : c.rejected_by) j.value(hash_text(h));
+        j.end_array().end_object();
+    }
+    j.end_array().end_object();
+    std::cout << j.str();
+}
+
+}  // namespace
+
+int cmd_cache_status(const GlobalOptions& o, JsonMode mode) {
     CacheStore store(o);
     auto r = store.load();
     if (!r.warning.empty()) CA_LOG(warning) << "cache: " << r.warning;
+    if (mode != JsonMode::off) {
+        cache_status_json(o, store, r, mode);
+        return 0;
+    }
     if (store.finished()) std::cout << "finish has run this boot\n";
     if (!r.payload) {
         std::cout << (r.expired ? "the cache had expired and was removed\n" : "nothing cached\n");
@@ -206,16 +266,70 @@ int cmd_finish(const GlobalOptions& o) {
     return status;
 }
 
-int cmd_list(const GlobalOptions& o) {
+namespace {
+
+// One ask file as `list` shows it: the question, or why it could not be read.
+struct Listed {
+    std::string name;
+    std::optional<proto::Question> q;
+    std::string error;
+};
+
+void list_text(const GlobalOptions& o, const std::vector<Listed>& items, std::uint64_t now) {
+    for (const auto& it : items) {
+        if (!it.q) { std::cout << it.name << "  (unreadable: " << it.error << ")\n"; continue; }
+        const auto& q = *it.q;
+        std::string left = "no deadline";
+        if (q.has_deadline()) left = q.not_after_us > now ? std::to_string((q.not_after_us - now) / 1000000) + " s left" : "expired";
+        std::cout << it.name << "  Id=" << q.id.value_or("(none)") << "  PID " << q.pid << (pid_alive(q.pid) ? " alive" : " dead")
+                  << "  " << left << (q.accept_cached ? "" : "  AcceptCached=0") << (q.echo ? "  Echo=1" : "")
+                  << "\n    " << q.message.value_or("(no message)") << "\n";
+    }
+    if (items.empty()) std::cout << "no questions in " << o.ask_dir.string() << "\n";
+}
+
+// Fields documented in crypt-agent(8), section JSON OUTPUT.
+void list_json(const GlobalOptions& o, bool exists, const std::vector<Listed>& items, std::uint64_t now, JsonMode mode) {
+    JsonWriter j(mode);
+    j.begin_object().field("ask_dir", o.ask_dir.string()).field("ask_dir_exists", exists).key("questions").begin_array();
+    for (const auto& it : items) {
+        j.begin_object().field("file", it.name);
+        if (!it.q) {
+            j.field("error", it.error).end_object();
+            continue;
+        }
+        const auto& q = *it.q;
+        j.field("id", q.id).field("pid", q.pid).field("pid_alive", pid_alive(q.pid)).field("socket", q.socket)
+            .field("accept_cached", q.accept_cached).field("echo", q.echo).field("silent", q.silent);
+        j.key("not_after_usec");
+        if (q.has_deadline()) j.value(q.not_after_us); else j.null();
+        j.key("seconds_left");
+        if (q.has_deadline()) j.value(q.not_after_us > now ? (q.not_after_us - now) / 1000000 : std::uint64_t{0}); else j.null();
+        j.field("expired", q.has_deadline() && q.not_after_us <= now).field("message", q.message).field("icon", q.icon);
+        j.end_object();
+    }
+    j.end_array().end_object();
+    std::cout << j.str();
+}
+
+}  // namespace
+
+int cmd_list(const GlobalOptions& o, JsonMode mode) {
+    const bool json = mode != JsonMode::off;
     Fd dir(::open(o.ask_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!dir) {
-        if (errno == ENOENT) { std::cout << "no questions (" << o.ask_dir.string() << " does not exist)\n"; return 0; }
-        CA_LOG(err) << o.ask_dir.string() << ": " << std::strerror(errno);
+        if (errno == ENOENT) {
+            // A fresh root before systemd made the directory: nothing asks yet.
+            if (json) list_json(o, false, {}, 0, mode);
+            else std::cout << "no questions (" << o.ask_dir.string() << " does not exist)\n";
+            return 0;
+        }
+        CA_LOG(err) << "cannot open " << o.ask_dir.string() << ": " << std::strerror(errno);
         return 1;
     }
     Fd dup(::fcntl(dir.get(), F_DUPFD_CLOEXEC, 3));
     DIR* d = ::fdopendir(dup.get());
-    if (d == nullptr) { CA_LOG(err) << o.ask_dir.string() << ": " << std::strerror(errno); return 1; }
+    if (d == nullptr) { CA_LOG(err) << "cannot read " << o.ask_dir.string() << ": " << std::strerror(errno); return 1; }
     dup.release();
     std::vector<std::string> names;
     while (dirent* de = ::readdir(d))
@@ -223,21 +337,16 @@ int cmd_list(const GlobalOptions& o) {
     ::closedir(d);
     std::sort(names.begin(), names.end());
     const auto now = monotonic_us();
-    unsigned shown = 0;
+    std::vector<Listed> items;
     for (const auto& nm : names) {
         struct stat st{};
         if (fstatat(dir.get(), nm.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
         auto f = read_ask_file(dir.get(), nm.c_str(), st.st_uid);
-        ++shown;
-        if (!f) { std::cout << nm << "  (unreadable: " << f.error().reason << ")\n"; continue; }
-        const auto& q = f->q;
-        std::string left = "no deadline";
-        if (q.has_deadline()) left = q.not_after_us > now ? std::to_string((q.not_after_us - now) / 1000000) + " s left" : "expired";
-        std::cout << nm << "  Id=" << q.id.value_or("(none)") << "  PID " << q.pid << (pid_alive(q.pid) ? " alive" : " dead")
-                  << "  " << left << (q.accept_cached ? "" : "  AcceptCached=0") << (q.echo ? "  Echo=1" : "")
-                  << "\n    " << q.message.value_or("(no message)") << "\n";
+        if (f) items.push_back(Listed{nm, std::move(f->q), {}});
+        else items.push_back(Listed{nm, std::nullopt, f.error().reason});
     }
-    if (shown == 0) std::cout << "no questions in " << o.ask_dir.string() << "\n";
+    if (json) list_json(o, true, items, now, mode);
+    else list_text(o, items, now);
     return 0;
 }
 

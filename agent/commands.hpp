@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/json.hpp"
 #include "agent/options.hpp"
 #include "proto/result.hpp"
 #include "proto/secret.hpp"
@@ -19,9 +20,9 @@ struct CachePutArgs {
 };
 
 int cmd_cache_put(const GlobalOptions& o, const CachePutArgs& a);
-int cmd_cache_status(const GlobalOptions& o);
+int cmd_cache_status(const GlobalOptions& o, JsonMode mode = JsonMode::off);
 int cmd_cache_flush(const GlobalOptions& o);
-int cmd_list(const GlobalOptions& o);
+int cmd_list(const GlobalOptions& o, JsonMode mode = JsonMode::off);
 int cmd_finish(const GlobalOptions& o);
 
 // Tells a running agent to look at the cache again (it watches the ask directory:

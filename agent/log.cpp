@@ -2,16 +2,15 @@
 #include "agent/log.hpp"
 
 #include <atomic>
-#include <boost/core/null_deleter.hpp>
 #include <boost/log/attributes/value_extraction.hpp>
 #include <boost/log/core.hpp>
 #include <boost/log/expressions.hpp>
 #include <boost/log/sinks/sync_frontend.hpp>
-#include <boost/log/sinks/text_ostream_backend.hpp>
+#include <boost/log/sinks/basic_sink_backend.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <iostream>
+#include <mutex>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -24,7 +23,44 @@ namespace {
 std::atomic<int> g_min_level{static_cast<int>(Level::info)};
 bool g_initialised = false;
 std::string g_command;  // set once at start, before any thread logs
+std::mutex g_stderr_mu;  // one writer at a time: log records, lines, the status line
+std::string g_status;    // the status line shown now (guarded by g_stderr_mu)
+
+// "\r" and erase-to-end-of-line: the terminal's cursor is back at the start of an empty line.
+constexpr char kClearLine[] = "\r\033[K";
+
+void write_locked(std::string_view line) {
+    if (!g_status.empty()) std::fputs(kClearLine, stderr);
+    std::fwrite(line.data(), 1, line.size(), stderr);
+    std::fputc('\n', stderr);
+    if (!g_status.empty()) std::fputs(g_status.c_str(), stderr);
+    std::fflush(stderr);
+}
+
+// Boost.Log's records go through the same lock as every other stderr line.
+class StderrBackend final
+    : public boost::log::sinks::basic_formatted_sink_backend<char, boost::log::sinks::concurrent_feeding> {
+public:
+    void consume(const boost::log::record_view&, const string_type& line) {
+        const std::lock_guard lock(g_stderr_mu);
+        write_locked(line);
+    }
+};
 }  // namespace
+
+void write_stderr_line(std::string_view line) {
+    const std::lock_guard lock(g_stderr_mu);
+    write_locked(line);
+}
+
+void set_status_line(std::string text) {
+    const std::lock_guard lock(g_stderr_mu);
+    if (text == g_status) return;
+    std::fputs(kClearLine, stderr);
+    g_status = std::move(text);
+    std::fputs(g_status.c_str(), stderr);
+    std::fflush(stderr);
+}
 
 bool stderr_is_journal() noexcept {
     // systemd's rule (sd_journal_stream_fd, systemd.exec(5)): compare device and inode.
@@ -67,10 +103,6 @@ const char* to_string(Level l) noexcept {
     return "?";
 }
 
-namespace {
-
-// The code point of the UTF-8 sequence at s[i] and its length, or 0 if it is not valid UTF-8
-// (overlong, surrogate, past U+10FFFF, truncated).
 std::size_t utf8_at(std::string_view s, std::size_t i, char32_t& cp) noexcept {
     const auto b0 = static_cast<unsigned char>(s[i]);
     std::size_t len = 0;
@@ -88,6 +120,8 @@ std::size_t utf8_at(std::string_view s, std::size_t i, char32_t& cp) noexcept {
     if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
     return len;
 }
+
+namespace {
 
 bool breaks_or_reorders(char32_t cp) noexcept {
     return (cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || cp == 0x200e || cp == 0x200f || cp == 0x2028 ||
@@ -168,10 +202,7 @@ void init_logging(Level min_level) {
     });
     namespace logging = boost::log;
     namespace sinks = boost::log::sinks;
-    auto backend = boost::make_shared<sinks::text_ostream_backend>();
-    backend->add_stream(boost::shared_ptr<std::ostream>(&std::clog, boost::null_deleter()));
-    backend->auto_flush(true);
-    auto sink = boost::make_shared<sinks::synchronous_sink<sinks::text_ostream_backend>>(backend);
+    auto sink = boost::make_shared<sinks::synchronous_sink<StderrBackend>>(boost::make_shared<StderrBackend>());
     sink->set_formatter([](const logging::record_view& rec, logging::formatting_ostream& out) {
         auto sev = logging::extract<Level>("Severity", rec);
         // One record is one line whatever a caller forgot to escape: journald reads a "<N>" at

@@ -8,6 +8,7 @@
 
 #include <boost/log/sources/record_ostream.hpp>
 #include <boost/log/sources/severity_logger.hpp>
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -34,6 +35,13 @@ void set_log_command(std::string_view command);
 // What starts a line on stderr: "<N>" for the journal, else "crypt-agent COMMAND: ".
 [[nodiscard]] std::string line_prefix(Level l);
 
+// Writes one whole line to standard error (the newline is added), under the lock the log
+// records take, so a status line (below) is cleared first and drawn again after it.
+void write_stderr_line(std::string_view line);
+// A status line at the bottom of a terminal, redrawn in place with '\r' (agent/wait_line.hpp
+// draws waits there); "" removes it.  Only for a terminal: the caller checks.
+void set_status_line(std::string text);
+
 // A value from outside (an ask file's name, Id or Message) made safe for one log line, with
 // C-style escapes as systemd's cescape(): control bytes (\n, \r, \t, ... or \xNN), backslash,
 // bytes that are not UTF-8 (\xNN), and the code points that break or reorder a line in a
@@ -41,6 +49,11 @@ void set_log_command(std::string_view command);
 // U+202A-202E, U+2066-2069) as \uXXXX.  Other UTF-8 is kept readable.  Without this a name
 // holding "\n<0>..." would be a separate record at emergency priority.
 [[nodiscard]] std::string escaped(std::string_view s);
+
+// The code point of the UTF-8 sequence at s[i] and its length, or 0 when it is not valid
+// UTF-8 (overlong, surrogate, past U+10FFFF, truncated).  Shared by escaped() and the JSON
+// writer (agent/json.hpp).
+[[nodiscard]] std::size_t utf8_at(std::string_view s, std::size_t i, char32_t& cp) noexcept;
 
 }  // namespace ca::agent
 

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/log.hpp"
 #include "agent/luks/rotation.hpp"
 
 namespace ca::agent {
@@ -47,6 +48,10 @@ struct RememberedResponses {
     std::map<std::vector<unsigned char>, proto::Secret> responses;  // seed -> response
     std::vector<unsigned char> next_seed;                           // its response is in `responses`
 };
+
+// libcryptsetup's messages through the log, "crypt-agent COMMAND: libcryptsetup: ..." (never
+// unprefixed on stderr); its debug lines only at log-level debug.  Called once at start.
+void route_library_log(Level log_level);
 
 int enroll_main(const LuksArgs& a, const GlobalOptions& o);
 int rotate_main(const LuksArgs& a, const GlobalOptions& o, RememberedResponses remembered = {});

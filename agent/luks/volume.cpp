@@ -21,24 +21,56 @@ namespace {
 // accepts, no benchmark (a benchmark would raise the count to ~1 s of work).
 constexpr std::uint32_t kCheapIterations = 1000;
 
-void capture_log(int level, const char* msg, void* usrptr) {
-    if (level != CRYPT_LOG_ERROR || !msg || !usrptr) return;
-    auto* sink = static_cast<std::string*>(usrptr);
-    *sink = msg;
-    while (!sink->empty() && (sink->back() == '\n' || sink->back() == ' ')) sink->pop_back();
+LibraryLog g_library_log = nullptr;
+// Where crypt_init's messages go: it runs before a device has its own callback.
+thread_local std::string* t_opening = nullptr;
+
+std::string_view trimmed(const char* msg) {
+    std::string_view v(msg);
+    while (!v.empty() && (v.back() == '\n' || v.back() == ' ')) v.remove_suffix(1);
+    return v;
 }
+
+LibraryMessage kind_of(int level) {
+    switch (level) {
+        case CRYPT_LOG_ERROR: return LibraryMessage::error;
+        case CRYPT_LOG_NORMAL: return LibraryMessage::normal;
+        case CRYPT_LOG_VERBOSE: return LibraryMessage::verbose;
+        default: return LibraryMessage::debug;
+    }
+}
+
+// Errors are kept (the last one) to explain our own error; every message goes to the log.
+void route(int level, const char* msg, std::string* keep) {
+    if (!msg) return;
+    const bool kept = level == CRYPT_LOG_ERROR && keep;
+    if (kept) *keep = std::string(trimmed(msg));
+    if (g_library_log) g_library_log(kind_of(level), trimmed(msg), kept);
+}
+
+void capture_log(int level, const char* msg, void* usrptr) { route(level, msg, static_cast<std::string*>(usrptr)); }
+void default_log(int level, const char* msg, void*) { route(level, msg, t_opening); }
 
 std::string errno_text(int negative_errno) { return std::strerror(-negative_errno); }
 
 }  // namespace
 
+void set_library_log(LibraryLog log, bool debug) noexcept {
+    g_library_log = log;
+    crypt_set_log_callback(nullptr, default_log, nullptr);
+    crypt_set_debug_level(debug ? CRYPT_DEBUG_ALL : CRYPT_DEBUG_NONE);
+}
+
 LuksResult<Volume> Volume::open(const std::string& path) {
     Volume v;
     v.path_ = path;
     v.library_log_ = std::make_unique<std::string>();
+    t_opening = v.library_log_.get();
     int r = crypt_init(&v.cd_, path.c_str());
-    if (r < 0)
-        return luks_error(LuksErrc::open_failed, path + ": cannot open: " + errno_text(r));
+    t_opening = nullptr;
+    if (r < 0)  // libcryptsetup's words name the cause better than ENOTBLK's
+        return luks_error(LuksErrc::open_failed,
+                          path + ": cannot open: " + (v.library_log_->empty() ? errno_text(r) : *v.library_log_));
     crypt_set_log_callback(v.cd_, capture_log, v.library_log_.get());
     r = crypt_load(v.cd_, CRYPT_LUKS, nullptr);
     if (r < 0)

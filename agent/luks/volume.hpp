@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "proto/result.hpp"
@@ -50,6 +51,14 @@ using LuksStatus = LuksResult<Done>;
 inline proto::Unexpected<LuksError> luks_error(LuksErrc code, std::string message) {
     return proto::unexpected(LuksError{code, std::move(message)});
 }
+
+// libcryptsetup's own messages, for the agent's log (the library would print them
+// unprefixed on standard error).  `reported`: the text is also in the LuksError this module
+// returns for the failure, so the log needs it only when debugging.  Set once at start,
+// before any volume is opened; `debug` also turns on the library's debug lines.
+enum class LibraryMessage { error, normal, verbose, debug };
+using LibraryLog = void (*)(LibraryMessage kind, std::string_view text, bool reported);
+void set_library_log(LibraryLog log, bool debug) noexcept;
 
 class Volume {
 public:

@@ -43,8 +43,39 @@ fi
 for c in serve list "cache put" "cache status" "cache flush" finish "card list" "card status" "card watch" "card derive" enroll rotate config; do
     grep -q "^\.B $c\b" "$SRC/agent/crypt-agent.8" || { echo "FAIL crypt-agent(8) has no paragraph for $c"; fail=1; }
 done
-for topic in "UNITS" "INITRAMFS" "KERNEL COMMAND LINE" "EXIT STATUS" "WHEN THE CARD IS LOST"; do
+for topic in "JSON OUTPUT" "UNITS" "INITRAMFS" "KERNEL COMMAND LINE" "EXIT STATUS" "WHEN THE CARD IS LOST"; do
     grep -q "^\.SH $topic" "$SRC/agent/crypt-agent.8" || { echo "FAIL crypt-agent(8) has no section $topic"; fail=1; }
 done
+# Every field of the JSON that list and cache status print is named in its JSON OUTPUT
+# section (card list and card status need a card: smartcard.card_json checks those).
+if command -v python3 >/dev/null; then
+    jd=$(mktemp -d); trap 'rm -f "$empty"; rm -rf "$jd"' EXIT
+    mkdir "$jd/ask"
+    printf '[Ask]\nPID=%s\nSocket=%s/sck.doc\nAcceptCached=1\nNotAfter=0\nMessage=m\nId=cryptsetup:/dev/doc\n' $$ "$jd/ask" > "$jd/ask/ask.doc"
+    printf 'not an ask file\n' > "$jd/ask/ask.bad"
+    { "$CRYPT_AGENT_BIN" list --config "$empty" --ask-dir "$jd/ask" --json
+      [ "$(id -u)" = 0 ] && "$CRYPT_AGENT_BIN" cache status --config "$empty" --keyring session --cache-dir "$jd/cache" --json
+    } > "$jd/out.json" 2> "$jd/err" || true
+    json_keys=$(python3 -c '
+import json, sys
+def keys(d):
+    if isinstance(d, dict):
+        for k, v in d.items():
+            yield k
+            yield from keys(v)
+    elif isinstance(d, list):
+        for v in d:
+            yield from keys(v)
+for line in open(sys.argv[1]):
+    print("\n".join(sorted(set(keys(json.loads(line))))))' "$jd/out.json" | sort -u)
+    section=$(sed -n '/^\.SH JSON OUTPUT/,/^\.SH [A-Z]/p' "$SRC/agent/crypt-agent.8")
+    if [ -z "$json_keys" ]; then
+        echo "FAIL no JSON from list/cache status: $(cat "$jd/err")"; fail=1
+    else
+        undocumented=$(for k in $json_keys; do grep -qE "(\\fB|\.BR? |\" )$k\b" <<< "$section" || echo "$k"; done)
+        if [ -z "$undocumented" ]; then echo "ok   crypt-agent(8) names all $(wc -w <<< "$json_keys") JSON fields of list and cache status"
+        else echo "FAIL crypt-agent(8) JSON OUTPUT lacks: $(tr '\n' ' ' <<< "$undocumented")"; fail=1; fi
+    fi
+fi
 [ $fail = 0 ] && echo "ok   crypt-agent(8) covers every command, the units, the initramfs, the off switch, exit codes"
 exit $fail

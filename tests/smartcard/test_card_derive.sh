@@ -28,6 +28,13 @@ ok "three distinct per-volume passphrases, equal to HKDF(LAB.md response, seed, 
 [ "$(wc -l < "$T/prompts")" = 1 ] || fail "expected 1 PIN prompt, saw $(wc -l < "$T/prompts")"
 grep -q 'reader "Virtual PCD 00 00" (3 tries left)' "$T/prompts" || fail "prompt: $(cat "$T/prompts")"
 ok "one card operation: $(wc -l < "$T/fx/apdu.log") APDUs, 1 challenge, 1 VERIFY, 1 prompt"
+# Its waits, said (stderr is no terminal): the card's, then the PIN's, each begun and ended.
+for w in "waiting for a card in any reader (up to 10 s)" "found a card in reader \"Virtual PCD 00 00\"" \
+         "waiting for the PIN of the card in reader \"Virtual PCD 00 00\" (asked through ask-password) (up to 180 s)" \
+         "PIN entered"; do
+  grep -qxF "crypt-agent card derive: $w" "$T/derive.err" || fail "derive did not say: $w"
+done
+ok "card derive says what it waits for: the card, then its PIN"
 [ -z "$(ls -A "$ASK")" ] || fail "ask directory not cleaned: $(ls -A "$ASK")"
 ok "PIN question and socket removed"
 
