@@ -6,7 +6,7 @@
 #          keyctl, pcscd with the virtual smartcard, clang (fuzzers, LeakSanitizer),
 #          libcacard's CAC card with OpenSC and p11-kit
 #   boot   QEMU, a Debian kernel, dracut and mmdebstrap for the end-to-end boots
-#   package  dpkg-buildpackage with debhelper, lintian, mandoc (man page lint),
+#   package  dpkg-buildpackage with build-essential and debhelper, lintian, mandoc (man page lint),
 #          mmdebstrap for the fresh-root install (the build group has the
 #          build dependencies of debian/control)
 # Usage: tests/setup-debian.sh [build] [test] [boot] [package]   (default: build)
@@ -62,7 +62,9 @@ for g in "${groups[@]}"; do
     boot)  pkgs+=(qemu-system-x86 linux-image-amd64 dracut mmdebstrap cpio zstd e2fsprogs xxd openssl systemd-sysv
                   libccid opensc opensc-pkcs11 p11-kit-modules libnss3-tools)
            if apt-cache show --no-all-versions systemd-cryptsetup >/dev/null 2>&1; then pkgs+=(systemd-cryptsetup); fi ;;
-    package) pkgs+=(debhelper dpkg-dev fakeroot lintian binutils mandoc mmdebstrap git) ;;
+    # build-essential: dpkg-checkbuilddeps (dpkg-buildpackage) requires it beside Build-Depends;
+    # a minbase Debian 13 root has g++ and make from the build group but not it.
+    package) pkgs+=(build-essential debhelper dpkg-dev fakeroot lintian binutils mandoc mmdebstrap git) ;;
     *) echo "setup-debian.sh: unknown group '$g' (build, test, boot, package)" >&2; exit 2 ;;
   esac
 done

@@ -31,9 +31,9 @@ for m in /usr/lib/dracut/modules.d/*; do ln -s "$m" "$TMP/base/modules.d/"; done
 ln -s "$MODULE" "$TMP/base/modules.d/91crypt-agent"
 export dracutbasedir=$TMP/base CRYPT_AGENT_STAGING=$STAGE
 
-mkdir -p "$TMP/overlay" "$TMP/none"; cp -a "$BOOT_SRC/initrd-overlay/." "$TMP/overlay/"
-DRIVERS="virtio_pci virtio_blk ext4 dm_crypt xts aesni_intel"
-INSTALL="keyctl journalctl sleep grep timeout"
+mkdir -p "$TMP/overlay"; cp -a "$BOOT_SRC/initrd-overlay/." "$TMP/overlay/"
+DRIVERS=$BOOT_DRIVERS
+INSTALL=$BOOT_INSTALL
 if [ "${CARD:-0}" = 1 ] && [ "${CCID:-0}" = 1 ]; then
     # -usb: QEMU's PIIX3 UHCI controller, where usb-ccid attaches
     DRIVERS="$DRIVERS usb_common usbcore uhci_hcd"; INSTALL="$INSTALL pkcs11-tool"
@@ -55,20 +55,8 @@ if [ "${CARD:-0}" = 1 ]; then
     export crypt_agent_vpcd=yes
     ln -sfn "$TMP/stage/usr/lib/dracut/modules.d/91crypt-agent" "$TMP/base/modules.d/91crypt-agent"
 fi
-# A small generic image with systemd: only the modules a LUKS root needs. dracut 103+
-# (Debian 13) has systemd-cryptsetup as a module of its own, which a LUKS root needs;
-# dracut 059 (Debian 12) has it inside crypt.
-MODULES="bash systemd systemd-initrd systemd-journald systemd-udevd systemd-ask-password systemd-tmpfiles dracut-systemd udev-rules base fs-lib rootfs-block dm crypt shutdown crypt-agent"
-if compgen -G "/usr/lib/dracut/modules.d/[0-9][0-9]systemd-cryptsetup" >/dev/null; then
-    MODULES="$MODULES systemd-cryptsetup"
-fi
-dracut --force --no-hostonly --no-hostonly-cmdline --no-early-microcode \
-    --conf /dev/null --confdir "$TMP/none" \
-    --modules "$MODULES" \
-    --omit "plymouth i18n resume" \
-    --drivers "$DRIVERS" --filesystems ext4 \
-    --install "$INSTALL" --include "$TMP/overlay" / \
-    --compress zstd "$OUT" "$KVER" 2> "$TMP/dracut.log" || { cat "$TMP/dracut.log" >&2; die "dracut failed"; }
+boot_dracut "$OUT" "$KVER" "$TMP/overlay" "$DRIVERS" "$INSTALL" 2> "$TMP/dracut.log" \
+    || { cat "$TMP/dracut.log" >&2; die "dracut failed"; }
 
 # What the module put in: the evidence asked for, and a check.
 contents=$(lsinitrd "$OUT" 2>/dev/null)

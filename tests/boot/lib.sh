@@ -81,3 +81,67 @@ ccid_tools_present() {
     echo "missing for the CCID scenarios: ${missing[*]}"
     return 1
 }
+
+# The real root's crypttab of the typed-passphrase scenarios (make-rootfs.sh, package.sh),
+# from the disks in the current directory, by UUID. nofail + a short device timeout for
+# "wrong": it is attached only in the wrong-key scenario; the password timeout bounds how
+# long a boot may wait for a passphrase nobody will type.
+write_crypttab() {
+    {
+        echo "data1 UUID=$(cryptsetup luksUUID data1.img) none luks"
+        echo "data2 UUID=$(cryptsetup luksUUID data2.img) none luks"
+        echo "wrong UUID=$(cryptsetup luksUUID wrong.img) none luks,nofail,x-systemd.device-timeout=3s,timeout=30s"
+    } > "$1/etc/crypttab"
+}
+
+# The test-only parts of a real root (ROOT): the report and diagnose units, the secrets (so
+# the guest can check its own journal for them), no login prompt on the serial console.
+add_test_root_overlay() {
+    local root=$1
+    tar -C "$BOOT_SRC/rootfs-overlay" -c . | tar -C "$root" -x --keep-directory-symlink
+    echo boot-test > "$root/etc/hostname"
+    install -d -m 700 "$root/etc/test-boot/secrets"
+    install -m 600 "$BOOT_WORK"/secrets/* "$root/etc/test-boot/secrets/"
+    systemctl --root="$root" enable test-boot-report.service test-boot-diagnose.service
+    # A login prompt would only add noise to the log.
+    systemctl --root="$root" mask serial-getty@ttyS0.service getty@tty1.service
+}
+
+# encrypt_root_image ROOT IMAGE: the tree ROOT as an ext4 file system in a LUKS2 IMAGE
+# whose only passphrase is the one the stand-in person types ("typed").
+encrypt_root_image() {
+    local root=$1 img=$2
+    rm -f "$img"; truncate -s 560M "$img"
+    mkfs.ext4 -q -F -L bootroot -d "$root" "$img" 512M
+    cryptsetup reencrypt -q --encrypt --type luks2 --reduce-device-size 32M \
+        --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --key-file "$(secret_file typed)" "$img"
+    log "$(basename "$img") LUKS2 UUID=$(cryptsetup luksUUID "$img") ($(du -sh "$root" | cut -f1) of files)"
+}
+
+# The dracut command of the boot images, defined once for build-initrd.sh (with this
+# machine's dracut and the staged module) and package.sh (run inside the package's root with
+# the module the package installed: `declare -f boot_dracut` carries it there).
+# A small generic image with systemd: only the modules a LUKS root needs. dracut 103+
+# (Debian 13) has systemd-cryptsetup as a module of its own, which a LUKS root needs;
+# dracut 059 (Debian 12) has it inside crypt.
+#   boot_dracut OUT KVER OVERLAY-DIR "DRIVERS" "INSTALL" [EXTRA-MODULES]
+boot_dracut() {
+    local out=$1 kver=$2 overlay=$3 drivers=$4 install=$5 extra=${6:-} none
+    local modules="bash systemd systemd-initrd systemd-journald systemd-udevd systemd-ask-password systemd-tmpfiles dracut-systemd udev-rules base fs-lib rootfs-block dm crypt shutdown crypt-agent"
+    if compgen -G "/usr/lib/dracut/modules.d/[0-9][0-9]systemd-cryptsetup" >/dev/null; then
+        modules="$modules systemd-cryptsetup"
+    fi
+    none=$(mktemp -d)
+    dracut --force --no-hostonly --no-hostonly-cmdline --no-early-microcode \
+        --conf /dev/null --confdir "$none" \
+        --modules "$modules $extra" \
+        --omit "plymouth i18n resume" \
+        --drivers "$drivers" --filesystems ext4 \
+        --install "$install" --include "$overlay" / \
+        --compress zstd "$out" "$kver"
+    local rc=$?
+    rmdir "$none"
+    return $rc
+}
+BOOT_DRIVERS="virtio_pci virtio_blk ext4 dm_crypt xts aesni_intel"
+BOOT_INSTALL="keyctl journalctl sleep grep timeout"

@@ -53,31 +53,9 @@ ROOT=$BOOT_WORK/rootfs
 rm -rf "$ROOT"; mkdir -p "$ROOT"
 tar -C "$ROOT" -xf "$BASE"
 # tar, not cp: the root has merged /usr (/lib -> usr/lib), the stage may not.
-for tree in "$STAGE" "$BOOT_SRC/rootfs-overlay"; do
-    tar -C "$tree" -c . | tar -C "$ROOT" -x --keep-directory-symlink
-done
-echo boot-test > "$ROOT/etc/hostname"
-
-# The data disks, by UUID. nofail + a short device timeout for "wrong":
-# it is attached only in the wrong-key scenario; the password timeout bounds
-# how long a boot may wait for a passphrase nobody will type.
-{
-    echo "data1 UUID=$(cryptsetup luksUUID data1.img) none luks"
-    echo "data2 UUID=$(cryptsetup luksUUID data2.img) none luks"
-    echo "wrong UUID=$(cryptsetup luksUUID wrong.img) none luks,nofail,x-systemd.device-timeout=3s,timeout=30s"
-} > "$ROOT/etc/crypttab"
-
-# The secrets this boot uses, so the guest can check its own journal for them.
-install -d -m 700 "$ROOT/etc/test-boot/secrets"
-install -m 600 "$BOOT_WORK"/secrets/* "$ROOT/etc/test-boot/secrets/"
+tar -C "$STAGE" -c . | tar -C "$ROOT" -x --keep-directory-symlink
+write_crypttab "$ROOT"
+add_test_root_overlay "$ROOT"
 [ -f "$STAGE/etc/crypt-agent.conf" ] || rm -f "$ROOT/etc/crypt-agent.conf"
-
-systemctl --root="$ROOT" enable crypt-agent.path crypt-agent-finish.service test-boot-report.service test-boot-diagnose.service
-# No login prompt on the serial console: it would only add noise to the log.
-systemctl --root="$ROOT" mask serial-getty@ttyS0.service getty@tty1.service
-
-rm -f root.img; truncate -s 560M root.img
-mkfs.ext4 -q -F -L bootroot -d "$ROOT" root.img 512M
-cryptsetup reencrypt -q --encrypt --type luks2 --reduce-device-size 32M \
-    --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --key-file "$(secret_file typed)" root.img
-log "root.img LUKS2 UUID=$(cryptsetup luksUUID root.img) ($(du -sh "$ROOT" | cut -f1) of files)"
+systemctl --root="$ROOT" enable crypt-agent.path crypt-agent-finish.service
+encrypt_root_image "$ROOT" root.img

@@ -300,7 +300,7 @@ def disks(*names):
 
 # --- scenarios -------------------------------------------------------------
 
-def typed_once(name):
+def typed_once(name, extra_checks=None):
     """(1) A person types the root passphrase once in the initramfs; the real
     root opens data1 (LUKS2) and data2 (LUKS1) with no further input."""
     boot = Boot(name, os.path.join(WORK, "initrd.img"), disks("data1", "data2"), append="test.expire-systemd-cache")
@@ -317,7 +317,39 @@ def typed_once(name):
     volume_open(v, rep, "data2", "DATA2-MARKER-OK")
     no_secret_leaks(v, boot, rep)
     finish_flushed(v, rep)
+    if extra_checks:
+        extra_checks(v, rep)
     return v.finish(boot, report_at)
+
+
+def from_package(v, rep):
+    """(package.sh) The boot ran what the Debian package installed: the real
+    root's answers came from /usr/sbin/crypt-agent, which dpkg says belongs to
+    the installed package and whose checksum matches the package's; the units
+    systemd loaded are the package's, enabled (by its maintainer scripts:
+    package.sh checked that before the boot and enabled none itself)."""
+    text = rep["text"] if rep else ""
+    answered = re.findall(r"^ANSWERED-BY host=(\S*) exe=(\S*)", text, re.M)
+    print("  answered by:", answered or "nobody")
+    real_root = [exe for host, exe in answered if host == "boot-test"]
+    v.check(bool(real_root) and all(exe == "/usr/sbin/crypt-agent" for exe in real_root),
+            f"the agent that answered data1/data2 in the real root is /usr/sbin/crypt-agent (got {real_root or 'none'})")
+    pkg = re.search(r"^PACKAGE crypt-agent (\S+) installed agent-owner=(\S*)", text, re.M)
+    v.check(bool(pkg and pkg.group(2) == "crypt-agent"),
+            f"dpkg in the guest: the crypt-agent package is installed and owns /usr/sbin/crypt-agent "
+            f"({pkg.group(0) if pkg else 'no PACKAGE line'})")
+    verify = re.search(r"^PACKAGE-VERIFY (.*)$", text, re.M)
+    v.check(bool(verify and verify.group(1).strip() == "ok"),
+            f"dpkg --verify crypt-agent in the guest: every file as the package shipped it "
+            f"({verify.group(1).strip() if verify else 'no PACKAGE-VERIFY line'})")
+    units = re.findall(r"^PACKAGE-UNIT (\S+) (\S+) path=(\S*) owner=(\S*)", text, re.M)
+    for unit, state, path, owner in units:
+        print(f"  {unit}: {state}, {path}, from package {owner or '-'}")
+    v.check(len(units) == 3 and all(owner == "crypt-agent" for _, _, _, owner in units),
+            "the three units systemd loaded are the package's files")
+    state = {unit: st for unit, st, _, _ in units}
+    v.check(state.get("crypt-agent.path") == "enabled" and state.get("crypt-agent-finish.service") == "enabled",
+            f"crypt-agent.path and crypt-agent-finish.service are enabled ({state or 'no PACKAGE-UNIT lines'})")
 
 
 def finish_flushed(v, rep):
@@ -722,6 +754,8 @@ def ccid_reaches_guest(name):
 # initrd-overlay/etc/systemd/system/test-expire-systemd-cache.service).
 SCENARIOS = {
     "typed-once-fakeclock": typed_once,
+    # package.sh: the same boot from the Debian package's files (its own work directory).
+    "package-typed-once": lambda name: typed_once(name, extra_checks=from_package),
     "control-agent-masked-fakeclock": agent_masked,
     "control-wrong-key-fakeclock": wrong_key,
     "card-reaches-guest": card_reaches_guest,
