@@ -107,6 +107,12 @@ if j=$(crypt-agent list --json=short 2>&1); then
 else bad "crypt-agent list --json=short failed: $j"; fi
 say "crypt-agent list --json=short" "$j"
 say "crypt-agent list --json=short | python3 -m json.tool" "${pretty:-}"
+# The libraries the agent loads with dlopen on first use (no DT_NEEDED, so only the package's
+# Depends brings them): each must be there after `apt install` into a fresh root.
+for so in libcryptsetup.so.12 libpcsclite.so.1 libcrypto.so.3; do
+    ldconfig -p | grep -qE "^[[:space:]]+$so " && ok "$so installed (loaded with dlopen)" \
+        || bad "$so missing after apt install: the package's Depends lacks what holds it"
+done
 [ "$(command -v crypt-agent)" = /usr/sbin/crypt-agent ] && ok "/usr/sbin/crypt-agent" || bad "crypt-agent is $(command -v crypt-agent)"
 
 units="crypt-agent.path crypt-agent.service crypt-agent-finish.service"
