@@ -16,7 +16,7 @@
 #include <optional>
 #include <thread>
 
-#include "agent/pin_asker.hpp"
+#include "agent/sources/pin_asker.hpp"
 #include "agent/log.hpp"
 #include "agent/options.hpp"
 #include "smartcard/derive.hpp"

@@ -14,7 +14,7 @@
 #include "agent/commands.hpp"
 #include "agent/log.hpp"
 #include "agent/options.hpp"
-#include "agent/server.hpp"
+#include "agent/daemon/server.hpp"
 
 #include "agent/card_cli.hpp"
 #include "agent/luks_cli.hpp"

@@ -12,9 +12,9 @@
 #include <cstring>
 #include <iostream>
 
-#include "agent/ask_dir.hpp"
-#include "agent/cache_store.hpp"
-#include "agent/card_source.hpp"
+#include "agent/askdir/files.hpp"
+#include "agent/cache/store.hpp"
+#include "agent/sources/card_source.hpp"
 #include "agent/clock.hpp"
 #include "agent/log.hpp"
 #include "agent/luks_cli.hpp"
@@ -153,7 +153,7 @@ int cmd_cache_flush(const GlobalOptions& o) {
 
 namespace {
 
-// The card responses the boot's card operation left in the cache (agent/card_source.hpp):
+// The card responses the boot's card operation left in the cache (agent/sources/card_source.hpp):
 // `finish` rotates to the fresh seed with them, without the card.
 RememberedResponses remembered_responses(const proto::CachePayload& p) {
     RememberedResponses out;

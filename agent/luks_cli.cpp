@@ -16,7 +16,7 @@
 #include "agent/crypttab.hpp"
 #include "agent/log.hpp"
 #include "agent/options.hpp"
-#include "agent/pin_asker.hpp"
+#include "agent/sources/pin_asker.hpp"
 #include "proto/seed_token.hpp"
 #include "smartcard/blocking.hpp"
 #include "smartcard/pkcs11.hpp"

@@ -7,7 +7,7 @@
 // cache that the real root's instance inherits (no second PIN after
 // switch-root).  With card-early (the default in the initramfs) that first
 // operation starts at start-up, before systemd-cryptsetup asks (see prefetch
-// in agent/source.hpp): systemd's console agent shows one question at a time,
+// in agent/sources/source.hpp): systemd's console agent shows one question at a time,
 // and a disk's prompt on screen would hide the PIN question behind it.
 //
 // For a question's Id the source finds the volume's UUID and its seeds, asks
@@ -38,7 +38,7 @@
 #include <vector>
 
 #include "agent/card_config.hpp"
-#include "agent/source.hpp"
+#include "agent/sources/source.hpp"
 #include "smartcard/service.hpp"
 
 namespace ca::agent {

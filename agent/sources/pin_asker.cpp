@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 
-#include "agent/pin_asker.hpp"
+#include "agent/sources/pin_asker.hpp"
 
 #include <fcntl.h>
 #include <sys/random.h>

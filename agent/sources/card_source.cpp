@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 
-#include "agent/card_source.hpp"
+#include "agent/sources/card_source.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -14,7 +14,7 @@
 
 #include "agent/crypttab.hpp"
 #include "agent/log.hpp"
-#include "agent/pin_asker.hpp"
+#include "agent/sources/pin_asker.hpp"
 #include "proto/hex.hpp"
 #include "smartcard/derive.hpp"
 #include "smartcard/profile.hpp"
