@@ -94,6 +94,12 @@ void BootCache::load() {
             hashes_.push_back(h);
             cache_->candidates.push_back(std::move(c));
         }
+        auto& mine = cache_->card_responses;
+        for (auto& stored : r.payload->card_responses) {
+            if (mine.size() < proto::kCacheMaxCardResponses &&
+                std::none_of(mine.begin(), mine.end(), [&](const auto& m) { return m.kind == stored.kind && m.seed == stored.seed; }))
+                mine.push_back(std::move(stored));
+        }
     }
     // Restore what earlier instances learnt, per Id.
     if (hooks_.restore)
@@ -143,18 +149,29 @@ bool BootCache::add(proto::Secret value, proto::Origin origin, std::vector<std::
     return true;
 }
 
-void BootCache::memo_put(const std::string& key, proto::Secret value) {
-    if (stopping_ || finished_) return;
-    add(std::move(value), proto::Origin::card, {key});
+void BootCache::put_card_response(proto::CardResponse::Kind kind, const std::vector<unsigned char>& seed,
+                                  const proto::Secret& response) {
+    if (stopping_ || finished_ || seed.empty() || response.empty()) return;
+    ensure();
+    auto& list = cache_->card_responses;
+    const bool known = std::any_of(list.begin(), list.end(), [&](const auto& r) { return r.kind == kind && r.seed == seed; });
+    if (known) return;
+    if (list.size() >= proto::kCacheMaxCardResponses) list.erase(list.begin());
+    list.push_back({kind, seed, response.clone()});
+    dirty_ = true;
     save_now();
 }
 
-std::vector<std::pair<std::string, proto::Secret>> BootCache::memo_find(const std::string& prefix) const {
-    std::vector<std::pair<std::string, proto::Secret>> out;
-    if (!cache_) return out;
-    for (const auto& c : cache_->candidates)
-        if (c.patterns.size() == 1 && c.patterns[0].rfind(prefix, 0) == 0) out.emplace_back(c.patterns[0], c.value.clone());
-    return out;
+std::optional<proto::Secret> BootCache::card_response(const std::vector<unsigned char>& seed) const {
+    if (!cache_) return std::nullopt;
+    for (const auto& r : cache_->card_responses)
+        if (r.kind == proto::CardResponse::Kind::current && r.seed == seed) return r.response.clone();
+    return std::nullopt;
+}
+
+bool BootCache::has_next_card_response() const {
+    return cache_ && std::any_of(cache_->card_responses.begin(), cache_->card_responses.end(),
+                                 [](const auto& r) { return r.kind == proto::CardResponse::Kind::next; });
 }
 
 void BootCache::changed() {

@@ -62,9 +62,11 @@ public:
 
     // Adds a candidate (or refreshes a typed one).  Returns true if it is new.
     bool add(proto::Secret value, proto::Origin origin, std::vector<std::string> patterns);
-    // A card's response kept for this boot (see sources/source.hpp).
-    void memo_put(const std::string& key, proto::Secret value);
-    [[nodiscard]] std::vector<std::pair<std::string, proto::Secret>> memo_find(const std::string& prefix) const;
+    // A card's response kept for this boot (see sources/source.hpp): saved at once.
+    void put_card_response(proto::CardResponse::Kind kind, const std::vector<unsigned char>& seed,
+                           const proto::Secret& response);
+    [[nodiscard]] std::optional<proto::Secret> card_response(const std::vector<unsigned char>& seed) const;
+    [[nodiscard]] bool has_next_card_response() const;
 
     // Something learnt changed: save within 20 ms (a storm of answers costs one write).
     void changed();

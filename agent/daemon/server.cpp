@@ -36,8 +36,11 @@ void Server::start() {
     if (auto bad = cache_.check_dir()) throw std::runtime_error(*bad);
     answer_.open();
     BootMemo memo;
-    memo.put = [this](const std::string& key, proto::Secret value) { cache_.memo_put(key, std::move(value)); };
-    memo.find = [this](const std::string& prefix) { return cache_.memo_find(prefix); };
+    memo.put = [this](proto::CardResponse::Kind kind, const std::vector<unsigned char>& seed, const proto::Secret& response) {
+        cache_.put_card_response(kind, seed, response);
+    };
+    memo.response = [this](const std::vector<unsigned char>& seed) { return cache_.card_response(seed); };
+    memo.has_next = [this] { return cache_.has_next_card_response(); };
     sources_ = make_sources(
         io_, o_,
         [this](const std::string& id, std::vector<proto::Secret> c) { on_source_delivery(id, std::move(c)); },

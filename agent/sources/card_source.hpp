@@ -70,11 +70,6 @@ using SeedLookup = std::function<std::optional<VolumeSeedSet>(const std::string&
                                                                 CandidateSource::Deliver deliver,
                                                                 BootMemo memo = {});
 
-// The card's responses kept in the boot cache (BootMemo), hex text under
-// kMemoResponse + hex(seed) for the seeds the volumes use, and kMemoNext +
-// hex(seed) for the fresh seed `finish` rotates to (proto::to_hex_secret).
-inline constexpr std::string_view kMemoResponse = "crypt-agent:card-response:";
-inline constexpr std::string_view kMemoNext = "crypt-agent:card-next:";
 // The volumes the initramfs will ask for, as systemd-cryptsetup names them:
 // rd.luks.uuid= and rd.luks.name= on the kernel command line (`cmdline`), and
 // the sources in `crypttab`; UUID= becomes /dev/disk/by-uuid/.  Question Ids
