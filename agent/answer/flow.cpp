@@ -9,6 +9,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <utility>
+#include <vector>
 
 #include "agent/answer/describe.hpp"
 #include "agent/answer/policy.hpp"

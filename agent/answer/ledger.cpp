@@ -2,6 +2,7 @@
 #include "agent/answer/ledger.hpp"
 
 #include <algorithm>
+#include <cstddef>
 #include <utility>
 #include <vector>
 

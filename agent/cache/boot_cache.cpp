@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
+#include <span>
 
 #include "agent/clock.hpp"
 #include "agent/log.hpp"

@@ -5,7 +5,10 @@
 #include <unistd.h>
 
 #include <stdexcept>
+#include <cstdint>
+#include <span>
 #include <utility>
+#include <vector>
 
 #include "agent/answer/describe.hpp"
 #include "agent/daemon/notify.hpp"
