@@ -20,7 +20,7 @@
 
 #include "agent/card_wait.hpp"
 #include "agent/json.hpp"
-#include "agent/pin_asker.hpp"
+#include "agent/sources/pin_asker.hpp"
 #include "agent/wait_line.hpp"
 #include "agent/log.hpp"
 #include "agent/options.hpp"

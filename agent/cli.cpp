@@ -16,7 +16,7 @@
 #include "agent/json.hpp"
 #include "agent/log.hpp"
 #include "agent/options.hpp"
-#include "agent/server.hpp"
+#include "agent/daemon/server.hpp"
 
 #include "agent/card_cli.hpp"
 #include "agent/luks_cli.hpp"

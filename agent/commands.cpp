@@ -13,9 +13,9 @@
 #include <algorithm>
 #include <iostream>
 
-#include "agent/ask_dir.hpp"
-#include "agent/cache_store.hpp"
-#include "agent/card_source.hpp"
+#include "agent/askdir/files.hpp"
+#include "agent/cache/store.hpp"
+#include "agent/sources/card_source.hpp"
 #include "agent/clock.hpp"
 #include "agent/json.hpp"
 #include "agent/log.hpp"
@@ -213,20 +213,13 @@ int cmd_cache_flush(const GlobalOptions& o) {
 
 namespace {
 
-// The card responses the boot's card operation left in the cache (agent/card_source.hpp):
+// The card responses the boot's card operation left in the cache (its card section):
 // `finish` rotates to the fresh seed with them, without the card.
 RememberedResponses remembered_responses(const proto::CachePayload& p) {
     RememberedResponses out;
-    for (const auto& c : p.candidates) {
-        if (c.patterns.size() != 1) continue;
-        const std::string& key = c.patterns[0];
-        const bool next = key.rfind(kMemoNext, 0) == 0;
-        if (!next && key.rfind(kMemoResponse, 0) != 0) continue;
-        auto seed = proto::from_hex(key.substr(next ? kMemoNext.size() : kMemoResponse.size()));
-        auto response = proto::secret_from_hex(c.value.bytes());
-        if (!seed || !response) continue;
-        if (next) out.next_seed = *seed;
-        out.responses.insert_or_assign(std::move(*seed), std::move(*response));
+    for (const auto& r : p.card_responses) {
+        if (r.kind == proto::CardResponse::Kind::next) out.next_seed = r.seed;
+        out.responses.insert_or_assign(r.seed, r.response.clone());
     }
     return out;
 }

@@ -19,7 +19,7 @@
 #include "agent/options.hpp"
 #include "agent/card_wait.hpp"
 #include "agent/luks/volume.hpp"
-#include "agent/pin_asker.hpp"
+#include "agent/sources/pin_asker.hpp"
 #include "agent/wait_line.hpp"
 #include "proto/seed_token.hpp"
 #include "smartcard/blocking.hpp"

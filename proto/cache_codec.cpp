@@ -3,7 +3,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string_view>
 #include <tuple>
+
+#include "proto/hex.hpp"
 
 namespace ca::proto {
 
@@ -30,7 +33,11 @@ const char* to_string(CacheCodecError e) noexcept {
 
 namespace {
 
-constexpr unsigned char kMagic[4] = {'C', 'A', 'C', '2'};
+constexpr unsigned char kMagic[4] = {'C', 'A', 'C', '3'};
+constexpr unsigned char kMagicV2[4] = {'C', 'A', 'C', '2'};
+// How version 2 kept a card's responses: as candidates restricted to these pseudo-Ids.
+constexpr std::string_view kLegacyResponse = "crypt-agent:card-response:";
+constexpr std::string_view kLegacyNext = "crypt-agent:card-next:";
 
 // Writes into a Secret of exactly the size computed first, so no secret byte
 // ever sits in an unlocked, growable buffer.
@@ -67,7 +74,24 @@ std::size_t patterns_size(const std::vector<std::string>& l) {
     return n;
 }
 
-constexpr std::size_t kHeaderSize = 4 + 8 + 8 + 4;
+constexpr std::size_t kHeaderSize = 4 + 8 + 8 + 4 + 4;  // with the card section's count
+
+std::size_t response_size(const CardResponse& r) { return 1 + 2 + r.seed.size() + 4 + r.response.size(); }
+
+// A version 2 candidate that held a card response: moved into the card section.  Anything
+// malformed is dropped (it could never answer a question either).
+bool take_legacy_response(CachedCandidate& c, std::vector<CardResponse>& out) {
+    if (c.patterns.size() != 1) return false;
+    const std::string& key = c.patterns[0];
+    const bool next = key.rfind(kLegacyNext, 0) == 0;
+    if (!next && key.rfind(kLegacyResponse, 0) != 0) return false;
+    auto seed = from_hex(std::string_view(key).substr(next ? kLegacyNext.size() : kLegacyResponse.size()));
+    auto response = secret_from_hex(c.value.bytes());
+    if (seed && !seed->empty() && seed->size() <= kCacheMaxSeed && response && !response->empty() &&
+        response->size() <= kCacheMaxResponse && out.size() < kCacheMaxCardResponses)
+        out.push_back({next ? CardResponse::Kind::next : CardResponse::Kind::current, std::move(*seed), std::move(*response)});
+    return true;
+}
 
 // A candidate without its learning lists (their two counts included).
 std::size_t fixed_size(const CachedCandidate& c) { return 4 + c.value.size() + 1 + 1 + 8 + patterns_size(c.patterns) + 4 + 4; }
@@ -87,6 +111,14 @@ Expected<Secret, CacheCodecError> encode_cache(const CachePayload& p, CacheFit* 
         if (c.patterns.size() > kCacheMaxListEntries) return unexpected(CacheCodecError::too_many);
         for (const auto& s : c.patterns)
             if (s.size() > UINT16_MAX) return unexpected(CacheCodecError::too_large);
+    }
+    if (p.card_responses.size() > kCacheMaxCardResponses) return unexpected(CacheCodecError::too_many);
+    for (const auto& r : p.card_responses) {
+        if (r.seed.empty() || r.response.empty() ||
+            (r.kind != CardResponse::Kind::current && r.kind != CardResponse::Kind::next))
+            return unexpected(CacheCodecError::bad_value);
+        if (r.seed.size() > kCacheMaxSeed || r.response.size() > kCacheMaxResponse)
+            return unexpected(CacheCodecError::too_large);
     }
     CacheFit fit;
     // Which candidates to keep: the most valuable first (one that opened a volume, one a person
@@ -108,6 +140,20 @@ Expected<Secret, CacheCodecError> encode_cache(const CachePayload& p, CacheFit* 
             total += sz;
         } else {
             ++fit.candidates_left_out;
+        }
+    }
+    // Then the card's responses, the fresh seed's first (without it `finish` needs the card).
+    std::vector<bool> keep_response(p.card_responses.size(), false);
+    for (auto kind : {CardResponse::Kind::next, CardResponse::Kind::current}) {
+        for (std::size_t i = 0; i < p.card_responses.size(); ++i) {
+            if (p.card_responses[i].kind != kind) continue;
+            const auto sz = response_size(p.card_responses[i]);
+            if (total + sz <= kCachePayloadMax) {
+                keep_response[i] = true;
+                total += sz;
+            } else {
+                ++fit.card_responses_left_out;
+            }
         }
     }
     // Then what was learnt, in the same order: rejections (never offer a wrong key again),
@@ -155,6 +201,16 @@ Expected<Secret, CacheCodecError> encode_cache(const CachePayload& p, CacheFit* 
         w.num(static_cast<std::uint32_t>(n_rejected[i]));
         for (std::size_t k = 0; k < n_rejected[i]; ++k) w.num(c.rejected_by[k]);
     }
+    w.num(static_cast<std::uint32_t>(p.card_responses.size() - fit.card_responses_left_out));
+    for (std::size_t i = 0; i < p.card_responses.size(); ++i) {
+        if (!keep_response[i]) continue;
+        const auto& r = p.card_responses[i];
+        w.num(static_cast<std::uint8_t>(r.kind));
+        w.num(static_cast<std::uint16_t>(r.seed.size()));
+        w.bytes(r.seed.data(), r.seed.size());
+        w.num(static_cast<std::uint32_t>(r.response.size()));
+        w.bytes(r.response.data(), r.response.size());
+    }
     return out;
 }
 
@@ -163,7 +219,8 @@ Expected<CachePayload, CacheCodecError> decode_cache(std::span<const unsigned ch
     Reader r{bytes};
     const unsigned char* m;
     if (!r.take(4, m)) return unexpected(CacheCodecError::truncated);
-    if (std::memcmp(m, kMagic, 4) != 0) return unexpected(CacheCodecError::bad_magic);
+    const bool v2 = std::memcmp(m, kMagicV2, 4) == 0;
+    if (!v2 && std::memcmp(m, kMagic, 4) != 0) return unexpected(CacheCodecError::bad_magic);
     CachePayload p;
     std::uint32_t n = 0;
     if (!r.num(p.created_us) || !r.num(p.expires_us) || !r.num(n)) return unexpected(CacheCodecError::truncated);
@@ -200,7 +257,33 @@ Expected<CachePayload, CacheCodecError> decode_cache(std::span<const unsigned ch
                 l->push_back(h);
             }
         }
+        if (v2 && take_legacy_response(c, p.card_responses)) continue;
         p.candidates.push_back(std::move(c));
+    }
+    if (!v2) {
+        std::uint32_t m_count = 0;
+        if (!r.num(m_count)) return unexpected(CacheCodecError::truncated);
+        if (m_count > kCacheMaxCardResponses) return unexpected(CacheCodecError::too_many);
+        p.card_responses.reserve(m_count);
+        for (std::uint32_t i = 0; i < m_count; ++i) {
+            CardResponse cr;
+            std::uint8_t kind = 0;
+            std::uint16_t seed_len = 0;
+            std::uint32_t len = 0;
+            const unsigned char* b;
+            if (!r.num(kind) || !r.num(seed_len)) return unexpected(CacheCodecError::truncated);
+            if (kind < 1 || kind > 2 || seed_len == 0) return unexpected(CacheCodecError::bad_value);
+            if (seed_len > kCacheMaxSeed) return unexpected(CacheCodecError::too_large);
+            if (!r.take(seed_len, b)) return unexpected(CacheCodecError::truncated);
+            cr.kind = static_cast<CardResponse::Kind>(kind);
+            cr.seed.assign(b, b + seed_len);
+            if (!r.num(len)) return unexpected(CacheCodecError::truncated);
+            if (len == 0) return unexpected(CacheCodecError::bad_value);
+            if (len > kCacheMaxResponse) return unexpected(CacheCodecError::too_large);
+            if (!r.take(len, b)) return unexpected(CacheCodecError::truncated);
+            cr.response = Secret::copy_of(std::span<const unsigned char>(b, len));
+            p.card_responses.push_back(std::move(cr));
+        }
     }
     if (r.pos != bytes.size()) return unexpected(CacheCodecError::trailing_bytes);
     return p;

@@ -364,7 +364,7 @@ def finish_flushed(v, rep):
     cached = [k for k in rep["keys"] if k.split(";")[-1] in ("crypt-agent:cache", "cryptsetup")]
     v.check(not cached, f"no cache key left in root's user keyring after finish (left: {cached or 'none'})")
     # "finished" is finish's marker, <uuid>.lock rotation's empty flock files, "answered" the
-    # record of which questions were answered (agent/answered_log.hpp): none holds a secret.
+    # record of which questions were answered (agent/answer/answered_log.hpp): none holds a secret.
     leftovers = [f for f in (rep["rundir"] or "").split()
                  if f not in ("finished", "answered") and not f.endswith(".lock")]
     v.check(not leftovers, f"no cache file left in /run/crypt-agent after finish (left: {leftovers or 'none'})")

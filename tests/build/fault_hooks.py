@@ -82,5 +82,5 @@ try:
           + ("" if conf.returncode == 0 else f": configure failed: {conf.stderr[-300:]}"))
 finally:
     shutil.rmtree(scratch, ignore_errors=True)
-check(seen >= 3, f"found the sources with hooks ({seen}: agent/server.cpp, agent/keyring.cpp, agent/luks/fault.cpp)")
+check(seen >= 3, f"found the sources with hooks ({seen}: agent/answer/send.cpp, agent/cache/keyring.cpp, agent/luks/fault.cpp)")
 sys.exit(1 if failures else 0)

@@ -47,20 +47,28 @@ CachedCandidate candidate(std::string_view value, Origin origin, std::vector<std
 }
 
 void cache_payloads() {
-    CachePayload empty{1'000'000, 901'000'000, {}};
+    CachePayload empty{1'000'000, 901'000'000, {}, {}};
     write("cache_codec", "empty", encode_cache(empty)->bytes());
 
-    CachePayload one{2'000'000, 902'000'000, {}};
+    CachePayload one{2'000'000, 902'000'000, {}, {}};
     one.candidates.push_back(candidate("correct horse", Origin::put, {"cryptsetup:*"}, {}, {}));
     write("cache_codec", "one-put", encode_cache(one)->bytes());
 
-    CachePayload learnt{3'000'000, 903'000'000, {}};
+    CachePayload learnt{3'000'000, 903'000'000, {}, {}};
     learnt.candidates.push_back(candidate("typed once", Origin::harvested, {},
                                           {"cryptsetup:/dev/vda2", "cryptsetup:/dev/vdb"},
                                           {"cryptsetup:/dev/vdb"}));
     learnt.candidates.push_back(candidate(std::string(64, 'a'), Origin::card, {"cryptsetup:/dev/vd?"},
                                           {"cryptsetup:/dev/vda2"}, {}));
     write("cache_codec", "learnt", encode_cache(learnt)->bytes());
+
+    CachePayload card{4'000'000, 904'000'000, {}, {}};
+    card.candidates.push_back(candidate("card derived", Origin::card, {"cryptsetup:/dev/vda2"}, {}, {}));
+    card.card_responses.push_back({CardResponse::Kind::current, std::vector<unsigned char>(32, 0x11),
+                                   Secret::copy_of(std::string(256, 'r'))});
+    card.card_responses.push_back({CardResponse::Kind::next, std::vector<unsigned char>(32, 0x22),
+                                   Secret::copy_of(std::string(256, 'n'))});
+    write("cache_codec", "card-responses", encode_cache(card)->bytes());
 }
 
 SeedGeneration generation(unsigned char fill, std::uint64_t gen, int slot, std::string salt) {

@@ -15,7 +15,7 @@
 #include <memory>
 #include <string>
 
-#include "agent/answered_log.hpp"
+#include "agent/answer/answered_log.hpp"
 
 using ca::agent::AnsweredLog;
 using ca::agent::AskIdentity;

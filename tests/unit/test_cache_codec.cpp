@@ -6,6 +6,7 @@
 #include <string>
 
 #include "proto/cache_codec.hpp"
+#include "proto/hex.hpp"
 
 using namespace ca::proto;
 
@@ -147,6 +148,153 @@ BOOST_AUTO_TEST_CASE(maximal_ids_fit) {
     BOOST_TEST(enc->size() <= kCachePayloadMax);
     BOOST_TEST(fit.candidates_left_out > 0u);
     check_fits_and_round_trips(p, "64 candidates with 16 KiB patterns and 2 KiB values");
+}
+
+namespace {
+
+CardResponse card_response(CardResponse::Kind kind, unsigned char fill, std::size_t seed_len, std::size_t len) {
+    CardResponse r;
+    r.kind = kind;
+    r.seed.assign(seed_len, fill);
+    r.response = Secret::copy_of(std::string(len, static_cast<char>('A' + fill % 26)));
+    return r;
+}
+
+// A cache as the previous release (version 2) wrote it: card responses as candidates restricted
+// to "crypt-agent:card-response:<hex seed>" / "crypt-agent:card-next:<hex seed>", hex values.
+std::vector<unsigned char> version2(const std::vector<std::pair<std::string, std::string>>& candidates) {
+    std::vector<unsigned char> out{'C', 'A', 'C', '2'};
+    auto num = [&out](std::uint64_t v, std::size_t bytes) {
+        for (std::size_t i = 0; i < bytes; ++i) out.push_back(static_cast<unsigned char>(v >> (8 * i)));
+    };
+    num(7, 8);
+    num(900, 8);
+    num(candidates.size(), 4);
+    for (const auto& [pattern, value] : candidates) {
+        num(value.size(), 4);
+        out.insert(out.end(), value.begin(), value.end());
+        num(static_cast<std::uint8_t>(pattern.rfind("crypt-agent:", 0) == 0 ? Origin::card : Origin::harvested), 1);
+        num(0, 1);
+        num(5, 8);
+        num(pattern.empty() ? 0 : 1, 4);
+        if (!pattern.empty()) {
+            num(pattern.size(), 2);
+            out.insert(out.end(), pattern.begin(), pattern.end());
+        }
+        num(0, 4);
+        num(0, 4);
+    }
+    return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(card_responses_have_their_own_section) {
+    CachePayload p;
+    p.expires_us = 5;
+    CachedCandidate a;
+    a.value = Secret::copy_of("derived key");
+    a.origin = Origin::card;
+    a.patterns = {"cryptsetup:/dev/vda2"};
+    p.candidates.push_back(std::move(a));
+    p.card_responses.push_back(card_response(CardResponse::Kind::current, 1, 32, 256));
+    p.card_responses.push_back(card_response(CardResponse::Kind::next, 2, 65, 64));
+    auto enc = encode_cache(p);
+    BOOST_REQUIRE(enc);
+    BOOST_TEST(std::string(reinterpret_cast<const char*>(enc->data()), 4) == "CAC3");
+    auto dec = decode_cache(enc->bytes());
+    BOOST_REQUIRE(dec);
+    BOOST_TEST(dec->candidates.size() == 1u);  // the responses are not candidates
+    BOOST_REQUIRE(dec->card_responses.size() == 2u);
+    for (std::size_t i = 0; i < 2; ++i) {
+        BOOST_TEST((dec->card_responses[i].kind == p.card_responses[i].kind));
+        BOOST_TEST((dec->card_responses[i].seed == p.card_responses[i].seed));
+        BOOST_TEST(dec->card_responses[i].response.equals(p.card_responses[i].response));
+    }
+    for (std::size_t n = 0; n < enc->size(); ++n) BOOST_TEST(!decode_cache(enc->bytes().first(n)).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(card_responses_do_not_count_against_the_candidates) {
+    auto p = learnt_payload(kCacheMaxCandidates, 0, 0);
+    for (unsigned char i = 0; i < kCacheMaxCardResponses; ++i)
+        p.card_responses.push_back(card_response(CardResponse::Kind::current, i, 32, 64));
+    CacheFit fit;
+    auto enc = encode_cache(p, &fit);
+    BOOST_REQUIRE(enc);
+    BOOST_TEST(fit.everything());
+    auto dec = decode_cache(enc->bytes());
+    BOOST_REQUIRE(dec);
+    BOOST_TEST(dec->candidates.size() == kCacheMaxCandidates);
+    BOOST_TEST(dec->card_responses.size() == kCacheMaxCardResponses);
+}
+
+BOOST_AUTO_TEST_CASE(card_responses_fit_after_candidates_and_the_fresh_seed_first) {
+    // 64 RSA-4096 responses do not fit beside 64 large candidates: responses go, the fresh
+    // seed's (what `finish` rotates to) last, and the payload still fits.
+    auto p = learnt_payload(kCacheMaxCandidates, 0, 0, 200);
+    for (unsigned char i = 0; i < kCacheMaxCardResponses - 1; ++i)
+        p.card_responses.push_back(card_response(CardResponse::Kind::current, i, 32, 512));
+    p.card_responses.push_back(card_response(CardResponse::Kind::next, 99, 32, 512));
+    CacheFit fit;
+    auto enc = encode_cache(p, &fit);
+    BOOST_REQUIRE(enc);
+    BOOST_TEST(enc->size() <= kCachePayloadMax);
+    BOOST_TEST(fit.candidates_left_out == 0u);
+    BOOST_TEST(fit.card_responses_left_out > 0u);
+    auto dec = decode_cache(enc->bytes());
+    BOOST_REQUIRE(dec);
+    BOOST_TEST(dec->card_responses.size() + fit.card_responses_left_out == p.card_responses.size());
+    BOOST_TEST(std::any_of(dec->card_responses.begin(), dec->card_responses.end(),
+                           [](const CardResponse& r) { return r.kind == CardResponse::Kind::next; }));
+}
+
+BOOST_AUTO_TEST_CASE(card_response_limits) {
+    CachePayload p;
+    p.card_responses.push_back(card_response(CardResponse::Kind::current, 1, 0, 8));
+    BOOST_TEST((encode_cache(p).error() == CacheCodecError::bad_value));
+    p.card_responses[0] = card_response(CardResponse::Kind::current, 1, 8, 0);
+    BOOST_TEST((encode_cache(p).error() == CacheCodecError::bad_value));
+    p.card_responses[0] = card_response(CardResponse::Kind::current, 1, kCacheMaxSeed + 1, 8);
+    BOOST_TEST((encode_cache(p).error() == CacheCodecError::too_large));
+    p.card_responses[0] = card_response(CardResponse::Kind::current, 1, 8, kCacheMaxResponse + 1);
+    BOOST_TEST((encode_cache(p).error() == CacheCodecError::too_large));
+    p.card_responses.clear();
+    p.card_responses.push_back(card_response(CardResponse::Kind::current, 1, 8, 8));
+    for (std::size_t i = 0; i < kCacheMaxCardResponses; ++i)
+        p.card_responses.push_back(card_response(CardResponse::Kind::current, 1, 8, 8));
+    BOOST_TEST((encode_cache(p).error() == CacheCodecError::too_many));
+}
+
+BOOST_AUTO_TEST_CASE(version2_card_responses_are_moved_into_the_section) {
+    // An initramfs of the previous release hands its cache to a root of this one (same boot).
+    const std::vector<unsigned char> seed(32, 0x5a), next_seed(32, 0xa5);
+    const std::string response = "response-bytes", next_response = "next-response";
+    auto hex = [](const std::string& s) {
+        return to_hex(std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(s.data()), s.size()));
+    };
+    const auto bytes = version2({
+        {"", "typed passphrase"},
+        {"crypt-agent:card-response:" + to_hex(seed), hex(response)},
+        {"crypt-agent:card-next:" + to_hex(next_seed), hex(next_response)},
+        {"crypt-agent:card-response:zz", hex(response)},  // malformed: dropped, never a candidate
+    });
+    auto dec = decode_cache(bytes);
+    BOOST_REQUIRE(dec);
+    BOOST_REQUIRE(dec->candidates.size() == 1u);
+    BOOST_TEST(dec->candidates[0].value.equals(Secret::copy_of("typed passphrase")));
+    BOOST_REQUIRE(dec->card_responses.size() == 2u);
+    BOOST_TEST((dec->card_responses[0].kind == CardResponse::Kind::current));
+    BOOST_TEST((dec->card_responses[0].seed == seed));
+    BOOST_TEST(dec->card_responses[0].response.equals(Secret::copy_of(response)));
+    BOOST_TEST((dec->card_responses[1].kind == CardResponse::Kind::next));
+    BOOST_TEST((dec->card_responses[1].seed == next_seed));
+    // Written again, it is version 3 and reads back the same.
+    auto enc = encode_cache(*dec);
+    BOOST_REQUIRE(enc);
+    auto again = decode_cache(enc->bytes());
+    BOOST_REQUIRE(again);
+    BOOST_TEST(again->card_responses.size() == 2u);
+    BOOST_TEST(again->candidates.size() == 1u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

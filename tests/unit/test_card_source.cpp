@@ -10,7 +10,7 @@
 #include <unistd.h>
 #include <vector>
 
-#include "agent/card_source.hpp"
+#include "agent/sources/card_source.hpp"
 #include "proto/hex.hpp"
 
 namespace fs = std::filesystem;

@@ -7,7 +7,7 @@
 // cache that the real root's instance inherits (no second PIN after
 // switch-root).  With card-early (the default in the initramfs) that first
 // operation starts at start-up, before systemd-cryptsetup asks (see prefetch
-// in agent/source.hpp): systemd's console agent shows one question at a time,
+// in agent/sources/source.hpp): systemd's console agent shows one question at a time,
 // and a disk's prompt on screen would hide the PIN question behind it.
 //
 // For a question's Id the source finds the volume's UUID and its seeds, asks
@@ -38,7 +38,7 @@
 #include <vector>
 
 #include "agent/card_config.hpp"
-#include "agent/source.hpp"
+#include "agent/sources/source.hpp"
 #include "smartcard/service.hpp"
 
 namespace ca::agent {
@@ -70,11 +70,6 @@ using SeedLookup = std::function<std::optional<VolumeSeedSet>(const std::string&
                                                                 CandidateSource::Deliver deliver,
                                                                 BootMemo memo = {});
 
-// The card's responses kept in the boot cache (BootMemo), hex text under
-// kMemoResponse + hex(seed) for the seeds the volumes use, and kMemoNext +
-// hex(seed) for the fresh seed `finish` rotates to (proto::to_hex_secret).
-inline constexpr std::string_view kMemoResponse = "crypt-agent:card-response:";
-inline constexpr std::string_view kMemoNext = "crypt-agent:card-next:";
 // The volumes the initramfs will ask for, as systemd-cryptsetup names them:
 // rd.luks.uuid= and rd.luks.name= on the kernel command line (`cmdline`), and
 // the sources in `crypttab`; UUID= becomes /dev/disk/by-uuid/.  Question Ids

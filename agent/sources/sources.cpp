@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The list of candidate sources built into the agent.  Each source decides from
 // the configuration whether it is enabled.
-#include "agent/card_source.hpp"
-#include "agent/source.hpp"
+#include "agent/sources/card_source.hpp"
+#include "agent/sources/source.hpp"
 
 #include <stdexcept>
 

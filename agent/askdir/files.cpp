@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "agent/ask_dir.hpp"
+#include "agent/askdir/files.hpp"
 
 #include <fcntl.h>
 #include <signal.h>

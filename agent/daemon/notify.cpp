@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "agent/notify.hpp"
+#include "agent/daemon/notify.hpp"
 
 #include <sys/socket.h>
 #include <sys/un.h>

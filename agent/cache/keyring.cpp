@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "agent/keyring.hpp"
+#include "agent/cache/keyring.hpp"
 
 #include <unistd.h>
 

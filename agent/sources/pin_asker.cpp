@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 
-#include "agent/pin_asker.hpp"
+#include "agent/sources/pin_asker.hpp"
 
 #include <fcntl.h>
 #include <sys/random.h>
@@ -55,8 +55,10 @@ sc::Error sys_error(const std::string& what) {
 
 }  // namespace
 
-struct PinAsker::Question {
-    explicit Question(boost::asio::io_context& io) : socket(io), timer(io) {}
+// One question the agent asks itself (a card's PIN) through ask-password; proto::Question is
+// what an ask file says, TrackedAsk (answer/questions) a question the agent may answer.
+struct PinAsker::OwnAsk {
+    explicit OwnAsk(boost::asio::io_context& io) : socket(io), timer(io) {}
     datagram_protocol::socket socket;
     boost::asio::steady_timer timer;
     std::filesystem::path ask_path;
@@ -97,7 +99,7 @@ void PinAsker::ask_text(const std::string& id, const std::string& message, const
         auto old = current_;
         finish(old, sc::make_error(sc::Errc::cancelled, "a newer PIN question replaced this one"));
     }
-    auto q = std::make_shared<Question>(io_);
+    auto q = std::make_shared<OwnAsk>(io_);
     q->done = std::move(done);
     const std::string suffix = random_suffix();
     q->socket_path = options_.ask_dir / ("sck." + suffix);
@@ -158,13 +160,13 @@ void PinAsker::ask_text(const std::string& id, const std::string& message, const
     wait_reply(q);
 }
 
-void PinAsker::wait_reply(const std::shared_ptr<Question>& q) {
+void PinAsker::wait_reply(const std::shared_ptr<OwnAsk>& q) {
     q->socket.async_wait(datagram_protocol::socket::wait_read, [this, q](boost::system::error_code ec) {
         if (!ec && !q->finished) on_readable(q);
     });
 }
 
-void PinAsker::on_readable(const std::shared_ptr<Question>& q) {
+void PinAsker::on_readable(const std::shared_ptr<OwnAsk>& q) {
     proto::Secret buf(kReplyMax);
     iovec iov{buf.data(), buf.size()};
     alignas(cmsghdr) unsigned char control[CMSG_SPACE(sizeof(ucred))];
@@ -201,7 +203,7 @@ void PinAsker::on_readable(const std::shared_ptr<Question>& q) {
     finish(q, std::move(pin));
 }
 
-void PinAsker::finish(const std::shared_ptr<Question>& q, smartcard::Expected<proto::Secret> result) {
+void PinAsker::finish(const std::shared_ptr<OwnAsk>& q, smartcard::Expected<proto::Secret> result) {
     if (q->finished) return;
     q->finished = true;
     // Only the asker removes its files (the protocol's rule); the socket path goes too.

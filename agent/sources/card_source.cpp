@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 
-#include "agent/card_source.hpp"
+#include "agent/sources/card_source.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -14,7 +14,7 @@
 
 #include "agent/crypttab.hpp"
 #include "agent/log.hpp"
-#include "agent/pin_asker.hpp"
+#include "agent/sources/pin_asker.hpp"
 #include "proto/hex.hpp"
 #include "smartcard/derive.hpp"
 #include "smartcard/profile.hpp"
@@ -174,10 +174,7 @@ private:
 
     // A card response remembered in the boot cache (an earlier phase's card operation).
     std::optional<proto::Secret> memo_response(const std::vector<unsigned char>& seed) const {
-        if (!memo_.find) return std::nullopt;
-        for (auto& [key, value] : memo_.find(std::string(kMemoResponse) + proto::to_hex(seed)))
-            if (auto raw = proto::secret_from_hex(value.bytes())) return raw;
-        return std::nullopt;
+        return memo_.response ? memo_.response(seed) : std::nullopt;
     }
 
     void start_jobs(const std::vector<std::string>& ids) {
@@ -241,19 +238,17 @@ private:
         for (auto& f : from_memo) boost::asio::post(early_timer_.get_executor(), std::move(f));
     }
 
-    [[nodiscard]] bool memo_has_next() const { return memo_.find && !memo_.find(std::string(kMemoNext)).empty(); }
+    [[nodiscard]] bool memo_has_next() const { return memo_.has_next && memo_.has_next(); }
 
-    void remember(std::string_view prefix, const std::vector<unsigned char>& seed, const proto::Secret& response) {
-        const std::string key = std::string(prefix) + proto::to_hex(seed);
-        if (!memo_.put || stored_.count(key)) return;
-        stored_.insert(key);
-        memo_.put(key, proto::to_hex_secret(response.bytes()));
+    void remember(proto::CardResponse::Kind kind, const std::vector<unsigned char>& seed, const proto::Secret& response) {
+        if (!memo_.put || !stored_.emplace(kind, seed).second) return;
+        memo_.put(kind, seed, response);
     }
 
     void on_next_response(const std::vector<unsigned char>& seed, sc::Expected<proto::Secret> r) {
         next_outstanding_ = false;
         if (r) {
-            remember(kMemoNext, seed, *r);
+            remember(proto::CardResponse::Kind::next, seed, *r);
             CA_LOG(info) << "the card answered a fresh seed for the rotation at finish (kept in the boot cache)";
         } else if (r.error().code != sc::Errc::cancelled) {
             CA_LOG(warning) << "the card did not answer the fresh seed for the rotation: " << r.error().message
@@ -293,7 +288,7 @@ private:
 
     void on_response(const std::shared_ptr<Job>& job, std::size_t i, sc::Expected<proto::Secret> r) {
         if (r) {
-            remember(kMemoResponse, job->set.seeds[i], *r);
+            remember(proto::CardResponse::Kind::current, job->set.seeds[i], *r);
             job->got[i] = sc::derive_volume_key(*r, job->set.seeds[i], job->set.uuid);
         } else if (!job->first_error) {
             job->first_error = r.error();
@@ -336,7 +331,7 @@ private:
     mutable std::map<std::string, std::optional<VolumeSeedSet>> lookups_;
     std::set<std::string> in_progress_;
     std::set<std::string> delivered_;
-    std::set<std::string> stored_;  // memo keys written by this instance
+    std::set<std::pair<proto::CardResponse::Kind, std::vector<unsigned char>>> stored_;  // kept by this instance
     bool started_ = false;
     bool stopped_ = false;
 };

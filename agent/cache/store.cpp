@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "agent/cache_store.hpp"
+#include "agent/cache/store.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -10,7 +10,7 @@
 
 #include "agent/clock.hpp"
 #include "agent/fd.hpp"
-#include "agent/keyring.hpp"
+#include "agent/cache/keyring.hpp"
 
 namespace ca::agent {
 

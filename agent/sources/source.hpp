@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -17,6 +18,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "agent/options.hpp"
+#include "proto/cache_codec.hpp"
 #include "proto/secret.hpp"
 
 namespace ca::agent {
@@ -41,14 +43,16 @@ public:
     virtual void stop() = 0;
 };
 
-// What a source keeps in the boot-scoped cache besides answers (a card's
-// responses): entries under a key of the form "crypt-agent:...", which is
-// never a question's Id and never answered, so they only travel with the
-// cache to the real root and are flushed by `finish` with everything else.
+// What a source keeps in the boot-scoped cache besides answers: a card's responses, in the
+// cache's own card section (proto::CardResponse), never offered to a question.  They travel
+// with the cache to the real root and are flushed by `finish` with everything else.
 struct BootMemo {
-    std::function<void(const std::string& key, proto::Secret value)> put;
-    // Entries whose key starts with `prefix`: (key, value) pairs.
-    std::function<std::vector<std::pair<std::string, proto::Secret>>(const std::string& prefix)> find;
+    std::function<void(proto::CardResponse::Kind kind, const std::vector<unsigned char>& seed, const proto::Secret& response)>
+        put;
+    // The response to this seed (kind current), if an earlier phase kept it.
+    std::function<std::optional<proto::Secret>(const std::vector<unsigned char>& seed)> response;
+    // Whether a response to a fresh seed for the rotation at `finish` is kept already.
+    std::function<bool()> has_next;
 };
 
 // Builds the sources the configuration asks for (none by default).  Start-up

@@ -48,14 +48,14 @@ public:
     void cancel() noexcept override;
 
 private:
-    struct Question;
-    void wait_reply(const std::shared_ptr<Question>& q);
-    void on_readable(const std::shared_ptr<Question>& q);
-    void finish(const std::shared_ptr<Question>& q, smartcard::Expected<proto::Secret> result);
+    struct OwnAsk;
+    void wait_reply(const std::shared_ptr<OwnAsk>& q);
+    void on_readable(const std::shared_ptr<OwnAsk>& q);
+    void finish(const std::shared_ptr<OwnAsk>& q, smartcard::Expected<proto::Secret> result);
 
     boost::asio::io_context& io_;
     PinAskerOptions options_;
-    std::shared_ptr<Question> current_;
+    std::shared_ptr<OwnAsk> current_;
 };
 
 // Ready-made factory for smartcard::BlockingOptions::pin.

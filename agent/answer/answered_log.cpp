@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "agent/answered_log.hpp"
+#include "agent/answer/answered_log.hpp"
 
 #include <fcntl.h>
 #include <linux/netlink.h>
