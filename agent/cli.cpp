@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "agent/commands.hpp"
+#include "agent/fault.hpp"
 #include "agent/log.hpp"
 #include "agent/options.hpp"
 #include "agent/server.hpp"
@@ -289,10 +290,8 @@ int main_cli_unguarded(int argc, char** argv) {
 
     if (vm.count("version")) {
         std::cout << "crypt-agent " << CRYPT_AGENT_VERSION << "\n";
-#ifdef CRYPT_AGENT_FAULT_INJECTION
         // Tests look for this line to know the hooks are there (else they exit 77).
-        std::cout << "test build: fault injection hooks compiled in (never ship this binary)\n";
-#endif
+        if (fault::compiled_in) std::cout << "test build: fault injection hooks compiled in (never ship this binary)\n";
         return 0;
     }
     if (vm.count("help")) {
