@@ -256,7 +256,7 @@ int main_cli(int argc, char** argv) {
     try {
         return main_cli_unguarded(argc, argv);
     } catch (const std::exception& e) {
-        // Start-up failures are exceptions (STYLE.md); none may end in terminate() and a core.
+        // Start-up failures are exceptions; none may end in terminate() and a core.
         std::cerr << line_prefix(Level::err) << e.what() << "\n";
         return 1;
     }
