@@ -471,6 +471,7 @@ std::vector<VolumeOutcome> rotate(const std::vector<std::string>& volumes, Respo
         seeds.push_back(seed);
         card.prefetch(seeds, false);
     }
+    outcomes.reserve(volumes.size());
     for (const std::string& path : volumes)
         outcomes.push_back(run_one(path, card, opts, progress,
                                    [&](VolumeJob& job) { return job.rotate(seed); }));
