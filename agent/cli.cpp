@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "agent/commands.hpp"
+#include "agent/fault.hpp"
 #include "agent/json.hpp"
 #include "agent/log.hpp"
 #include "agent/options.hpp"
@@ -264,7 +265,7 @@ int main_cli(int argc, char** argv) {
     try {
         return main_cli_unguarded(argc, argv);
     } catch (const std::exception& e) {
-        // Start-up failures are exceptions (STYLE.md); none may end in terminate() and a core.
+        // Start-up failures are exceptions; none may end in terminate() and a core.
         std::cerr << line_prefix(Level::err) << e.what() << "\n";
         return 1;
     }
@@ -301,10 +302,8 @@ int main_cli_unguarded(int argc, char** argv) {
 
     if (vm.count("version")) {
         std::cout << "crypt-agent " << CRYPT_AGENT_VERSION << "\n";
-#ifdef CRYPT_AGENT_FAULT_INJECTION
         // Tests look for this line to know the hooks are there (else they exit 77).
-        std::cout << "test build: fault injection hooks compiled in (never ship this binary)\n";
-#endif
+        if (fault::compiled_in) std::cout << "test build: fault injection hooks compiled in (never ship this binary)\n";
         return 0;
     }
     if (vm.count("help")) {

@@ -63,9 +63,9 @@ AskParseError err(AskError k, unsigned line, std::string reason) { return {k, li
 }  // namespace
 
 std::optional<bool> parse_boolean(std::string_view s) noexcept {
-    for (auto t : {"1", "yes", "y", "true", "t", "on"})
+    for (const auto* t : {"1", "yes", "y", "true", "t", "on"})
         if (iequals(s, t)) return true;
-    for (auto f : {"0", "no", "n", "false", "f", "off"})
+    for (const auto* f : {"0", "no", "n", "false", "f", "off"})
         if (iequals(s, f)) return false;
     return std::nullopt;
 }
@@ -106,7 +106,7 @@ Expected<Question, AskParseError> parse_ask_file(std::string_view text) {
         const auto key = trim(line.substr(0, eq));
         const auto value = trim(line.substr(eq + 1));
 
-        const auto it = std::find(kKeyNames.begin(), kKeyNames.end(), key);
+        const auto* const it = std::find(kKeyNames.begin(), kKeyNames.end(), key);
         if (it == kKeyNames.end()) continue;  // unknown keys are ignored, as systemd does
         const auto k = static_cast<Key>(it - kKeyNames.begin());
         if (seen_at[k] != 0)

@@ -20,7 +20,7 @@
 namespace ca::proto {
 
 // Ask files are a few hundred bytes; a long Message fits easily in 16 KiB.
-inline constexpr std::size_t kAskFileMaxSize = 16 * 1024;
+inline constexpr std::size_t kAskFileMaxSize = std::size_t{16} * 1024;
 // NotAfter values that mean "no deadline".
 inline constexpr std::uint64_t kNotAfterNever = UINT64_MAX;
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // A small expected<T, E> for C++20 (std::expected arrives with C++23).
-// Expected failures are values, not exceptions (STYLE.md, practice 6).
+// Expected failures are values, not exceptions (a vanished file, a dead asker: callers log them once).
 #pragma once
 
 #include <cassert>

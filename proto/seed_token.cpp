@@ -175,7 +175,7 @@ const std::string* as_string(const JsonValue* v) {
 
 const JsonObject* as_object(const JsonValue* v) {
     if (!v) return nullptr;
-    auto* p = std::get_if<std::shared_ptr<JsonObject>>(&v->v);
+    const auto* p = std::get_if<std::shared_ptr<JsonObject>>(&v->v);
     return p ? p->get() : nullptr;
 }
 

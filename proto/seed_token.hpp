@@ -97,7 +97,7 @@ struct StoreRecord {
     std::string uuid;
     SeedRecord record;
 };
-[[nodiscard]] std::string encode_store_record(const StoreRecord& record);
+[[nodiscard]] std::string encode_store_record(const StoreRecord& sr);
 [[nodiscard]] SeedResult<StoreRecord> decode_store_record(std::string_view text);
 
 // CRC-32 (IEEE 802.3, as zlib): detects torn writes, not tampering.

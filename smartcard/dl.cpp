@@ -1,27 +1,16 @@
 // SPDX-License-Identifier: MIT
 #include "smartcard/dl.hpp"
 
+#include "agent/fault.hpp"
+
 #include <dlfcn.h>
 
-#include <cstdlib>
-#include <cstring>
 
 namespace ca::smartcard::dl {
 namespace {
 
-#ifdef CRYPT_AGENT_FAULT_INJECTION
-// Test-only: CRYPT_AGENT_FAULT_NO_LIBRARY=SONAME makes that library count as missing, since a
-// test cannot hide a system library from the loader (LD_LIBRARY_PATH only adds directories).
-bool hidden_by_test(const char* soname) noexcept {
-    const char* hide = std::getenv("CRYPT_AGENT_FAULT_NO_LIBRARY");
-    return hide && std::strcmp(hide, soname) == 0;
-}
-#else
-constexpr bool hidden_by_test(const char*) noexcept { return false; }
-#endif
-
 std::string open_all(const char* soname, std::span<const Symbol> symbols) {
-    if (hidden_by_test(soname)) return "hidden by CRYPT_AGENT_FAULT_NO_LIBRARY (test build)";
+    if (agent::fault::no_library(soname)) return "hidden by fault injection (test build)";
     // RTLD_NODELETE: the pointers stay valid for the life of the process, and the library is
     // never unloaded under a thread that is still inside it.
     void* handle = ::dlopen(soname, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);

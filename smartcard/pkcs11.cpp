@@ -536,7 +536,10 @@ struct Pkcs11Module::Impl {
         }
         auto key = pick_key(session.h, t);
         if (!key) return std::move(key).error();
-        const auto [key_handle, info] = *key;
+        // Named variables, not a structured binding: the lambda below captures them, which clang
+        // before 16 (clang-tidy 14) rejects for bindings.
+        const CK_OBJECT_HANDLE key_handle = key->first;
+        const Pkcs11Key info = key->second;
         Pkcs11Responses out;
         out.token_label = t.label;
         for (const auto& seed : req.seeds) {

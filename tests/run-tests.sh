@@ -17,9 +17,10 @@ ctest --output-on-failure --timeout 1200 "$@" || status=$?
 if [ "${SANITIZE:-0}" = 1 ]; then
   echo "== the suite again under AddressSanitizer, UndefinedBehaviorSanitizer and LeakSanitizer"
   # The bench harness and the package are not run under the sanitizers: not built either.
+  # Nor lint: it reads the sources, which the first pass already checked.
   BUILD_DIR="$BUILD_DIR-sanitize" "$SRC/tests/build.sh" -DCRYPT_AGENT_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug \
     -DCRYPT_AGENT_BENCH=OFF
   (cd "$BUILD_DIR-sanitize" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-     ctest --output-on-failure --timeout 1200 -LE 'boot|bench|fuzz|soak|memscan|starve|package|docs' "$@") || status=$?
+     ctest --output-on-failure --timeout 1200 -LE 'boot|bench|fuzz|soak|memscan|starve|package|docs|lint' "$@") || status=$?
 fi
 exit $status

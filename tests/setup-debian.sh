@@ -4,7 +4,8 @@
 #   build  compiler, CMake, Boost >= 1.81, libcryptsetup, pcsc-lite, keyutils, OpenSSL
 #   test   the real components the tests drive: systemd-ask-password, cryptsetup,
 #          keyctl, pcscd with the virtual smartcard, clang (fuzzers, LeakSanitizer),
-#          libcacard's CAC card with OpenSC and p11-kit
+#          libcacard's CAC card with OpenSC and p11-kit, clang-tidy and clang-format 14
+#          (tests/lint, pinned: where the release has no 14, Debian 13, the lint tests skip)
 #   boot   QEMU, a Debian kernel, dracut and mmdebstrap for the end-to-end boots
 #   package  dpkg-buildpackage with build-essential and debhelper, lintian, mandoc (man page lint),
 #          mmdebstrap for the fresh-root install (the build group has the
@@ -54,7 +55,8 @@ for g in "${groups[@]}"; do
                   vsmartcard-vpicc python3-virtualsmartcard python3-pycryptodome pcsc-tools python3-pyscard
                   clang "$(clang_rt)" gdb softhsm2 opensc p11-kit)
            # the emulated CAC card (libcacard, keys in an NSS database) read by OpenSC and p11-kit
-           pkgs+=(libcacard-dev libnss3-tools opensc-pkcs11 p11-kit-modules) ;;
+           pkgs+=(libcacard-dev libnss3-tools opensc-pkcs11 p11-kit-modules)
+           if apt-cache show --no-all-versions clang-tidy-14 >/dev/null 2>&1; then pkgs+=(clang-tidy-14 clang-format-14); fi ;;
     # systemd-sysv: dracut's shutdown module installs poweroff/reboot/halt from it (a minimal
     # Debian 13 root lacks it). systemd-cryptsetup: a package of its own on Debian 13, which
     # dracut 106's systemd-cryptsetup module installs into the initramfs.

@@ -4,8 +4,6 @@
 // hand the rest to async_resend (askdir/resend.hpp).
 #include <sys/stat.h>
 
-#include <csignal>
-#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -18,6 +16,7 @@
 #include "agent/askdir/resend.hpp"
 #include "agent/clock.hpp"
 #include "agent/daemon/notify.hpp"
+#include "agent/fault.hpp"
 #include "agent/log.hpp"
 #include "proto/reply.hpp"
 
@@ -35,29 +34,6 @@ struct WipeOnExit {
     WipeOnExit& operator=(const WipeOnExit&) = delete;
     ~WipeOnExit() { proto::wipe(buf.data(), n); }
 };
-
-// Test-only: SIGKILL ourselves just before or just after the N-th reply's sendto
-// (CRYPT_AGENT_FAULT_SIGKILL_AT_SEND=before:N or after:N), to crash exactly where a restart
-// must neither lose nor repeat an answer.  Compiled out unless CRYPT_AGENT_FAULT_INJECTION.
-void fault_kill_at_send([[maybe_unused]] bool after) {
-#ifdef CRYPT_AGENT_FAULT_INJECTION
-    static const auto spec = []() -> std::pair<int, unsigned long> {
-        const char* v = std::getenv("CRYPT_AGENT_FAULT_SIGKILL_AT_SEND");
-        if (v == nullptr) return {-1, 0};
-        const std::string s(v);
-        const auto colon = s.find(':');
-        if (colon == std::string::npos) return {-1, 0};
-        return {s.substr(0, colon) == "after" ? 1 : 0, std::strtoul(s.c_str() + colon + 1, nullptr, 10)};
-    }();
-    static unsigned long sends = 0;
-    if (spec.first < 0) return;
-    if (!after) ++sends;
-    if (sends == spec.second && spec.first == (after ? 1 : 0)) {
-        CA_LOG(warning) << "fault injection: SIGKILL " << (after ? "after" : "before") << " sending reply " << sends;
-        ::raise(SIGKILL);
-    }
-#endif
-}
 
 }  // namespace
 
@@ -100,10 +76,10 @@ void Answerer::send_to(TrackedAsk& q, std::vector<std::size_t> chosen) {
     // Recorded before the send: a crash after it can never lead to a second reply (AnsweredLog).
     q.sock = SocketIdentity{static_cast<std::uint64_t>(sock_st.st_dev), static_cast<std::uint64_t>(sock_st.st_ino)};
     record_answer(q);
-    fault_kill_at_send(false);
+    fault::kill_at_send(false);
     int err = 0;
     const auto status = send_datagram(sender_.get(), target->get(), reply_buf_.bytes().first(*len), err);
-    fault_kill_at_send(true);
+    fault::kill_at_send(true);
     if (status != SendStatus::sent && q.keyed) answered_.erase(q.key);  // nothing delivered: no claim
     const std::size_t first = q.sent.size();
     for (auto i : chosen) q.sent.push_back(cache_.hashes()[i]);

@@ -9,27 +9,16 @@
 #include <ctime>
 #include <vector>
 
-namespace ca::agent::keyring {
+#include "agent/fault.hpp"
 
-namespace {
-// Test-only: behave as a kernel without keyrings (CONFIG_KEYS=n gives ENOSYS), to
-// exercise the tmpfs fallback.  Compiled out unless CRYPT_AGENT_FAULT_INJECTION.
-bool keyrings_faulted() noexcept {
-#ifdef CRYPT_AGENT_FAULT_INJECTION
-    const char* v = std::getenv("CRYPT_AGENT_FAULT_NO_KEYRING");
-    return v != nullptr && v[0] == '1';
-#else
-    return false;
-#endif
-}
-}  // namespace
+namespace ca::agent::keyring {
 
 key_serial_t special_id(KeyringKind k) noexcept {
     return k == KeyringKind::user ? KEY_SPEC_USER_KEYRING : KEY_SPEC_SESSION_KEYRING;
 }
 
 proto::Expected<key_serial_t, int> find(KeyringKind k, const std::string& description) {
-    if (keyrings_faulted()) return proto::unexpected(ENOSYS);
+    if (fault::no_keyring()) return proto::unexpected(ENOSYS);
     long id = keyctl_search(special_id(k), "user", description.c_str(), 0);
     if (id < 0) return proto::unexpected(errno);
     return static_cast<key_serial_t>(id);
@@ -67,7 +56,7 @@ proto::Expected<bool, int> ours(key_serial_t key) {
 
 proto::Expected<key_serial_t, int> put(KeyringKind k, const std::string& description,
                                        std::span<const unsigned char> payload, unsigned timeout_s) {
-    if (keyrings_faulted()) return proto::unexpected(ENOSYS);
+    if (fault::no_keyring()) return proto::unexpected(ENOSYS);
     // A new key starts with the kernel's default rights (possessor-all).  It is made in our
     // thread keyring, which no other process possesses, given owner-only rights there, and only
     // then linked where others look; the link displaces any key of that name, one planted by

@@ -11,7 +11,7 @@
 #include <optional>
 #include <stdexcept>
 
-#include "agent/luks/fault.hpp"
+#include "agent/fault.hpp"
 
 namespace ca::agent::luks {
 
@@ -82,7 +82,7 @@ namespace {
 std::string slot_text(int slot) { return "keyslot " + std::to_string(slot); }
 std::string gen_text(std::uint64_t g) { return "generation " + std::to_string(g); }
 
-// One volume's work in one run.  Every method that writes ends in fault_point()
+// One volume's work in one run.  Every method that writes ends in fault::after_step()
 // so the crash tests can stop the run right after any durable step.
 class VolumeJob {
 public:
@@ -240,7 +240,7 @@ private:
             drop_pending_after_failure();
             return proto::unexpected(st.error());
         }
-        fault_point("keyslot added");
+        fault::after_step("keyslot added");
         progress_.step(vol_.path(), "verifying " + slot_text(next.keyslot));
         if (!vol_.opens(next.keyslot, new_key)) {
             (void)vol_.destroy_keyslot(next.keyslot);
@@ -248,7 +248,7 @@ private:
             return luks_error(LuksErrc::wrong_key, vol_.path() + ": the new " + slot_text(next.keyslot) +
                                                        " does not open with its key; removed it, volume unchanged");
         }
-        fault_point("new keyslot verified");
+        fault::after_step("new keyslot verified");
         next.keyslot_salt = vol_.keyslot_salt(next.keyslot).value_or("");
         return next;
     }
@@ -368,7 +368,7 @@ private:
         auto st = store_->save(vol_, next);
         if (!st) return st;
         rec_ = std::move(next);
-        fault_point(step);
+        fault::after_step(step);
         return Done{};
     }
 
@@ -379,7 +379,7 @@ private:
                                                       ", the last keyslot");
         auto st = vol_.destroy_keyslot(slot);
         if (!st) return st;
-        fault_point(step);
+        fault::after_step(step);
         return Done{};
     }
 
@@ -471,6 +471,7 @@ std::vector<VolumeOutcome> rotate(const std::vector<std::string>& volumes, Respo
         seeds.push_back(seed);
         card.prefetch(seeds, false);
     }
+    outcomes.reserve(volumes.size());
     for (const std::string& path : volumes)
         outcomes.push_back(run_one(path, card, opts, progress,
                                    [&](VolumeJob& job) { return job.rotate(seed); }));

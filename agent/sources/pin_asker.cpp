@@ -105,7 +105,7 @@ void PinAsker::ask_text(const std::string& id, const std::string& message, const
     q->socket_path = options_.ask_dir / ("sck." + suffix);
     q->ask_path = options_.ask_dir / ("ask." + suffix);
 
-    auto fail_now = [this, &q](sc::Error e) {
+    auto fail_now = [this, &q](const sc::Error& e) {
         current_ = q;
         boost::asio::post(io_, [this, q, e] { finish(q, e); });
     };
@@ -229,7 +229,7 @@ void PinAsker::cancel() noexcept {
 }
 
 std::function<std::unique_ptr<smartcard::PinPrompt>(boost::asio::io_context&)> pin_asker_factory(
-    PinAskerOptions options) {
+    const PinAskerOptions& options) {
     return [options](boost::asio::io_context& io) -> std::unique_ptr<smartcard::PinPrompt> {
         return std::make_unique<PinAsker>(io, options);
     };

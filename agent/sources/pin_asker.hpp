@@ -60,6 +60,6 @@ private:
 
 // Ready-made factory for smartcard::BlockingOptions::pin.
 [[nodiscard]] std::function<std::unique_ptr<smartcard::PinPrompt>(boost::asio::io_context&)>
-pin_asker_factory(PinAskerOptions options);
+pin_asker_factory(const PinAskerOptions& options);
 
 }  // namespace ca::agent

@@ -138,8 +138,8 @@ BOOST_AUTO_TEST_CASE(binary_garbage_and_size_cap) {
 }
 
 BOOST_AUTO_TEST_CASE(booleans_as_systemd_reads_them) {
-    for (auto t : {"1", "yes", "YES", "y", "true", "t", "on"}) BOOST_TEST(parse_boolean(t) == std::optional<bool>(true));
-    for (auto f : {"0", "no", "n", "false", "f", "off", "OFF"}) BOOST_TEST(parse_boolean(f) == std::optional<bool>(false));
+    for (const auto* t : {"1", "yes", "YES", "y", "true", "t", "on"}) BOOST_TEST(parse_boolean(t) == std::optional<bool>(true));
+    for (const auto* f : {"0", "no", "n", "false", "f", "off", "OFF"}) BOOST_TEST(parse_boolean(f) == std::optional<bool>(false));
     BOOST_TEST(!parse_boolean("2").has_value());
     BOOST_TEST(!parse_boolean("").has_value());
 }
