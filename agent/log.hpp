@@ -38,7 +38,7 @@ void set_log_command(std::string_view command);
 // Writes one whole line to standard error (the newline is added), under the lock the log
 // records take, so a status line (below) is cleared first and drawn again after it.
 void write_stderr_line(std::string_view line);
-// A status line at the bottom of a terminal, redrawn in place with '\r' (agent/wait_line.hpp
+// A status line at the bottom of a terminal, redrawn in place with '\r' (agent/cli/wait_line.hpp
 // draws waits there); "" removes it.  Only for a terminal: the caller checks.
 void set_status_line(std::string text);
 
@@ -52,7 +52,7 @@ void set_status_line(std::string text);
 
 // The code point of the UTF-8 sequence at s[i] and its length, or 0 when it is not valid
 // UTF-8 (overlong, surrogate, past U+10FFFF, truncated).  Shared by escaped() and the JSON
-// writer (agent/json.hpp).
+// writer (agent/cli/json.hpp).
 [[nodiscard]] std::size_t utf8_at(std::string_view s, std::size_t i, char32_t& cp) noexcept;
 
 }  // namespace ca::agent

@@ -1,4 +1,4 @@
 // SPDX-License-Identifier: MIT
-#include "agent/cli.hpp"
+#include "agent/cli/cli.hpp"
 
 int main(int argc, char** argv) { return ca::agent::main_cli(argc, argv); }

@@ -20,7 +20,7 @@
 #include "agent/cache/systemd_entry.hpp"
 #include "agent/fd.hpp"
 #include "agent/log_once.hpp"
-#include "agent/options.hpp"
+#include "agent/config/options.hpp"
 #include "agent/sources/source.hpp"
 #include "proto/secret.hpp"
 

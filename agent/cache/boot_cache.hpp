@@ -16,7 +16,7 @@
 
 #include "agent/cache/store.hpp"
 #include "agent/log_once.hpp"
-#include "agent/options.hpp"
+#include "agent/config/options.hpp"
 #include "proto/cache_codec.hpp"
 #include "proto/secret.hpp"
 

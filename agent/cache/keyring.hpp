@@ -13,7 +13,7 @@
 #include <optional>
 #include <string>
 
-#include "agent/options.hpp"
+#include "agent/config/options.hpp"
 #include "proto/result.hpp"
 #include "proto/secret.hpp"
 

@@ -13,7 +13,7 @@
 #include <string>
 
 #include "agent/fd.hpp"
-#include "agent/options.hpp"
+#include "agent/config/options.hpp"
 #include "proto/cache_codec.hpp"
 #include "proto/result.hpp"
 

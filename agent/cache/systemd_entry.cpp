@@ -6,7 +6,7 @@
 
 #include "agent/cache/keyring.hpp"
 #include "agent/clock.hpp"
-#include "agent/commands.hpp"
+#include "agent/cli/commands.hpp"
 #include "agent/log.hpp"
 
 namespace ca::agent {

@@ -11,7 +11,7 @@
 
 #include "agent/cache/boot_cache.hpp"
 #include "agent/cache/entry_history.hpp"
-#include "agent/options.hpp"
+#include "agent/config/options.hpp"
 
 namespace ca::agent {
 

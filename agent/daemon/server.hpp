@@ -20,7 +20,7 @@
 #include "agent/askdir/watcher.hpp"
 #include "agent/cache/boot_cache.hpp"
 #include "agent/cache/systemd_entry.hpp"
-#include "agent/options.hpp"
+#include "agent/config/options.hpp"
 #include "agent/sources/source.hpp"
 
 namespace ca::agent {

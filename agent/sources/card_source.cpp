@@ -12,7 +12,7 @@
 #include <set>
 #include <stdexcept>
 
-#include "agent/crypttab.hpp"
+#include "agent/config/crypttab.hpp"
 #include "agent/log.hpp"
 #include "agent/sources/pin_asker.hpp"
 #include "proto/hex.hpp"

@@ -37,7 +37,7 @@
 #include <string_view>
 #include <vector>
 
-#include "agent/card_config.hpp"
+#include "agent/config/card_config.hpp"
 #include "agent/sources/source.hpp"
 #include "smartcard/service.hpp"
 

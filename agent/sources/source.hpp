@@ -17,7 +17,7 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "agent/options.hpp"
+#include "agent/config/options.hpp"
 #include "proto/cache_codec.hpp"
 #include "proto/secret.hpp"
 

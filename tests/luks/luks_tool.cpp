@@ -17,8 +17,8 @@
 
 #include "agent/luks/rotation.hpp"
 #include "agent/luks/volume.hpp"
-#include "agent/cli.hpp"
-#include "agent/luks_cli.hpp"
+#include "agent/cli/cli.hpp"
+#include "agent/cli/luks_cli.hpp"
 #include "smartcard/derive.hpp"
 #include "tests/luks/software_card.hpp"
 

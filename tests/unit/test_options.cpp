@@ -8,7 +8,7 @@
 
 #include <set>
 
-#include "agent/options.hpp"
+#include "agent/config/options.hpp"
 
 using namespace ca::agent;
 

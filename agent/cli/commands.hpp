@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "agent/json.hpp"
-#include "agent/options.hpp"
+#include "agent/cli/json.hpp"
+#include "agent/config/options.hpp"
 #include "proto/result.hpp"
 #include "proto/secret.hpp"
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "agent/options.hpp"
+#include "agent/config/options.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>

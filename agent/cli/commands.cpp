@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "agent/commands.hpp"
+#include "agent/cli/commands.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -17,9 +17,9 @@
 #include "agent/cache/store.hpp"
 #include "agent/sources/card_source.hpp"
 #include "agent/clock.hpp"
-#include "agent/json.hpp"
+#include "agent/cli/json.hpp"
 #include "agent/log.hpp"
-#include "agent/luks_cli.hpp"
+#include "agent/cli/luks_cli.hpp"
 #include "proto/hex.hpp"
 
 namespace ca::agent {

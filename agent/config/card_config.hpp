@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The smartcard settings ("card-*"), typed: filled by the one settings parser
-// (agent/options.cpp, from the file and the command line alike) and read by
+// (agent/config/options.cpp, from the file and the command line alike) and read by
 // serve's card source, enroll, rotate, finish and the card commands.
 #pragma once
 
@@ -44,7 +44,7 @@ struct CardSourceConfig {
     [[nodiscard]] bool enabled() const { return enable || !volumes.empty(); }
 };
 
-// Applies one card-* setting through the settings table (agent/options.cpp): the
+// Applies one card-* setting through the settings table (agent/config/options.cpp): the
 // same parser as the file and the command line.  Returns the reason for a refusal.
 [[nodiscard]] std::optional<std::string> apply_card_setting(CardSourceConfig& c, const std::string& name,
                                                             const std::string& value);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "agent/card_wait.hpp"
+#include "agent/cli/card_wait.hpp"
 
 namespace ca::agent {
 

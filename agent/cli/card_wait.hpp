@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The waits of a card operation outside the agent's loop (enroll, rotate, card derive,
-// card list --login), said with agent/wait_line.hpp: first for a card (until one is seen:
+// card list --login), said with agent/cli/wait_line.hpp: first for a card (until one is seen:
 // its insertion, a PIN question, or the answer), then for its PIN.
 #pragma once
 
@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "agent/wait_line.hpp"
+#include "agent/cli/wait_line.hpp"
 #include "smartcard/service.hpp"
 
 namespace ca::agent {

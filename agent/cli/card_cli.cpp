@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 
-#include "agent/card_cli.hpp"
+#include "agent/cli/card_cli.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -18,12 +18,12 @@
 #include <thread>
 #include <vector>
 
-#include "agent/card_wait.hpp"
-#include "agent/json.hpp"
+#include "agent/cli/card_wait.hpp"
+#include "agent/cli/json.hpp"
 #include "agent/sources/pin_asker.hpp"
-#include "agent/wait_line.hpp"
+#include "agent/cli/wait_line.hpp"
 #include "agent/log.hpp"
-#include "agent/options.hpp"
+#include "agent/config/options.hpp"
 #include "smartcard/derive.hpp"
 #include "smartcard/pkcs11.hpp"
 #include "smartcard/pkcs11_uri.hpp"

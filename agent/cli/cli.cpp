@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "agent/cli.hpp"
+#include "agent/cli/cli.hpp"
 
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -12,15 +12,15 @@
 #include <utility>
 #include <vector>
 
-#include "agent/commands.hpp"
+#include "agent/cli/commands.hpp"
 #include "agent/fault.hpp"
-#include "agent/json.hpp"
+#include "agent/cli/json.hpp"
 #include "agent/log.hpp"
-#include "agent/options.hpp"
+#include "agent/config/options.hpp"
 #include "agent/daemon/server.hpp"
 
-#include "agent/card_cli.hpp"
-#include "agent/luks_cli.hpp"
+#include "agent/cli/card_cli.hpp"
+#include "agent/cli/luks_cli.hpp"
 
 #ifndef CRYPT_AGENT_VERSION
 #define CRYPT_AGENT_VERSION "0.0.0"

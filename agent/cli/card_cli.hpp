@@ -15,7 +15,7 @@
 //                                          from the seed in card-seed-file
 //   card watch [SETTINGS]                  logs reader/card events until SIGTERM
 //
-// SETTINGS: every command's settings (agent/options.hpp); the card-* ones apply here
+// SETTINGS: every command's settings (agent/config/options.hpp); the card-* ones apply here
 // (card-reader, card-aid, card-command, card-challenge-length, card-pin-reference,
 // card-watchdog, card-pin-timeout, card-wait, card-allow-last-pin-try, card-seed-file,
 // card-select-p2, card-uri, card-module, card-pin-pad).
@@ -25,11 +25,11 @@
 #include <string>
 #include <vector>
 
-#include "agent/json.hpp"
+#include "agent/cli/json.hpp"
 
 namespace ca::agent {
 
-struct GlobalOptions;  // agent/options.hpp
+struct GlobalOptions;  // agent/config/options.hpp
 
 // What the card commands need from the global options.
 struct CardCliEnv {

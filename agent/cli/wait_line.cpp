@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "agent/wait_line.hpp"
+#include "agent/cli/wait_line.hpp"
 
 #include <unistd.h>
 

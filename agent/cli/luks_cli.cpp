@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 
-#include "agent/luks_cli.hpp"
+#include "agent/cli/luks_cli.hpp"
 
 #include <boost/asio/io_context.hpp>
 
@@ -14,13 +14,13 @@
 #include <string>
 #include <vector>
 
-#include "agent/crypttab.hpp"
+#include "agent/config/crypttab.hpp"
 #include "agent/log.hpp"
-#include "agent/options.hpp"
-#include "agent/card_wait.hpp"
+#include "agent/config/options.hpp"
+#include "agent/cli/card_wait.hpp"
 #include "agent/luks/volume.hpp"
 #include "agent/sources/pin_asker.hpp"
-#include "agent/wait_line.hpp"
+#include "agent/cli/wait_line.hpp"
 #include "proto/seed_token.hpp"
 #include "smartcard/blocking.hpp"
 #include "smartcard/pkcs11.hpp"
@@ -106,7 +106,7 @@ struct CardUse {
     int operations = 0;
 };
 
-// smartcard::responses_blocking with the waits said (agent/wait_line.hpp) and the operation
+// smartcard::responses_blocking with the waits said (agent/cli/wait_line.hpp) and the operation
 // counted when it reached a card.
 smartcard::Expected<std::vector<proto::Secret>> responses_waiting(const smartcard::BlockingOptions& b,
                                                                   const std::vector<std::vector<unsigned char>>& seeds,

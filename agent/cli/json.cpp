@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "agent/json.hpp"
+#include "agent/cli/json.hpp"
 
 #include <stdexcept>
 

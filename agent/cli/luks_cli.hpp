@@ -6,7 +6,7 @@
 //      through the ask-password protocol in ask-dir, Id crypt-agent:enroll:VOLUME)
 //   crypt-agent rotate [--dry-run] [SETTINGS] [VOLUME...]
 //     (no VOLUME: the enrolled volumes listed in card-crypttab)
-// SETTINGS are the settings of every command (agent/options.hpp): card-luks1-dir
+// SETTINGS are the settings of every command (agent/config/options.hpp): card-luks1-dir
 // (LUKS1 seed store), cache-dir (run locks), card-reader, card-wait, card-pin-*,
 // the card profile, ask-dir for the PIN and passphrase questions.
 //
@@ -26,7 +26,7 @@
 
 namespace ca::agent {
 
-struct GlobalOptions;  // agent/options.hpp
+struct GlobalOptions;  // agent/config/options.hpp
 
 // What enroll and rotate take besides the settings.
 struct LuksArgs {

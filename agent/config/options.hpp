@@ -4,7 +4,7 @@
 // The file uses the long option names as keys ("ask-dir = /run/..."), so what an
 // administrator reads in --help is what they write in the file.
 //
-// Every setting is one row of one table (settings(), agent/options.cpp): its name,
+// Every setting is one row of one table (settings(), agent/config/options.cpp): its name,
 // how --help shows it, how a value is parsed into the typed GlobalOptions, and how
 // `crypt-agent config` prints it.  The file and every command's command line go
 // through that table; nothing else parses a setting.
@@ -19,7 +19,7 @@
 #include <string_view>
 #include <vector>
 
-#include "agent/card_config.hpp"
+#include "agent/config/card_config.hpp"
 #include "agent/log.hpp"
 
 namespace ca::agent {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "agent/crypttab.hpp"
+#include "agent/config/crypttab.hpp"
 
 #include <fstream>
 #include <sstream>
