@@ -37,6 +37,11 @@ void Answerer::open() {
     auto s = make_sender();
     if (!s) throw std::runtime_error(std::string("cannot create the reply socket: ") + std::strerror(s.error()));
     sender_ = std::move(*s);
+    // A storm's replies wait in this socket until each asker reads its own; 4 MiB holds
+    // thousands of them, where the default's EAGAIN sends each into its own back-off.
+    if (const int e = widen_send_buffer(sender_.get(), 4 << 20); e != 0)
+        CA_LOG(warning) << "cannot enlarge the reply socket's send buffer (" << std::strerror(e)
+                        << "); a storm of questions will be answered more slowly, ignoring";
     if (auto w = answered_.open(o_.cache_dir); !w.empty())
         CA_LOG(warning) << "cannot record which questions were answered (" << w
                         << "); a restart of the agent may answer a pending question twice";
