@@ -59,6 +59,10 @@ void Answerer::stop() {
 // ---- the watcher's batches ---------------------------------------------------------------
 
 void Answerer::on_wake(const DirWake& wake) {
+    struct EndOfBatch {
+        bool& flag;
+        ~EndOfBatch() { flag = false; }  // a question considered later (a timer) reads it afresh
+    } end_of_batch{harvested_in_batch_};
     if (wake.touched) on_touched();
     if (wake.full) {
         on_listing(wake);
@@ -181,7 +185,10 @@ void Answerer::consider(TrackedAsk& q) {
         CA_LOG(info) << describe(q.name, q.id) << ": its deadline (NotAfter) has passed, ignoring";
         return;
     }
-    if (asker_gone(q)) return;
+    // The PID is looked at here only for a retry (what it teaches is only true of a live
+    // asker); a question about to be answered finds out from the send (ECONNREFUSED), and
+    // one left waiting is looked at in answer_or_wait.
+    if (!q.ask.accept_cached && asker_gone(q)) return;
     CA_LOG(debug) << describe(q.name, q.id) << ": new question from PID " << q.ask.pid
                   << (q.ask.accept_cached ? "" : " (AcceptCached=0)");
     if (const auto n = ledger_.prune(); n != 0)
@@ -190,7 +197,8 @@ void Answerer::consider(TrackedAsk& q) {
     // Harvest before learning, so a passphrase just typed for another volume is known.  A
     // retry always looks.
     const auto now = boottime_us();
-    entry_.harvest_now_or_soon(!q.ask.accept_cached, now);
+    entry_.harvest_now_or_soon(!q.ask.accept_cached && !harvested_in_batch_, now);
+    if (!q.ask.accept_cached) harvested_in_batch_ = true;
     if (!q.ask.accept_cached) learn_from_retry(q, ids);
     ids.seen = true;
     ids.last_ask_us = now;
@@ -277,6 +285,7 @@ void Answerer::answer_or_wait(TrackedAsk& q) {
     std::vector<std::size_t> eligible;
     if (const auto* cache = cache_.payload()) eligible = eligible_ranked(*cache, cache_.hashes(), ids, q.sent, q.id);
     if (eligible.empty()) {
+        if (asker_gone(q)) return;  // nothing to send, so the send cannot tell us
         // Once per Id: if what a source delivered was rejected, asking again would loop.
         if (!ids.asked_sources) {
             ids.asked_sources = true;
@@ -325,13 +334,8 @@ void Answerer::forget(const std::string& name) {
 }
 
 void Answerer::revisit_waiting() {
-    for (auto* q : questions_.in_state(State::waiting)) {
-        if (!pid_alive(q->ask.pid)) {
-            questions_.transition(*q, State::gone);
-            continue;
-        }
-        answer_or_wait(*q);
-    }
+    // A dead asker is found by the send, or by answer_or_wait when there is nothing to send.
+    for (auto* q : questions_.in_state(State::waiting)) answer_or_wait(*q);
 }
 
 }  // namespace ca::agent
