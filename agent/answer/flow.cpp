@@ -8,6 +8,8 @@
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
+#include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -68,10 +70,17 @@ void Answerer::on_wake(const DirWake& wake) {
         on_listing(wake);
         return;
     }
+    // An unlink is IN_ATTRIB (the link count) then IN_DELETE: a name that goes later in
+    // this batch is not read (it would only fail with ENOENT, once per answered question).
+    std::unordered_map<std::string_view, std::size_t> last_gone;
+    for (std::size_t i = 0; i < wake.names.size(); ++i)
+        if (!wake.names[i].second) last_gone[wake.names[i].first] = i;
     bool someone_answered = false;
-    for (const auto& [nm, appeared] : wake.names) {
+    for (std::size_t i = 0; i < wake.names.size(); ++i) {
+        const auto& [nm, appeared] = wake.names[i];
         if (appeared) {
-            process_name(nm, 0);
+            const auto gone = last_gone.find(nm);
+            if (gone == last_gone.end() || gone->second < i) process_name(nm, 0);
             continue;
         }
         const auto* q = questions_.find(nm);

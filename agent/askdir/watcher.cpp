@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdint>
 #include <chrono>
 #include <cstdio>
@@ -164,6 +165,9 @@ void Watcher::on_events() {
             break;
         }
         if (n == 0) break;
+        // Room for one more event of the longest name means the queue was empty: inotify
+        // returns all it has that fits.  Later events wake us again (a read fewer per wake).
+        const bool drained = static_cast<std::size_t>(n) + sizeof(inotify_event) + NAME_MAX + 1 <= sizeof buf;
         for (ssize_t off = 0; off + static_cast<ssize_t>(sizeof(inotify_event)) <= n;) {
             inotify_event ev;
             std::memcpy(&ev, buf + off, sizeof ev);  // aligned copy of the header
@@ -186,6 +190,7 @@ void Watcher::on_events() {
                     wake.names.emplace_back(std::move(nm), true);
             } else if (ev.mask & (IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB)) wake.names.emplace_back(std::move(nm), true);
         }
+        if (drained) break;
     }
     if (lost_dir) {
         lost("was removed or moved; re-creating and watching it again");
