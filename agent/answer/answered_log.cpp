@@ -135,6 +135,8 @@ std::string AnsweredLog::open(const std::filesystem::path& dir) {
         }
         if (seq > newest_seq) { newest = k; newest_seq = seq; }
     }
+    for (const auto& [k, e] : entries_) order_.emplace_back(e.seq, k);
+    std::sort(order_.begin(), order_.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     // Reuse the lowest slots first, so the file stays as small as the questions alive.
     std::sort(free_.begin(), free_.end(), std::greater<>());
     slots_ = nslots;
@@ -175,6 +177,16 @@ std::uint32_t AnsweredLog::take_slot() {
     if (slots_ < kMaxSlots) return ++slots_;
     // Every slot names a question still present: give up the oldest record (a restart could
     // answer that one question again; the caller logs this once).
+    while (!order_.empty()) {
+        const auto [seq, k] = order_.front();
+        order_.pop_front();
+        auto it = entries_.find(k);
+        if (it == entries_.end() || it->second.seq != seq || it->second.slot == 0) continue;  // stale
+        const auto s = it->second.slot;
+        entries_.erase(it);
+        evicted_ = true;
+        return s;
+    }
     auto oldest = std::min_element(entries_.begin(), entries_.end(),
                                    [](const auto& a, const auto& b) { return a.second.seq < b.second.seq; });
     const auto s = oldest->second.slot;
@@ -183,9 +195,20 @@ std::uint32_t AnsweredLog::take_slot() {
     return s;
 }
 
+void AnsweredLog::remember_order(const AskIdentity& k, std::uint64_t seq) {
+    order_.emplace_back(seq, k);
+    if (order_.size() <= 2 * entries_.size() + 64) return;
+    // Amortised: drop the pairs that no longer name a current record.
+    std::erase_if(order_, [this](const auto& p) {
+        auto it = entries_.find(p.second);
+        return it == entries_.end() || it->second.seq != p.first;
+    });
+}
+
 std::optional<std::string> AnsweredLog::record(const AskIdentity& k, SocketIdentity sock) {
     if (!fd_) {  // no file: this instance still remembers (slot 0 is the header: never written)
         entries_[k] = Entry{0, next_seq_++, sock, false, false};
+        remember_order(k, next_seq_ - 1);
         return std::nullopt;
     }
     auto it = entries_.find(k);
@@ -194,6 +217,7 @@ std::optional<std::string> AnsweredLog::record(const AskIdentity& k, SocketIdent
     unsigned char rec[kRecordSize];
     encode(rec, kAnswered, seq, k, sock);
     entries_[k] = Entry{slot, seq, sock, false, false};
+    remember_order(k, seq);
     if (!write_slot(slot, rec)) return path_ + ": " + std::strerror(errno);
     return std::nullopt;
 }

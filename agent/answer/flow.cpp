@@ -8,6 +8,8 @@
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
+#include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -37,6 +39,11 @@ void Answerer::open() {
     auto s = make_sender();
     if (!s) throw std::runtime_error(std::string("cannot create the reply socket: ") + std::strerror(s.error()));
     sender_ = std::move(*s);
+    // A storm's replies wait in this socket until each asker reads its own; 4 MiB holds
+    // thousands of them, where the default's EAGAIN sends each into its own back-off.
+    if (const int e = widen_send_buffer(sender_.get(), 4 << 20); e != 0)
+        CA_LOG(warning) << "cannot enlarge the reply socket's send buffer (" << std::strerror(e)
+                        << "); a storm of questions will be answered more slowly, ignoring";
     if (auto w = answered_.open(o_.cache_dir); !w.empty())
         CA_LOG(warning) << "cannot record which questions were answered (" << w
                         << "); a restart of the agent may answer a pending question twice";
@@ -54,15 +61,26 @@ void Answerer::stop() {
 // ---- the watcher's batches ---------------------------------------------------------------
 
 void Answerer::on_wake(const DirWake& wake) {
+    struct EndOfBatch {
+        bool& flag;
+        ~EndOfBatch() { flag = false; }  // a question considered later (a timer) reads it afresh
+    } end_of_batch{harvested_in_batch_};
     if (wake.touched) on_touched();
     if (wake.full) {
         on_listing(wake);
         return;
     }
+    // An unlink is IN_ATTRIB (the link count) then IN_DELETE: a name that goes later in
+    // this batch is not read (it would only fail with ENOENT, once per answered question).
+    std::unordered_map<std::string_view, std::size_t> last_gone;
+    for (std::size_t i = 0; i < wake.names.size(); ++i)
+        if (!wake.names[i].second) last_gone[wake.names[i].first] = i;
     bool someone_answered = false;
-    for (const auto& [nm, appeared] : wake.names) {
+    for (std::size_t i = 0; i < wake.names.size(); ++i) {
+        const auto& [nm, appeared] = wake.names[i];
         if (appeared) {
-            process_name(nm, 0);
+            const auto gone = last_gone.find(nm);
+            if (gone == last_gone.end() || gone->second < i) process_name(nm, 0);
             continue;
         }
         const auto* q = questions_.find(nm);
@@ -176,7 +194,10 @@ void Answerer::consider(TrackedAsk& q) {
         CA_LOG(info) << describe(q.name, q.id) << ": its deadline (NotAfter) has passed, ignoring";
         return;
     }
-    if (asker_gone(q)) return;
+    // The PID is looked at here only for a retry (what it teaches is only true of a live
+    // asker); a question about to be answered finds out from the send (ECONNREFUSED), and
+    // one left waiting is looked at in answer_or_wait.
+    if (!q.ask.accept_cached && asker_gone(q)) return;
     CA_LOG(debug) << describe(q.name, q.id) << ": new question from PID " << q.ask.pid
                   << (q.ask.accept_cached ? "" : " (AcceptCached=0)");
     if (const auto n = ledger_.prune(); n != 0)
@@ -185,7 +206,8 @@ void Answerer::consider(TrackedAsk& q) {
     // Harvest before learning, so a passphrase just typed for another volume is known.  A
     // retry always looks.
     const auto now = boottime_us();
-    entry_.harvest_now_or_soon(!q.ask.accept_cached, now);
+    entry_.harvest_now_or_soon(!q.ask.accept_cached && !harvested_in_batch_, now);
+    if (!q.ask.accept_cached) harvested_in_batch_ = true;
     if (!q.ask.accept_cached) learn_from_retry(q, ids);
     ids.seen = true;
     ids.last_ask_us = now;
@@ -272,6 +294,7 @@ void Answerer::answer_or_wait(TrackedAsk& q) {
     std::vector<std::size_t> eligible;
     if (const auto* cache = cache_.payload()) eligible = eligible_ranked(*cache, cache_.hashes(), ids, q.sent, q.id);
     if (eligible.empty()) {
+        if (asker_gone(q)) return;  // nothing to send, so the send cannot tell us
         // Once per Id: if what a source delivered was rejected, asking again would loop.
         if (!ids.asked_sources) {
             ids.asked_sources = true;
@@ -320,13 +343,8 @@ void Answerer::forget(const std::string& name) {
 }
 
 void Answerer::revisit_waiting() {
-    for (auto* q : questions_.in_state(State::waiting)) {
-        if (!pid_alive(q->ask.pid)) {
-            questions_.transition(*q, State::gone);
-            continue;
-        }
-        answer_or_wait(*q);
-    }
+    // A dead asker is found by the send, or by answer_or_wait when there is nothing to send.
+    for (auto* q : questions_.in_state(State::waiting)) answer_or_wait(*q);
 }
 
 }  // namespace ca::agent

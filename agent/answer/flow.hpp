@@ -82,6 +82,9 @@ private:
     QuestionTable questions_;
     Ledger ledger_;
     bool stopping_ = false;
+    // systemd's keyring entry was read during the batch being handled: an AcceptCached=0
+    // question forces a read, once per batch, not once per question.
+    bool harvested_in_batch_ = false;
 };
 
 }  // namespace ca::agent

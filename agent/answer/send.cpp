@@ -58,8 +58,8 @@ void Answerer::send_to(TrackedAsk& q, std::vector<std::size_t> chosen) {
         return;
     }
     const WipeOnExit wipe_after{reply_buf_, *len};
-    // The caller has just checked the asker's PID (consider, revisit_waiting); the send
-    // itself tells us if it died since (ECONNREFUSED).
+    // The asker's PID is not looked at first: the send tells us if it is gone
+    // (ECONNREFUSED: nobody holds its socket any more).
     struct stat sock_st{};
     auto target = resolve_socket(dir_.dir_stat(), q.ask.socket, owner_, dir_.dir_fd(), dir_.dir_path(), &sock_st);
     if (!target && (target.error().find("Too many open files") != std::string::npos)) {

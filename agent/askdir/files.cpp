@@ -116,6 +116,12 @@ proto::Expected<Fd, int> make_sender() {
     return s;
 }
 
+int widen_send_buffer(int sender, int bytes) noexcept {
+    if (::setsockopt(sender, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof bytes) == 0) return 0;
+    if (::setsockopt(sender, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes) == 0) return 0;
+    return errno;
+}
+
 bool pid_alive(std::int64_t pid) noexcept {
     if (pid <= 0 || pid > INT32_MAX) return false;
     return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdint>
 #include <chrono>
 #include <cstdio>
@@ -35,8 +36,8 @@ std::string mode_string(mode_t m) {
 }  // namespace
 
 Watcher::Watcher(asio::io_context& io, std::filesystem::path dir, uid_t owner, DirListener& listener)
-    : io_(io), dir_(std::move(dir)), dir_str_(dir_.string()), owner_(owner), listener_(listener), rewatch_timer_(io),
-      rescan_timer_(io) {}
+    : io_(io), dir_(std::move(dir)), dir_str_(dir_.string()), owner_(owner), listener_(listener), idle_timer_(io),
+      rewatch_timer_(io), rescan_timer_(io) {}
 
 void Watcher::open() {
     if (!inotify_) {
@@ -60,8 +61,7 @@ void Watcher::open() {
     const int wd = inotify_add_watch(inotify_->native_handle(), dir_.c_str(), kWatchMask);
     if (wd < 0) throw std::runtime_error(dir_str_ + ": inotify_add_watch: " + std::strerror(errno));
     watch_ = wd;
-    // The directory is not kept open between wakes: an open descriptor would delay the
-    // kernel's IN_DELETE_SELF until it is closed, and we would miss its removal.
+    // Not kept from here: the first wake opens and checks it again (enter).
     dir_st_ = st;
     have_dir_ = true;
 }
@@ -72,17 +72,26 @@ void Watcher::stop() {
     if (inotify_) inotify_->close(ec);
     rewatch_timer_.cancel();
     rescan_timer_.cancel();
+    idle_timer_.cancel();
+    dir_fd_.reset();
 }
 
-bool Watcher::enter() {
+bool Watcher::enter(bool recheck) {
     if (!have_dir_) return false;
+    // Between directory-level events nothing about the directory itself can have changed:
+    // a chmod or chown is an IN_ATTRIB of the directory (wake.touched), a rename an
+    // IN_MOVE_SELF, a removal an IN_DELETE_SELF (once dir_fd_ is closed when idle).
+    if (dir_fd_ && verified_ && !recheck) return !unsafe_;
+    verified_ = false;
     Fd fd(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     struct stat st{};
     if (!fd || fstat(fd.get(), &st) < 0 || st.st_dev != dir_st_.st_dev || st.st_ino != dir_st_.st_ino) {
         lost("was replaced; watching the new directory");
         return false;
     }
-    // Re-checked on every wake (a chmod is an IN_ATTRIB of the directory): anyone who can
+    dir_fd_ = std::move(fd);
+    verified_ = true;
+    // Re-checked on every IN_ATTRIB of the directory (a chmod, a chown): anyone who can
     // write here can plant questions and sockets.  Answer nothing until it is safe again.
     if (st.st_uid != owner_ || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
         if (!unsafe_)
@@ -96,12 +105,32 @@ bool Watcher::enter() {
         CA_LOG(notice) << dir_str_ << " is safe again; answering questions there";
         unsafe_ = false;
     }
-    dir_fd_ = std::move(fd);
     return true;
+}
+
+void Watcher::close_when_idle() {
+    woke_ = true;
+    if (idle_armed_ || stopping_) return;
+    idle_armed_ = true;
+    woke_ = false;
+    // 100 ms: a removed directory is noticed that late at most; a storm re-arms this once
+    // per 100 ms instead of opening the directory on every wake.
+    idle_timer_.expires_after(std::chrono::milliseconds(100));
+    idle_timer_.async_wait([this](const boost::system::error_code& ec) {
+        idle_armed_ = false;
+        if (ec || stopping_) return;
+        if (woke_) {
+            close_when_idle();
+            return;
+        }
+        dir_fd_.reset();
+        verified_ = false;
+    });
 }
 
 void Watcher::lost(const char* why) {
     dir_fd_.reset();
+    verified_ = false;
     CA_LOG(warning) << dir_str_ << " " << why;
     listener_.on_lost();
     rewatch_later();
@@ -116,7 +145,10 @@ void Watcher::arm() {
 }
 
 int Watcher::hint_dir_fd() {
-    if (!dir_fd_) dir_fd_.reset(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!dir_fd_) {
+        dir_fd_.reset(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        verified_ = false;  // enter() checks it before anything is answered
+    }
     return dir_fd_.get();
 }
 
@@ -133,6 +165,9 @@ void Watcher::on_events() {
             break;
         }
         if (n == 0) break;
+        // Room for one more event of the longest name means the queue was empty: inotify
+        // returns all it has that fits.  Later events wake us again (a read fewer per wake).
+        const bool drained = static_cast<std::size_t>(n) + sizeof(inotify_event) + NAME_MAX + 1 <= sizeof buf;
         for (ssize_t off = 0; off + static_cast<ssize_t>(sizeof(inotify_event)) <= n;) {
             inotify_event ev;
             std::memcpy(&ev, buf + off, sizeof ev);  // aligned copy of the header
@@ -155,18 +190,16 @@ void Watcher::on_events() {
                     wake.names.emplace_back(std::move(nm), true);
             } else if (ev.mask & (IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB)) wake.names.emplace_back(std::move(nm), true);
         }
+        if (drained) break;
     }
     if (lost_dir) {
         lost("was removed or moved; re-creating and watching it again");
         return;
     }
-    dir_fd_.reset();
     const bool was_unsafe = unsafe_;
-    if (!enter()) return;
-    struct Leave {
-        Fd& fd;
-        ~Leave() { fd.reset(); }
-    } leave{dir_fd_};
+    const bool entered = enter(wake.touched);
+    close_when_idle();
+    if (!entered) return;
     // Questions that arrived while the directory was unsafe were not looked at.
     if (overflow || was_unsafe) {
         if (!was_unsafe) CA_LOG(info) << "inotify queue overflowed; rescanning " << dir_str_;
@@ -178,10 +211,9 @@ void Watcher::on_events() {
 }
 
 void Watcher::scan_now() {
-    if (enter()) {
-        scan(DirWake{});
-        dir_fd_.reset();
-    }
+    const bool entered = enter(true);
+    close_when_idle();
+    if (entered) scan(DirWake{});
 }
 
 void Watcher::scan(DirWake wake) {
@@ -233,6 +265,7 @@ void Watcher::rewatch_later() {
     if (watch_ >= 0) (void)inotify_rm_watch(inotify_->native_handle(), watch_);
     watch_ = -1;
     dir_fd_.reset();
+    verified_ = false;
     have_dir_ = false;
     rewatch_timer_.expires_after(std::chrono::milliseconds(10));
     rewatch_timer_.async_wait([this](const boost::system::error_code& ec) {

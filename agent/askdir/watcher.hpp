@@ -64,7 +64,7 @@ public:
     // Out of descriptors, logged once until a scan succeeds again (shared with the readers).
     [[nodiscard]] LogOnce& fd_pressure() noexcept { return fd_pressure_; }
 
-    // Valid during on_wake only.
+    // Open during on_wake; between wakes it stays open while questions keep coming, and may be -1.
     [[nodiscard]] int dir_fd() const noexcept { return dir_fd_.get(); }
     [[nodiscard]] const struct stat& dir_stat() const noexcept { return dir_st_; }
     [[nodiscard]] const std::string& dir_path() const noexcept { return dir_str_; }
@@ -72,8 +72,9 @@ public:
     [[nodiscard]] bool unsafe() const noexcept { return unsafe_; }
 
 private:
-    bool enter();          // opens the watched directory for this wake; false if replaced or unsafe
-    int hint_dir_fd();     // the directory, opened on demand while draining events
+    bool enter(bool recheck);  // the watched directory for this wake; false if replaced or unsafe
+    int hint_dir_fd();         // the directory, opened on demand while draining events
+    void close_when_idle();    // closes dir_fd_ once a wake-free interval has passed
     void on_events();
     void scan(DirWake wake);  // lists the directory into `wake` and reports it
     void rewatch_later();
@@ -86,7 +87,15 @@ private:
     DirListener& listener_;
     std::unique_ptr<boost::asio::posix::stream_descriptor> inotify_;
     int watch_ = -1;
-    Fd dir_fd_;  // open only while handling one wake
+    // Kept open across wakes while they keep coming (a storm wakes us once per question or
+    // so, and open+fstat+close each time was 3 of the agent's system calls per question).
+    // Closed after an idle interval: an open descriptor holds back the kernel's
+    // IN_DELETE_SELF of a removed directory until it is closed.
+    Fd dir_fd_;
+    bool verified_ = false;  // dir_fd_ is the watched directory, checked by enter()
+    bool woke_ = false;      // a wake since the idle timer was armed
+    bool idle_armed_ = false;
+    boost::asio::steady_timer idle_timer_;
     struct stat dir_st_{};
     bool have_dir_ = false;
     bool unsafe_ = false;

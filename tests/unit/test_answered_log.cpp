@@ -206,4 +206,29 @@ BOOST_AUTO_TEST_CASE(socket_queue_reports_a_waiting_datagram) {
     ::close(rx);
 }
 
+// Every slot taken by a question still present: each further record gives up the oldest
+// current one, in the order written, whatever was released, erased or re-recorded before.
+BOOST_AUTO_TEST_CASE(evicts_the_oldest_current_record) {
+    TempDir d;
+    constexpr std::uint64_t n = AnsweredLog::kMaxSlots;
+    auto l = fresh(d.path, n);
+    BOOST_CHECK(!l->evicted());
+    l->release(key(1));                        // its slot is free: the next record takes it
+    l->erase(key(2));                          // likewise
+    BOOST_REQUIRE(!l->record(key(3), sock(3)));  // re-recorded: now the newest, not the oldest
+    BOOST_REQUIRE(!l->record(key(n + 1), sock(n + 1)));
+    BOOST_REQUIRE(!l->record(key(n + 2), sock(n + 2)));
+    BOOST_CHECK(!l->evicted());
+    BOOST_REQUIRE(!l->record(key(n + 3), sock(n + 3)));  // full: question 4 is the oldest
+    BOOST_CHECK(l->evicted());
+    BOOST_CHECK(l->find(key(4)) == nullptr);
+    BOOST_CHECK(l->find(key(3)) != nullptr);
+    BOOST_CHECK(l->find(key(5)) != nullptr);
+    BOOST_REQUIRE(!l->record(key(n + 4), sock(n + 4)));
+    BOOST_CHECK(l->find(key(5)) == nullptr);
+    BOOST_CHECK(l->find(key(6)) != nullptr);
+    BOOST_CHECK(l->find(key(n + 4)) != nullptr);
+    BOOST_CHECK_EQUAL(l->size(), static_cast<std::size_t>(n));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
