@@ -11,7 +11,10 @@ public:
     explicit Fd(int fd) noexcept : fd_(fd) {}
     Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
     Fd& operator=(Fd&& o) noexcept {
-        if (this != &o) { reset(); fd_ = std::exchange(o.fd_, -1); }
+        if (this != &o) {
+            reset();
+            fd_ = std::exchange(o.fd_, -1);
+        }
         return *this;
     }
     Fd(const Fd&) = delete;
@@ -24,6 +27,7 @@ public:
         if (fd_ >= 0) ::close(fd_);
         fd_ = fd;
     }
+
 private:
     int fd_ = -1;
 };

@@ -5,8 +5,8 @@
 #include <boost/log/attributes/value_extraction.hpp>
 #include <boost/log/core.hpp>
 #include <boost/log/expressions.hpp>
-#include <boost/log/sinks/sync_frontend.hpp>
 #include <boost/log/sinks/basic_sink_backend.hpp>
+#include <boost/log/sinks/sync_frontend.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -22,7 +22,7 @@ namespace ca::agent {
 namespace {
 std::atomic<int> g_min_level{static_cast<int>(Level::info)};
 bool g_initialised = false;
-std::string g_command;  // set once at start, before any thread logs
+std::string g_command;   // set once at start, before any thread logs
 std::mutex g_stderr_mu;  // one writer at a time: log records, lines, the status line
 std::string g_status;    // the status line shown now (guarded by g_stderr_mu)
 
@@ -68,7 +68,7 @@ bool stderr_is_journal() noexcept {
     if (js == nullptr) return false;
     unsigned long long dev = 0, ino = 0;
     if (std::sscanf(js, "%llu:%llu", &dev, &ino) != 2) return false;
-    struct stat st{};
+    struct stat st {};
     if (::fstat(STDERR_FILENO, &st) != 0) return false;
     return static_cast<unsigned long long>(st.st_dev) == dev && static_cast<unsigned long long>(st.st_ino) == ino;
 }
@@ -93,12 +93,12 @@ std::optional<Level> parse_level(std::string_view s) noexcept {
 
 const char* to_string(Level l) noexcept {
     switch (l) {
-        case Level::crit: return "crit";
-        case Level::err: return "err";
-        case Level::warning: return "warning";
-        case Level::notice: return "notice";
-        case Level::info: return "info";
-        case Level::debug: return "debug";
+    case Level::crit: return "crit";
+    case Level::err: return "err";
+    case Level::warning: return "warning";
+    case Level::notice: return "notice";
+    case Level::info: return "info";
+    case Level::debug: return "debug";
     }
     return "?";
 }
@@ -107,10 +107,19 @@ std::size_t utf8_at(std::string_view s, std::size_t i, char32_t& cp) noexcept {
     const auto b0 = static_cast<unsigned char>(s[i]);
     std::size_t len = 0;
     char32_t min = 0;
-    if (b0 >= 0xc2 && b0 <= 0xdf) { len = 2; cp = b0 & 0x1fU; min = 0x80; }
-    else if (b0 >= 0xe0 && b0 <= 0xef) { len = 3; cp = b0 & 0x0fU; min = 0x800; }
-    else if (b0 >= 0xf0 && b0 <= 0xf4) { len = 4; cp = b0 & 0x07U; min = 0x10000; }
-    else return 0;
+    if (b0 >= 0xc2 && b0 <= 0xdf) {
+        len = 2;
+        cp = b0 & 0x1fU;
+        min = 0x80;
+    } else if (b0 >= 0xe0 && b0 <= 0xef) {
+        len = 3;
+        cp = b0 & 0x0fU;
+        min = 0x800;
+    } else if (b0 >= 0xf0 && b0 <= 0xf4) {
+        len = 4;
+        cp = b0 & 0x07U;
+        min = 0x10000;
+    } else return 0;
     if (s.size() - i < len) return 0;
     for (std::size_t k = 1; k < len; ++k) {
         const auto b = static_cast<unsigned char>(s[i + k]);
@@ -124,8 +133,8 @@ std::size_t utf8_at(std::string_view s, std::size_t i, char32_t& cp) noexcept {
 namespace {
 
 bool breaks_or_reorders(char32_t cp) noexcept {
-    return (cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || cp == 0x200e || cp == 0x200f || cp == 0x2028 ||
-           cp == 0x2029 || (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+    return (cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || cp == 0x200e || cp == 0x200f || cp == 0x2028 || cp == 0x2029 ||
+           (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
 }
 
 // `backslash`: escape '\\' too (values); the sink's safety net leaves it, so text already
@@ -139,15 +148,15 @@ std::string escape(std::string_view s, bool backslash) {
         if (c < 0x80) {
             ++i;
             switch (c) {
-                case '\a': out += "\\a"; continue;
-                case '\b': out += "\\b"; continue;
-                case '\f': out += "\\f"; continue;
-                case '\n': out += "\\n"; continue;
-                case '\r': out += "\\r"; continue;
-                case '\t': out += "\\t"; continue;
-                case '\v': out += "\\v"; continue;
-                case '\\': out += backslash ? "\\\\" : "\\"; continue;
-                default: break;
+            case '\a': out += "\\a"; continue;
+            case '\b': out += "\\b"; continue;
+            case '\f': out += "\\f"; continue;
+            case '\n': out += "\\n"; continue;
+            case '\r': out += "\\r"; continue;
+            case '\t': out += "\\t"; continue;
+            case '\v': out += "\\v"; continue;
+            case '\\': out += backslash ? "\\\\" : "\\"; continue;
+            default: break;
             }
             if (c < 0x20 || c == 0x7f) {
                 out += "\\x";

@@ -59,6 +59,6 @@ void set_status_line(std::string text);
 
 // The level check comes first so a disabled line costs one relaxed load, not a record.
 // (A for statement, not an if, so `if (x) CA_LOG(info) << ...; else ...` stays unambiguous.)
-#define CA_LOG(lvl)                                                                                   \
+#define CA_LOG(lvl)                                                                                           \
     for (bool ca_log_on_ = ::ca::agent::log_enabled(::ca::agent::Level::lvl); ca_log_on_; ca_log_on_ = false) \
-        BOOST_LOG_SEV(::ca::agent::logger(), ::ca::agent::Level::lvl)
+    BOOST_LOG_SEV(::ca::agent::logger(), ::ca::agent::Level::lvl)

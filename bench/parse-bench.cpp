@@ -65,8 +65,7 @@ std::string long_escaped(unsigned i) {
 template <class Make>
 Case make_case(const char* name, Make make, unsigned pool) {
     Case c{name, {}};
-    for (unsigned i = 0; i < pool; ++i)
-        c.files.push_back(make(i));
+    for (unsigned i = 0; i < pool; ++i) c.files.push_back(make(i));
     return c;
 }
 
@@ -79,8 +78,7 @@ double batch_ns(const Case& c, unsigned rounds) {
     for (unsigned r = 0; r < rounds; ++r) {
         for (const auto& f : c.files) {
             auto q = ca::proto::parse_ask_file(f);
-            if (!q)
-                return -1;
+            if (!q) return -1;
             sink += q->socket.size();
         }
     }
@@ -100,8 +98,7 @@ void reply_cost(unsigned reps) {
         std::vector<double> t;
         for (unsigned r = 0; r < reps; ++r) {
             const auto t0 = Clock::now();
-            for (int i = 0; i < 2000; ++i)
-                body();
+            for (int i = 0; i < 2000; ++i) body();
             const auto t1 = Clock::now();
             t.push_back(static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()) /
                         2000.0);
@@ -124,8 +121,8 @@ void reply_cost(unsigned reps) {
     ca::proto::wipe(reused, sizeof reused);
     std::printf("%-32s %8s %10.1f\n%-32s %8s %10.1f\n", "reply: encode_reply (own pages)", "-", encode,
                 "reply: copy into a reused buffer", "-", copy);
-    std::printf("parse-bench-result case=encode_reply ns=%.1f\nparse-bench-result case=reused_buffer ns=%.1f\n",
-                encode, copy);
+    std::printf("parse-bench-result case=encode_reply ns=%.1f\nparse-bench-result case=reused_buffer ns=%.1f\n", encode,
+                copy);
 }
 
 }  // namespace
@@ -141,13 +138,11 @@ int main(int argc, char** argv) {
     bool ok = true;
     for (const auto& c : cases) {
         std::size_t bytes = 0;
-        for (const auto& f : c.files)
-            bytes += f.size();
+        for (const auto& f : c.files) bytes += f.size();
         const double avg_bytes = static_cast<double>(bytes) / static_cast<double>(c.files.size());
         (void)batch_ns(c, 2);  // warm caches and the allocator
         std::vector<double> t;
-        for (unsigned r = 0; r < reps; ++r)
-            t.push_back(batch_ns(c, rounds));
+        for (unsigned r = 0; r < reps; ++r) t.push_back(batch_ns(c, rounds));
         if (std::any_of(t.begin(), t.end(), [](double x) { return x < 0; })) {
             std::printf("%-32s a file failed to parse\n", c.name);
             ok = false;

@@ -9,16 +9,16 @@ namespace ca::proto {
 
 const char* to_string(AskError e) noexcept {
     switch (e) {
-        case AskError::too_large: return "too-large";
-        case AskError::binary: return "binary";
-        case AskError::no_section: return "no-section";
-        case AskError::bad_line: return "bad-line";
-        case AskError::duplicate_key: return "duplicate-key";
-        case AskError::bad_number: return "bad-number";
-        case AskError::bad_boolean: return "bad-boolean";
-        case AskError::missing_pid: return "missing-pid";
-        case AskError::missing_socket: return "missing-socket";
-        case AskError::bad_socket: return "bad-socket";
+    case AskError::too_large: return "too-large";
+    case AskError::binary: return "binary";
+    case AskError::no_section: return "no-section";
+    case AskError::bad_line: return "bad-line";
+    case AskError::duplicate_key: return "duplicate-key";
+    case AskError::bad_number: return "bad-number";
+    case AskError::bad_boolean: return "bad-boolean";
+    case AskError::missing_pid: return "missing-pid";
+    case AskError::missing_socket: return "missing-socket";
+    case AskError::bad_socket: return "bad-socket";
     }
     return "unknown";
 }
@@ -55,8 +55,8 @@ std::optional<Int> parse_decimal(std::string_view s) {
 }
 
 enum Key : unsigned { kPid, kSocket, kAcceptCached, kEcho, kNotAfter, kSilent, kMessage, kIcon, kId, kKeyCount };
-constexpr std::array<std::string_view, kKeyCount> kKeyNames = {
-    "PID", "Socket", "AcceptCached", "Echo", "NotAfter", "Silent", "Message", "Icon", "Id"};
+constexpr std::array<std::string_view, kKeyCount> kKeyNames = {"PID",    "Socket",  "AcceptCached", "Echo", "NotAfter",
+                                                               "Silent", "Message", "Icon",         "Id"};
 
 AskParseError err(AskError k, unsigned line, std::string reason) { return {k, line, std::move(reason)}; }
 
@@ -72,9 +72,9 @@ std::optional<bool> parse_boolean(std::string_view s) noexcept {
 
 Expected<Question, AskParseError> parse_ask_file(std::string_view text) {
     if (text.size() > kAskFileMaxSize)
-        return unexpected(err(AskError::too_large, 0,
-                              "file is " + std::to_string(text.size()) + " bytes, the limit is " +
-                                  std::to_string(kAskFileMaxSize)));
+        return unexpected(
+            err(AskError::too_large, 0,
+                "file is " + std::to_string(text.size()) + " bytes, the limit is " + std::to_string(kAskFileMaxSize)));
 
     Question q;
     std::array<unsigned, kKeyCount> seen_at{};  // line where each key was seen, 0 = not seen
@@ -100,8 +100,7 @@ Expected<Question, AskParseError> parse_ask_file(std::string_view text) {
             continue;
         }
         const auto eq = line.find('=');
-        if (eq == std::string_view::npos)
-            return unexpected(err(AskError::bad_line, lineno, "expected Key=Value"));
+        if (eq == std::string_view::npos) return unexpected(err(AskError::bad_line, lineno, "expected Key=Value"));
         if (!in_ask) continue;  // keys of other sections are not ours to judge
         const auto key = trim(line.substr(0, eq));
         const auto value = trim(line.substr(eq + 1));
@@ -110,8 +109,9 @@ Expected<Question, AskParseError> parse_ask_file(std::string_view text) {
         if (it == kKeyNames.end()) continue;  // unknown keys are ignored, as systemd does
         const auto k = static_cast<Key>(it - kKeyNames.begin());
         if (seen_at[k] != 0)
-            return unexpected(err(AskError::duplicate_key, lineno,
-                                  std::string(key) + "= given twice (first on line " + std::to_string(seen_at[k]) + ")"));
+            return unexpected(
+                err(AskError::duplicate_key, lineno,
+                    std::string(key) + "= given twice (first on line " + std::to_string(seen_at[k]) + ")"));
         seen_at[k] = lineno;
 
         auto boolean = [&](bool& out) -> std::optional<AskParseError> {
@@ -122,36 +122,34 @@ Expected<Question, AskParseError> parse_ask_file(std::string_view text) {
         };
         std::optional<AskParseError> e;
         switch (k) {
-            case kPid: {
-                auto v = parse_decimal<std::int64_t>(value);
-                // pid_t is 32-bit; the kernel's pid_max is at most 2^22.
-                if (!v || *v <= 0 || *v > INT32_MAX)
-                    e = err(AskError::bad_number, lineno, "PID= is not a positive process ID");
-                else
-                    q.pid = *v;
-                break;
-            }
-            case kNotAfter: {
-                auto v = parse_decimal<std::uint64_t>(value);
-                if (!v) e = err(AskError::bad_number, lineno, "NotAfter= is not an unsigned 64-bit number");
-                else q.not_after_us = *v;
-                break;
-            }
-            case kSocket:
-                if (value.empty() || value.front() != '/')
-                    e = err(AskError::bad_socket, lineno, "Socket= is not an absolute path");
-                else if (value.size() > kSunPathMax)
-                    e = err(AskError::bad_socket, lineno, "Socket= is longer than a socket address can hold");
-                else
-                    q.socket = std::string(value);
-                break;
-            case kAcceptCached: e = boolean(q.accept_cached); break;
-            case kEcho: e = boolean(q.echo); break;
-            case kSilent: e = boolean(q.silent); break;
-            case kMessage: q.message = std::string(value); break;
-            case kIcon: q.icon = std::string(value); break;
-            case kId: q.id = std::string(value); break;
-            case kKeyCount: break;
+        case kPid: {
+            auto v = parse_decimal<std::int64_t>(value);
+            // pid_t is 32-bit; the kernel's pid_max is at most 2^22.
+            if (!v || *v <= 0 || *v > INT32_MAX)
+                e = err(AskError::bad_number, lineno, "PID= is not a positive process ID");
+            else q.pid = *v;
+            break;
+        }
+        case kNotAfter: {
+            auto v = parse_decimal<std::uint64_t>(value);
+            if (!v) e = err(AskError::bad_number, lineno, "NotAfter= is not an unsigned 64-bit number");
+            else q.not_after_us = *v;
+            break;
+        }
+        case kSocket:
+            if (value.empty() || value.front() != '/')
+                e = err(AskError::bad_socket, lineno, "Socket= is not an absolute path");
+            else if (value.size() > kSunPathMax)
+                e = err(AskError::bad_socket, lineno, "Socket= is longer than a socket address can hold");
+            else q.socket = std::string(value);
+            break;
+        case kAcceptCached: e = boolean(q.accept_cached); break;
+        case kEcho: e = boolean(q.echo); break;
+        case kSilent: e = boolean(q.silent); break;
+        case kMessage: q.message = std::string(value); break;
+        case kIcon: q.icon = std::string(value); break;
+        case kId: q.id = std::string(value); break;
+        case kKeyCount: break;
         }
         if (e) return unexpected(std::move(*e));
     }

@@ -25,33 +25,31 @@ inline constexpr std::size_t kAskFileMaxSize = std::size_t{16} * 1024;
 inline constexpr std::uint64_t kNotAfterNever = UINT64_MAX;
 
 struct Question {
-    std::int64_t pid = 0;            // PID= of the asker, > 0
-    std::string socket;              // Socket=, an absolute path (as written; may contain "//")
-    bool accept_cached = false;      // AcceptCached=
-    bool echo = false;               // Echo=
-    std::uint64_t not_after_us = 0;  // NotAfter=, CLOCK_MONOTONIC µs; 0 = never
-    bool silent = false;             // Silent=
+    std::int64_t pid = 0;                // PID= of the asker, > 0
+    std::string socket;                  // Socket=, an absolute path (as written; may contain "//")
+    bool accept_cached = false;          // AcceptCached=
+    bool echo = false;                   // Echo=
+    std::uint64_t not_after_us = 0;      // NotAfter=, CLOCK_MONOTONIC µs; 0 = never
+    bool silent = false;                 // Silent=
     std::optional<std::string> message;  // Message=, as written (systemd 252 writes it unescaped)
     std::optional<std::string> icon;     // Icon=
     std::optional<std::string> id;       // Id=, e.g. "cryptsetup:/dev/vda2"
 
     // True if the question has a deadline (NotAfter set and not UINT64_MAX).
-    [[nodiscard]] bool has_deadline() const noexcept {
-        return not_after_us != 0 && not_after_us != kNotAfterNever;
-    }
+    [[nodiscard]] bool has_deadline() const noexcept { return not_after_us != 0 && not_after_us != kNotAfterNever; }
 };
 
 enum class AskError {
-    too_large,         // over kAskFileMaxSize
-    binary,            // NUL or other control byte in the file
-    no_section,        // no [Ask] section
-    bad_line,          // a line that is neither comment, section nor key=value
-    duplicate_key,     // a known key given twice (systemd would take the last; we refuse to guess)
-    bad_number,        // PID or NotAfter not a decimal number in range
-    bad_boolean,       // AcceptCached/Echo/Silent not a boolean systemd accepts
+    too_large,      // over kAskFileMaxSize
+    binary,         // NUL or other control byte in the file
+    no_section,     // no [Ask] section
+    bad_line,       // a line that is neither comment, section nor key=value
+    duplicate_key,  // a known key given twice (systemd would take the last; we refuse to guess)
+    bad_number,     // PID or NotAfter not a decimal number in range
+    bad_boolean,    // AcceptCached/Echo/Silent not a boolean systemd accepts
     missing_pid,
     missing_socket,
-    bad_socket,        // Socket= not an absolute path, or longer than sun_path allows
+    bad_socket,  // Socket= not an absolute path, or longer than sun_path allows
 };
 
 struct AskParseError {

@@ -12,21 +12,21 @@ namespace ca::proto {
 
 const char* to_string(Origin o) noexcept {
     switch (o) {
-        case Origin::put: return "put";
-        case Origin::harvested: return "typed";
-        case Origin::card: return "card";
+    case Origin::put: return "put";
+    case Origin::harvested: return "typed";
+    case Origin::card: return "card";
     }
     return "unknown";
 }
 
 const char* to_string(CacheCodecError e) noexcept {
     switch (e) {
-        case CacheCodecError::truncated: return "truncated";
-        case CacheCodecError::bad_magic: return "not a crypt-agent cache (bad magic)";
-        case CacheCodecError::too_many: return "too many entries";
-        case CacheCodecError::too_large: return "too large";
-        case CacheCodecError::bad_value: return "invalid value";
-        case CacheCodecError::trailing_bytes: return "trailing bytes";
+    case CacheCodecError::truncated: return "truncated";
+    case CacheCodecError::bad_magic: return "not a crypt-agent cache (bad magic)";
+    case CacheCodecError::too_many: return "too many entries";
+    case CacheCodecError::too_large: return "too large";
+    case CacheCodecError::bad_value: return "invalid value";
+    case CacheCodecError::trailing_bytes: return "trailing bytes";
     }
     return "unknown";
 }
@@ -43,9 +43,14 @@ constexpr std::string_view kLegacyNext = "crypt-agent:card-next:";
 // ever sits in an unlocked, growable buffer.
 struct Writer {
     unsigned char* p;
-    void bytes(const void* d, std::size_t n) { if (n) std::memcpy(p, d, n); p += n; }
-    template <class Int> void num(Int v) {
-        for (std::size_t i = 0; i < sizeof(Int); ++i) *p++ = static_cast<unsigned char>(static_cast<std::uint64_t>(v) >> (8 * i));
+    void bytes(const void* d, std::size_t n) {
+        if (n) std::memcpy(p, d, n);
+        p += n;
+    }
+    template <class Int>
+    void num(Int v) {
+        for (std::size_t i = 0; i < sizeof(Int); ++i)
+            *p++ = static_cast<unsigned char>(static_cast<std::uint64_t>(v) >> (8 * i));
     }
 };
 
@@ -58,7 +63,8 @@ struct Reader {
         pos += n;
         return true;
     }
-    template <class Int> bool num(Int& v) {
+    template <class Int>
+    bool num(Int& v) {
         const unsigned char* b;
         if (!take(sizeof(Int), b)) return false;
         std::uint64_t x = 0;
@@ -89,12 +95,15 @@ bool take_legacy_response(CachedCandidate& c, std::vector<CardResponse>& out) {
     auto response = secret_from_hex(c.value.bytes());
     if (seed && !seed->empty() && seed->size() <= kCacheMaxSeed && response && !response->empty() &&
         response->size() <= kCacheMaxResponse && out.size() < kCacheMaxCardResponses)
-        out.push_back({next ? CardResponse::Kind::next : CardResponse::Kind::current, std::move(*seed), std::move(*response)});
+        out.push_back(
+            {next ? CardResponse::Kind::next : CardResponse::Kind::current, std::move(*seed), std::move(*response)});
     return true;
 }
 
 // A candidate without its learning lists (their two counts included).
-std::size_t fixed_size(const CachedCandidate& c) { return 4 + c.value.size() + 1 + 1 + 8 + patterns_size(c.patterns) + 4 + 4; }
+std::size_t fixed_size(const CachedCandidate& c) {
+    return 4 + c.value.size() + 1 + 1 + 8 + patterns_size(c.patterns) + 4 + 4;
+}
 
 }  // namespace
 

@@ -43,8 +43,8 @@ inline constexpr std::size_t kCacheMaxListEntries = 256;  // patterns per candid
 inline constexpr std::size_t kCacheMaxIdHashes = 256;     // per learning list
 // Card responses: one per seed generation of each card volume, plus the fresh seed's.
 inline constexpr std::size_t kCacheMaxCardResponses = 64;
-inline constexpr std::size_t kCacheMaxSeed = 1024;       // an EC key's seed is a point: still small
-inline constexpr std::size_t kCacheMaxResponse = 4096;   // RSA-4096 signs 512 bytes
+inline constexpr std::size_t kCacheMaxSeed = 1024;      // an EC key's seed is a point: still small
+inline constexpr std::size_t kCacheMaxResponse = 4096;  // RSA-4096 signs 512 bytes
 
 // The hash an Id is learnt under.  SipHash-2-4 under a fixed key: every instance of the boot
 // (initramfs, real root, a restart) must agree, and Ids are not secret.
@@ -60,9 +60,9 @@ enum class Origin : std::uint8_t {
 struct CachedCandidate {
     Secret value;
     Origin origin = Origin::put;
-    bool opened = false;                   // some volume accepted it this boot
-    std::uint64_t added_us = 0;            // CLOCK_BOOTTIME when it joined the cache
-    std::vector<std::string> patterns;     // Id globs it may answer; empty = the agent's own patterns
+    bool opened = false;                     // some volume accepted it this boot
+    std::uint64_t added_us = 0;              // CLOCK_BOOTTIME when it joined the cache
+    std::vector<std::string> patterns;       // Id globs it may answer; empty = the agent's own patterns
     std::vector<std::uint64_t> sent_to;      // id_hash of the Ids it was sent to, not yet judged
     std::vector<std::uint64_t> rejected_by;  // id_hash of the Ids that asked again after it was sent: wrong there
 };

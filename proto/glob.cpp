@@ -8,7 +8,10 @@ namespace {
 std::size_t match_class(std::string_view p, std::size_t pi, char c, bool& matched) {
     std::size_t i = pi + 1;
     bool negate = false;
-    if (i < p.size() && (p[i] == '!' || p[i] == '^')) { negate = true; ++i; }
+    if (i < p.size() && (p[i] == '!' || p[i] == '^')) {
+        negate = true;
+        ++i;
+    }
     bool any = false;
     bool first = true;
     while (i < p.size() && (first || p[i] != ']')) {
@@ -37,19 +40,42 @@ bool glob_match(std::string_view p, std::string_view t) noexcept {
     while (ti < t.size()) {
         if (pi < p.size()) {
             const char pc = p[pi];
-            if (pc == '*') { star_p = pi++; star_t = ti; continue; }
-            if (pc == '?') { ++pi; ++ti; continue; }
+            if (pc == '*') {
+                star_p = pi++;
+                star_t = ti;
+                continue;
+            }
+            if (pc == '?') {
+                ++pi;
+                ++ti;
+                continue;
+            }
             if (pc == '[') {
                 bool m = false;
                 auto next = match_class(p, pi, t[ti], m);
                 if (next == std::string_view::npos) {
-                    if (t[ti] == '[') { ++pi; ++ti; continue; }  // literal '['
-                } else if (m) { pi = next; ++ti; continue; }
+                    if (t[ti] == '[') {
+                        ++pi;
+                        ++ti;
+                        continue;
+                    }  // literal '['
+                } else if (m) {
+                    pi = next;
+                    ++ti;
+                    continue;
+                }
             } else {
                 char lit = pc;
                 std::size_t adv = 1;
-                if (pc == '\\' && pi + 1 < p.size()) { lit = p[pi + 1]; adv = 2; }
-                if (lit == t[ti]) { pi += adv; ++ti; continue; }
+                if (pc == '\\' && pi + 1 < p.size()) {
+                    lit = p[pi + 1];
+                    adv = 2;
+                }
+                if (lit == t[ti]) {
+                    pi += adv;
+                    ++ti;
+                    continue;
+                }
             }
         }
         if (star_p == std::string_view::npos) return false;

@@ -8,10 +8,10 @@ namespace ca::proto {
 
 const char* to_string(ReplyError e) noexcept {
     switch (e) {
-        case ReplyError::no_candidates: return "no candidates";
-        case ReplyError::empty_candidate: return "an empty candidate";
-        case ReplyError::nul_in_candidate: return "a candidate contains a NUL byte";
-        case ReplyError::too_large: return "the reply would exceed 2049 bytes";
+    case ReplyError::no_candidates: return "no candidates";
+    case ReplyError::empty_candidate: return "an empty candidate";
+    case ReplyError::nul_in_candidate: return "a candidate contains a NUL byte";
+    case ReplyError::too_large: return "the reply would exceed 2049 bytes";
     }
     return "unknown";
 }

@@ -139,28 +139,47 @@ std::uint64_t load64(const unsigned char* p) {
 struct SipState {
     std::uint64_t v0, v1, v2, v3;
     void round() {
-        v0 += v1; v1 = rotl(v1, 13); v1 ^= v0; v0 = rotl(v0, 32);
-        v2 += v3; v3 = rotl(v3, 16); v3 ^= v2;
-        v0 += v3; v3 = rotl(v3, 21); v3 ^= v0;
-        v2 += v1; v1 = rotl(v1, 17); v1 ^= v2; v2 = rotl(v2, 32);
+        v0 += v1;
+        v1 = rotl(v1, 13);
+        v1 ^= v0;
+        v0 = rotl(v0, 32);
+        v2 += v3;
+        v3 = rotl(v3, 16);
+        v3 ^= v2;
+        v0 += v3;
+        v3 = rotl(v3, 21);
+        v3 ^= v0;
+        v2 += v1;
+        v1 = rotl(v1, 17);
+        v1 ^= v2;
+        v2 = rotl(v2, 32);
     }
 };
 }  // namespace
 
 std::uint64_t siphash24(std::uint64_t k0, std::uint64_t k1, std::span<const unsigned char> in) noexcept {
-    SipState s{k0 ^ 0x736f6d6570736575ULL, k1 ^ 0x646f72616e646f6dULL,
-               k0 ^ 0x6c7967656e657261ULL, k1 ^ 0x7465646279746573ULL};
+    SipState s{k0 ^ 0x736f6d6570736575ULL, k1 ^ 0x646f72616e646f6dULL, k0 ^ 0x6c7967656e657261ULL,
+               k1 ^ 0x7465646279746573ULL};
     const std::size_t n = in.size();
     const std::size_t full = n - n % 8;
     for (std::size_t i = 0; i < full; i += 8) {
         std::uint64_t m = load64(in.data() + i);
-        s.v3 ^= m; s.round(); s.round(); s.v0 ^= m;
+        s.v3 ^= m;
+        s.round();
+        s.round();
+        s.v0 ^= m;
     }
     std::uint64_t b = static_cast<std::uint64_t>(n) << 56;
     for (std::size_t i = full; i < n; ++i) b |= static_cast<std::uint64_t>(in[i]) << (8 * (i - full));
-    s.v3 ^= b; s.round(); s.round(); s.v0 ^= b;
+    s.v3 ^= b;
+    s.round();
+    s.round();
+    s.v0 ^= b;
     s.v2 ^= 0xff;
-    s.round(); s.round(); s.round(); s.round();
+    s.round();
+    s.round();
+    s.round();
+    s.round();
     return s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
 }
 

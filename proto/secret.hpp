@@ -24,8 +24,8 @@ public:
     // A locked copy of `bytes`.  The caller wipes its own copy.
     static Secret copy_of(std::span<const unsigned char> bytes);
     static Secret copy_of(std::string_view bytes) {
-        return copy_of(std::span<const unsigned char>(
-            reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()));
+        return copy_of(
+            std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()));
     }
 
     Secret(Secret&& other) noexcept;
@@ -83,6 +83,7 @@ public:
     explicit FingerprintKey(std::span<const unsigned char, 16> key) noexcept;
     [[nodiscard]] std::string fingerprint(const Secret& s) const;
     [[nodiscard]] std::string fingerprint(std::span<const unsigned char> bytes) const;
+
 private:
     std::uint64_t k0_, k1_;
 };

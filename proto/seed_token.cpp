@@ -19,11 +19,14 @@ namespace {
 struct JsonValue;
 using JsonObject = std::map<std::string, JsonValue, std::less<>>;
 using JsonArray = std::vector<JsonValue>;
-struct JsonNumber { std::string text; };
-struct JsonLiteral { std::string text; };  // true, false, null
+struct JsonNumber {
+    std::string text;
+};
+struct JsonLiteral {
+    std::string text;
+};  // true, false, null
 struct JsonValue {
-    std::variant<std::string, JsonNumber, JsonLiteral,
-                 std::shared_ptr<JsonObject>, std::shared_ptr<JsonArray>> v;
+    std::variant<std::string, JsonNumber, JsonLiteral, std::shared_ptr<JsonObject>, std::shared_ptr<JsonArray>> v;
 };
 
 constexpr int kMaxDepth = 16;
@@ -42,19 +45,19 @@ public:
     }
 
 private:
-    static SeedResult<JsonValue> fail(std::string reason) {
-        return unexpected(SeedCodecError{std::move(reason)});
-    }
+    static SeedResult<JsonValue> fail(std::string reason) { return unexpected(SeedCodecError{std::move(reason)}); }
 
     void skip_space() {
-        while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\n' ||
-                                    s_[pos_] == '\t' || s_[pos_] == '\r'))
+        while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\n' || s_[pos_] == '\t' || s_[pos_] == '\r'))
             ++pos_;
     }
 
     bool eat(char c) {
         skip_space();
-        if (pos_ < s_.size() && s_[pos_] == c) { ++pos_; return true; }
+        if (pos_ < s_.size() && s_[pos_] == c) {
+            ++pos_;
+            return true;
+        }
         return false;
     }
 
@@ -93,8 +96,7 @@ private:
             auto v = value(depth + 1);
             if (!v) return v;
             // A duplicated key could make two readers see two records: refuse it.
-            if (!obj->emplace(std::move(*key), std::move(*v)).second)
-                return fail("duplicate key in JSON object");
+            if (!obj->emplace(std::move(*key), std::move(*v)).second) return fail("duplicate key in JSON object");
         } while (eat(','));
         if (!eat('}')) return fail("'}' expected in JSON object");
         return JsonValue{obj};
@@ -121,11 +123,16 @@ private:
             if (c == '"') return out;
             if (static_cast<unsigned char>(c) < 0x20)
                 return unexpected(SeedCodecError{"control character in JSON string"});
-            if (c != '\\') { out.push_back(c); continue; }
+            if (c != '\\') {
+                out.push_back(c);
+                continue;
+            }
             if (pos_ >= s_.size()) break;
             const char e = s_[pos_++];
             switch (e) {
-            case '"': case '\\': case '/': out.push_back(e); break;
+            case '"':
+            case '\\':
+            case '/': out.push_back(e); break;
             case 'b': out.push_back('\b'); break;
             case 'f': out.push_back('\f'); break;
             case 'n': out.push_back('\n'); break;
@@ -151,9 +158,8 @@ private:
     SeedResult<JsonValue> number() {
         const std::size_t start = pos_;
         if (s_[pos_] == '-') ++pos_;
-        while (pos_ < s_.size() && ((s_[pos_] >= '0' && s_[pos_] <= '9') || s_[pos_] == '.' ||
-                                    s_[pos_] == 'e' || s_[pos_] == 'E' || s_[pos_] == '+' ||
-                                    s_[pos_] == '-'))
+        while (pos_ < s_.size() && ((s_[pos_] >= '0' && s_[pos_] <= '9') || s_[pos_] == '.' || s_[pos_] == 'e' ||
+                                    s_[pos_] == 'E' || s_[pos_] == '+' || s_[pos_] == '-'))
             ++pos_;
         return JsonValue{JsonNumber{std::string(s_.substr(start, pos_ - start))}};
     }
@@ -169,9 +175,7 @@ const JsonValue* member(const JsonObject& o, std::string_view key) {
     return it == o.end() ? nullptr : &it->second;
 }
 
-const std::string* as_string(const JsonValue* v) {
-    return v ? std::get_if<std::string>(&v->v) : nullptr;
-}
+const std::string* as_string(const JsonValue* v) { return v ? std::get_if<std::string>(&v->v) : nullptr; }
 
 const JsonObject* as_object(const JsonValue* v) {
     if (!v) return nullptr;
@@ -189,8 +193,7 @@ std::optional<std::uint64_t> as_uint(const JsonValue* v) {
     return out;
 }
 
-SeedResult<std::optional<SeedGeneration>> generation_from(const JsonObject& root,
-                                                          std::string_view key) {
+SeedResult<std::optional<SeedGeneration>> generation_from(const JsonObject& root, std::string_view key) {
     const JsonValue* v = member(root, key);
     if (!v) return std::optional<SeedGeneration>{};
     const JsonObject* o = as_object(v);
@@ -202,15 +205,13 @@ SeedResult<std::optional<SeedGeneration>> generation_from(const JsonObject& root
     const std::string* seed_hex = as_string(member(*o, "seed"));
     if (!seed_hex) return bad("missing seed");
     auto seed = from_hex(*seed_hex);
-    if (!seed || seed->empty() || seed->size() > kSeedMaxBytes)
-        return bad("seed is not 1 to 240 bytes of hex");
+    if (!seed || seed->empty() || seed->size() > kSeedMaxBytes) return bad("seed is not 1 to 240 bytes of hex");
     g.seed = std::move(*seed);
     auto gen = as_uint(member(*o, "generation"));
     if (!gen) return bad("generation is not an unsigned integer");
     g.generation = *gen;
     auto slot = as_uint(member(*o, "keyslot"));
-    if (!slot || *slot > static_cast<std::uint64_t>(kMaxKeyslot))
-        return bad("keyslot is not 0 to 31");
+    if (!slot || *slot > static_cast<std::uint64_t>(kMaxKeyslot)) return bad("keyslot is not 0 to 31");
     g.keyslot = static_cast<int>(*slot);
     if (const JsonValue* salt = member(*o, "keyslot_salt")) {
         const std::string* text = as_string(salt);
@@ -264,8 +265,10 @@ SeedResult<SeedRecord> record_from(const JsonObject& root) {
 void append_quoted(std::string& out, std::string_view s) {
     out.push_back('"');
     for (char c : s) {
-        if (c == '"' || c == '\\') { out.push_back('\\'); out.push_back(c); }
-        else if (static_cast<unsigned char>(c) < 0x20) {
+        if (c == '"' || c == '\\') {
+            out.push_back('\\');
+            out.push_back(c);
+        } else if (static_cast<unsigned char>(c) < 0x20) {
             static constexpr char hex[] = "0123456789abcdef";
             out += "\\u00";
             out.push_back(hex[(c >> 4) & 0xf]);
@@ -368,8 +371,7 @@ SeedResult<StoreRecord> decode_store_record(std::string_view text) {
     const std::string_view line = text.substr(0, nl + 1);
     const std::string_view rest = text.substr(nl + 1);
     constexpr std::string_view prefix = "crc32 ";
-    if (rest.size() != prefix.size() + 9 || rest.substr(0, prefix.size()) != prefix ||
-        rest.back() != '\n')
+    if (rest.size() != prefix.size() + 9 || rest.substr(0, prefix.size()) != prefix || rest.back() != '\n')
         return bad("store record checksum line is malformed (torn write?)");
     std::uint32_t want = 0;
     const std::string_view hex = rest.substr(prefix.size(), 8);
@@ -378,8 +380,7 @@ SeedResult<StoreRecord> decode_store_record(std::string_view text) {
         if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
             return bad("store record checksum is not lowercase hex");
     auto [p, ec] = std::from_chars(hex.data(), hex.data() + hex.size(), want, 16);
-    if (ec != std::errc{} || p != hex.data() + hex.size())
-        return bad("store record checksum is not hex");
+    if (ec != std::errc{} || p != hex.data() + hex.size()) return bad("store record checksum is not hex");
     if (crc32(as_bytes(line)) != want) return bad("store record checksum mismatch (corrupted)");
 
     auto doc = JsonReader(line.substr(0, line.size() - 1)).document();
@@ -422,6 +423,5 @@ std::uint32_t crc32(std::span<const unsigned char> bytes) noexcept {
     for (unsigned char b : bytes) c = table[(c ^ b) & 0xffu] ^ (c >> 8);
     return c ^ 0xFFFFFFFFu;
 }
-
 
 }  // namespace ca::proto

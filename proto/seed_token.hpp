@@ -88,8 +88,7 @@ using SeedResult = Expected<T, SeedCodecError>;
 // LUKS2 token JSON.  `bound_keyslots` are the keyslots listed in the token's
 // "keyslots" array: LUKS2 refuses a token bound to a keyslot that does not
 // exist, so the caller passes the agent keyslots that are active right now.
-[[nodiscard]] std::string encode_seed_token(const SeedRecord& record,
-                                            std::span<const int> bound_keyslots);
+[[nodiscard]] std::string encode_seed_token(const SeedRecord& record, std::span<const int> bound_keyslots);
 [[nodiscard]] SeedResult<SeedRecord> decode_seed_token(std::string_view json);
 
 // LUKS1 store file: "<json with uuid>\ncrc32 <8 hex>\n".
@@ -105,6 +104,5 @@ struct StoreRecord {
 
 // The "salt" of keyslot `slot` in a LUKS2 header's JSON (crypt_dump_json), if any.
 [[nodiscard]] std::optional<std::string> luks2_keyslot_salt(std::string_view header_json, int slot);
-
 
 }  // namespace ca::proto

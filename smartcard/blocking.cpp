@@ -26,8 +26,8 @@ Expected<std::vector<proto::Secret>> responses_blocking(const BlockingOptions& o
     deadline.expires_after(options.wait_for_card);
     deadline.async_wait([&](boost::system::error_code ec) {
         if (ec) return;
-        error = make_error(Errc::timeout, "no usable card answered within " +
-                                              std::to_string(options.wait_for_card.count()) + " ms");
+        error = make_error(Errc::timeout,
+                           "no usable card answered within " + std::to_string(options.wait_for_card.count()) + " ms");
         finish();
     });
     service->start();
@@ -51,10 +51,9 @@ Expected<std::vector<proto::Secret>> responses_blocking(const BlockingOptions& o
 }
 
 ChallengeFn make_challenge_fn(BlockingOptions options, bool check_determinism) {
-    return [options = std::move(options), check_determinism](
-               std::span<const unsigned char> seed) -> Expected<proto::Secret> {
-        auto r = responses_blocking(options, {std::vector<unsigned char>(seed.begin(), seed.end())},
-                                    check_determinism);
+    return [options = std::move(options),
+            check_determinism](std::span<const unsigned char> seed) -> Expected<proto::Secret> {
+        auto r = responses_blocking(options, {std::vector<unsigned char>(seed.begin(), seed.end())}, check_determinism);
         if (!r) return std::move(r).error();
         return std::move(r.value().front());
     };

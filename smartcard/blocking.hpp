@@ -22,7 +22,7 @@ using PinPromptFactory = std::function<std::unique_ptr<PinPrompt>(boost::asio::i
 struct BlockingOptions {
     CardOptions card;
     std::chrono::milliseconds wait_for_card{std::chrono::seconds(30)};
-    PinPromptFactory pin;           // empty: a card that needs a PIN fails with pin_required
+    PinPromptFactory pin;               // empty: a card that needs a PIN fails with pin_required
     CardService::NoticeHandler notice;  // empty: notices are dropped
 };
 
@@ -31,8 +31,7 @@ struct BlockingOptions {
 // Errors: timeout (no usable card within wait_for_card, or the watchdog),
 // pin_* errors, not_deterministic, card_status, bad_profile.
 [[nodiscard]] Expected<std::vector<proto::Secret>> responses_blocking(
-    const BlockingOptions& options, const std::vector<std::vector<unsigned char>>& seeds,
-    bool check_determinism);
+    const BlockingOptions& options, const std::vector<std::vector<unsigned char>>& seeds, bool check_determinism);
 
 // A ChallengeFn over responses_blocking, for the LUKS code.
 [[nodiscard]] ChallengeFn make_challenge_fn(BlockingOptions options, bool check_determinism);

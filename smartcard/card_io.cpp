@@ -19,29 +19,22 @@ Errc errc_of(LONG rv) noexcept {
         return Errc::no_service;
     case SCARD_E_UNKNOWN_READER:
     case SCARD_E_READER_UNAVAILABLE:
-    case SCARD_E_NO_READERS_AVAILABLE:
-        return Errc::no_reader;
-    case SCARD_E_NO_SMARTCARD:
-        return Errc::no_card;
+    case SCARD_E_NO_READERS_AVAILABLE: return Errc::no_reader;
+    case SCARD_E_NO_SMARTCARD: return Errc::no_card;
     case SCARD_W_REMOVED_CARD:
     case SCARD_E_NOT_TRANSACTED:  // what a card pulled mid-exchange looks like (LAB.md)
     case SCARD_W_UNRESPONSIVE_CARD:
-    case SCARD_W_UNPOWERED_CARD:
-        return Errc::card_removed;
-    case SCARD_W_RESET_CARD:
-        return Errc::card_reset;
-    case SCARD_E_SHARING_VIOLATION:
-        return Errc::card_busy;
-    case SCARD_E_CANCELLED:
-        return Errc::cancelled;
-    default:
-        return Errc::internal;
+    case SCARD_W_UNPOWERED_CARD: return Errc::card_removed;
+    case SCARD_W_RESET_CARD: return Errc::card_reset;
+    case SCARD_E_SHARING_VIOLATION: return Errc::card_busy;
+    case SCARD_E_CANCELLED: return Errc::cancelled;
+    default: return Errc::internal;
     }
 }
 
 Error status_error(std::string_view what, std::uint16_t sw, std::string_view reader) {
-    return make_error(Errc::card_status, std::string(what) + " answered SW " + sw_text(sw) +
-                                             " (card in \"" + std::string(reader) + "\")");
+    return make_error(Errc::card_status,
+                      std::string(what) + " answered SW " + sw_text(sw) + " (card in \"" + std::string(reader) + "\")");
 }
 
 // Response data without SW1 SW2, in locked memory; wipes the transport copy.
@@ -73,7 +66,7 @@ bool settle_pin(CardConnection& c, OperationRequest& req, ApduCounters* counters
     if (have_pin) {
         {
             proto::Secret apdu = verify_apdu(req.profile, *req.pin);
-            req.pin.reset();  // Secret's destructor wipes the PIN
+            req.pin.reset();     // Secret's destructor wipes the PIN
             if (apdu.empty()) {  // a PIN no VERIFY can carry: ask again, no try spent
                 stop = NeedPin{-1, false, {}, false, false};
                 return true;
@@ -84,22 +77,21 @@ bool settle_pin(CardConnection& c, OperationRequest& req, ApduCounters* counters
     } else {
         r = c.transmit(verify_status_apdu(req.profile), counters);
     }
-    if (!r) { stop = std::move(r).error(); return true; }
+    if (!r) {
+        stop = std::move(r).error();
+        return true;
+    }
     const auto sw = status_word(*r);
     const PinState st = pin_state_from_sw(sw);
     switch (st.kind) {
-    case PinState::verified:
-        verified = have_pin;
-        return false;
-    case PinState::tries_left:
-        stop = NeedPin{st.tries, have_pin, {}, false, false};
-        return true;
+    case PinState::verified: verified = have_pin; return false;
+    case PinState::tries_left: stop = NeedPin{st.tries, have_pin, {}, false, false}; return true;
     case PinState::blocked:
         stop = make_error(Errc::pin_blocked,
-                          "the card in \"" + c.reader() + "\" has blocked its PIN; unblock it with the card's PUK tool", 0);
+                          "the card in \"" + c.reader() + "\" has blocked its PIN; unblock it with the card's PUK tool",
+                          0);
         return true;
-    case PinState::unknown:
-        break;
+    case PinState::unknown: break;
     }
     // An unclear answer (6A88, 6D00...): the challenge decides, and its 6982 asks for the PIN.
     if (!have_pin) return false;
@@ -107,8 +99,8 @@ bool settle_pin(CardConnection& c, OperationRequest& req, ApduCounters* counters
     return true;
 }
 
-Expected<proto::Secret> one_challenge(CardConnection& c, const CardProfile& p,
-                                      std::span<const unsigned char> seed, ApduCounters* counters) {
+Expected<proto::Secret> one_challenge(CardConnection& c, const CardProfile& p, std::span<const unsigned char> seed,
+                                      ApduCounters* counters) {
     auto r = c.transmit(challenge_apdu(p, seed), counters);
     if (!r) return std::move(r).error();
     const auto sw = status_word(*r);
@@ -136,8 +128,8 @@ Expected<CardConnection> CardConnection::open(const std::string& reader) {
     if (rv != SCARD_S_SUCCESS) return pcsc_error(rv, "connecting to pcscd", "");
     SCARDHANDLE card = 0;
     DWORD protocol = 0;
-    rv = pcsc::connect(ctx, reader.c_str(), SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1,
-                      &card, &protocol);
+    rv = pcsc::connect(ctx, reader.c_str(), SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, &card,
+                       &protocol);
     if (rv != SCARD_S_SUCCESS) {
         pcsc::release_context(ctx);
         return pcsc_error(rv, "connecting to the card", reader);
@@ -164,8 +156,7 @@ std::vector<unsigned char> CardConnection::atr() const {
     DWORD atr_len = sizeof atr;
     DWORD state = 0, proto = 0;
     DWORD name_len = 0;
-    if (pcsc::status(card_, nullptr, &name_len, &state, &proto, atr, &atr_len) != SCARD_S_SUCCESS)
-        return {};
+    if (pcsc::status(card_, nullptr, &name_len, &state, &proto, atr, &atr_len) != SCARD_S_SUCCESS) return {};
     return {atr, atr + atr_len};
 }
 
@@ -183,8 +174,7 @@ Expected<std::vector<unsigned char>> CardConnection::transmit(std::span<const un
         unsigned char buf[MAX_BUFFER_SIZE_EXTENDED];
         DWORD len = sizeof buf;
         if (counters) ++counters->apdus;
-        const LONG rv = pcsc::transmit(card_, pci, cmd.data(), static_cast<DWORD>(cmd.size()), nullptr,
-                                      buf, &len);
+        const LONG rv = pcsc::transmit(card_, pci, cmd.data(), static_cast<DWORD>(cmd.size()), nullptr, buf, &len);
         proto::wipe(cmd.data(), cmd.size());  // may have held a PIN
         if (rv != SCARD_S_SUCCESS) {
             proto::wipe(out.data(), out.size());
@@ -194,8 +184,8 @@ Expected<std::vector<unsigned char>> CardConnection::transmit(std::span<const un
             proto::wipe(buf, sizeof buf);
             // vpcd (and some USB readers) report a card pulled mid-command as a
             // "successful" empty response: treat it as the removal it is.
-            return make_error(Errc::card_removed, "the card in reader \"" + reader_ +
-                                                      "\" broke off a command (removed?)");
+            return make_error(Errc::card_removed,
+                              "the card in reader \"" + reader_ + "\" broke off a command (removed?)");
         }
         const unsigned char sw1 = buf[len - 2], sw2 = buf[len - 1];
         if (sw1 == 0x6C && round == 0) {  // wrong Le: resend with the length the card wants
@@ -240,7 +230,10 @@ OperationResult run_operation(OperationRequest req, ApduCounters* counters) {
         }
         if (req.check_determinism) {
             auto second = one_challenge(c, req.profile, seed, counters);
-            if (!second) { c.close(verified); return std::move(second).error(); }
+            if (!second) {
+                c.close(verified);
+                return std::move(second).error();
+            }
             if (!first->equals(*second)) {
                 c.close(verified);
                 return make_error(Errc::not_deterministic,
@@ -273,8 +266,7 @@ Expected<std::vector<std::string>> list_readers() {
         }
     }
     pcsc::release_context(ctx);
-    if (rv != SCARD_S_SUCCESS && rv != SCARD_E_NO_READERS_AVAILABLE)
-        return pcsc_error(rv, "listing readers", "");
+    if (rv != SCARD_S_SUCCESS && rv != SCARD_E_NO_READERS_AVAILABLE) return pcsc_error(rv, "listing readers", "");
     return names;
 }
 
@@ -301,7 +293,10 @@ ReaderStatus probe_reader(const std::string& reader, const CardProfile& profile,
         return st;
     }
     auto r = conn->transmit(verify_status_apdu(profile), counters);
-    if (!r) { st.error = r.error(); return st; }
+    if (!r) {
+        st.error = r.error();
+        return st;
+    }
     const PinState ps = pin_state_from_sw(status_word(*r));
     switch (ps.kind) {
     case PinState::verified: st.pin = "verified (by another session)"; break;

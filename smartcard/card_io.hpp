@@ -68,8 +68,8 @@ struct OperationRequest {
     CardProfile profile;
     std::vector<std::vector<unsigned char>> seeds;
     std::optional<proto::Secret> pin;  // wiped right after VERIFY
-    bool check_determinism = false;     // ask each challenge twice and compare
-    bool pin_pad_login = false;         // PKCS#11: C_Login with a NULL PIN (the reader asks)
+    bool check_determinism = false;    // ask each challenge twice and compare
+    bool pin_pad_login = false;        // PKCS#11: C_Login with a NULL PIN (the reader asks)
 };
 
 // The card wants a PIN (first time: from an empty VERIFY; after a wrong PIN: from 63Cx).
@@ -103,7 +103,6 @@ struct ReaderStatus {
 
 // Lists readers; `Errc::no_service` if pcscd is not there.
 [[nodiscard]] Expected<std::vector<std::string>> list_readers();
-[[nodiscard]] ReaderStatus probe_reader(const std::string& reader, const CardProfile& profile,
-                                        ApduCounters* counters);
+[[nodiscard]] ReaderStatus probe_reader(const std::string& reader, const CardProfile& profile, ApduCounters* counters);
 
 }  // namespace ca::smartcard

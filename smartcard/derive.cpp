@@ -15,20 +15,20 @@
 namespace ca::smartcard {
 namespace {
 
-struct KdfFree { void operator()(EVP_KDF* k) const noexcept { crypto::EVP_KDF_free(k); } };
-struct KdfCtxFree { void operator()(EVP_KDF_CTX* c) const noexcept { crypto::EVP_KDF_CTX_free(c); } };
+struct KdfFree {
+    void operator()(EVP_KDF* k) const noexcept { crypto::EVP_KDF_free(k); }
+};
+struct KdfCtxFree {
+    void operator()(EVP_KDF_CTX* c) const noexcept { crypto::EVP_KDF_CTX_free(c); }
+};
 
 // OSSL_PARAM takes non-const pointers even for inputs it only reads.
-void* mutable_ptr(std::span<const unsigned char> s) {
-    return const_cast<unsigned char*>(s.data());
-}
+void* mutable_ptr(std::span<const unsigned char> s) { return const_cast<unsigned char*>(s.data()); }
 
 }  // namespace
 
-proto::Secret hkdf_sha256(std::span<const unsigned char> ikm,
-                          std::span<const unsigned char> salt,
-                          std::span<const unsigned char> info,
-                          std::size_t length) {
+proto::Secret hkdf_sha256(std::span<const unsigned char> ikm, std::span<const unsigned char> salt,
+                          std::span<const unsigned char> info, std::size_t length) {
     if (std::string why = crypto::load("deriving a volume's key from the card (HKDF-SHA256)"); !why.empty())
         throw std::runtime_error(why);
     std::unique_ptr<EVP_KDF, KdfFree> kdf(crypto::EVP_KDF_fetch(nullptr, "HKDF", nullptr));
@@ -60,19 +60,16 @@ proto::Secret hkdf_sha256(std::span<const unsigned char> ikm,
 
 std::string volume_info(std::string_view volume_uuid) {
     std::string info(kDeriveLabel);
-    for (char c : volume_uuid)
-        info.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+    for (char c : volume_uuid) info.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
     return info;
 }
 
-proto::Secret derive_volume_key(const proto::Secret& response,
-                                std::span<const unsigned char> seed,
+proto::Secret derive_volume_key(const proto::Secret& response, std::span<const unsigned char> seed,
                                 std::string_view volume_uuid) {
     const std::string info = volume_info(volume_uuid);
     const proto::Secret okm = hkdf_sha256(
         response.bytes(), seed,
-        std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(info.data()),
-                                       info.size()),
+        std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(info.data()), info.size()),
         kDerivedKeyBytes);
     return proto::to_hex_secret(okm.bytes());
 }

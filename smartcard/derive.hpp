@@ -36,24 +36,20 @@ inline constexpr std::size_t kDerivedKeyBytes = 32;
 // Raw RFC 5869 HKDF-SHA256 (extract then expand) into locked memory.
 // Throws std::runtime_error only if OpenSSL itself fails (out of memory):
 // there is no input for which it fails.
-[[nodiscard]] proto::Secret hkdf_sha256(std::span<const unsigned char> ikm,
-                                        std::span<const unsigned char> salt,
-                                        std::span<const unsigned char> info,
-                                        std::size_t length);
+[[nodiscard]] proto::Secret hkdf_sha256(std::span<const unsigned char> ikm, std::span<const unsigned char> salt,
+                                        std::span<const unsigned char> info, std::size_t length);
 
 // The info bytes for one volume: label || lowercased uuid (see above).
 [[nodiscard]] std::string volume_info(std::string_view volume_uuid);
 
 // The passphrase for one volume, as 64 lowercase hex characters in a Secret.
 // Throws only as hkdf_sha256 does.
-[[nodiscard]] proto::Secret derive_volume_key(const proto::Secret& response,
-                                              std::span<const unsigned char> seed,
+[[nodiscard]] proto::Secret derive_volume_key(const proto::Secret& response, std::span<const unsigned char> seed,
                                               std::string_view volume_uuid);
 
 // How LUKS code gets a card response without knowing PC/SC: give it a seed,
 // get the card's response (or an Error saying why not: no card, PIN refused,
 // watchdog...).  The smartcard Session provides one; tests can wrap anything.
-using ChallengeFn =
-    std::function<Expected<proto::Secret>(std::span<const unsigned char> seed)>;
+using ChallengeFn = std::function<Expected<proto::Secret>(std::span<const unsigned char> seed)>;
 
 }  // namespace ca::smartcard

@@ -5,7 +5,6 @@
 
 #include <dlfcn.h>
 
-
 namespace ca::smartcard::dl {
 namespace {
 

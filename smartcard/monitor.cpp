@@ -14,9 +14,7 @@ namespace {
 constexpr auto kRetryNoService = std::chrono::milliseconds(500);
 constexpr const char* kPnpReader = "\\\\?PnP?\\Notification";
 
-bool card_usable(DWORD state) {
-    return (state & SCARD_STATE_PRESENT) && !(state & SCARD_STATE_MUTE);
-}
+bool card_usable(DWORD state) { return (state & SCARD_STATE_PRESENT) && !(state & SCARD_STATE_MUTE); }
 
 }  // namespace
 
@@ -137,8 +135,7 @@ void Monitor::relist_readers() {
         }
     }
     for (const auto& n : names) {
-        auto known = std::find_if(readers_.begin(), readers_.end(),
-                                  [&n](const ReaderSlot& s) { return s.name == n; });
+        auto known = std::find_if(readers_.begin(), readers_.end(), [&n](const ReaderSlot& s) { return s.name == n; });
         if (known == readers_.end()) {
             readers_.push_back(ReaderSlot{n});
             emit({MonitorEvent::reader_added, n, {}, false});
@@ -192,12 +189,9 @@ void Monitor::run() {
         const LONG rv = pcsc::get_status_change(ctx_, INFINITE, rs.data(), static_cast<DWORD>(rs.size()));
         if (stopping_) break;
         switch (rv) {
-        case SCARD_S_SUCCESS:
-            report_changes(rs);
-            break;
+        case SCARD_S_SUCCESS: report_changes(rs); break;
         case SCARD_E_TIMEOUT:
-        case SCARD_E_CANCELLED:
-            break;
+        case SCARD_E_CANCELLED: break;
         case SCARD_E_UNKNOWN_READER:
         case SCARD_E_READER_UNAVAILABLE:
             relist_readers();

@@ -68,9 +68,7 @@ Error p11_error(CK_RV rv, const std::string& what) {
     case CKR_DEVICE_REMOVED:
     case CKR_TOKEN_NOT_PRESENT:
     case CKR_SESSION_HANDLE_INVALID:
-    case CKR_SESSION_CLOSED:
-        code = Errc::card_removed;
-        break;
+    case CKR_SESSION_CLOSED: code = Errc::card_removed; break;
     case CKR_PIN_LOCKED: code = Errc::pin_blocked; break;
     default: break;
     }
@@ -276,8 +274,7 @@ struct Pkcs11Module::Impl {
             } else if (is_private) {
                 const auto derive = bool_attribute(s, o, CKA_DERIVE);
                 k.usable = derive.value_or(false);
-                if (!k.usable)
-                    k.why_not = "ECDSA only (no CKA_DERIVE): ECDSA signatures are random, ECDH is needed";
+                if (!k.usable) k.why_not = "ECDSA only (no CKA_DERIVE): ECDSA signatures are random, ECDH is needed";
             } else {
                 k.usable = true;
             }
@@ -335,9 +332,8 @@ struct Pkcs11Module::Impl {
         if (hits.size() > 1) {
             std::string names;
             for (const auto& t : hits) names += (names.empty() ? "\"" : ", \"") + t.info.label + "\"";
-            return make_error(Errc::bad_profile, "card-uri " + options.uri + " matches " +
-                                                     std::to_string(hits.size()) + " tokens (" + names +
-                                                     "); name one with token= or serial=");
+            return make_error(Errc::bad_profile, "card-uri " + options.uri + " matches " + std::to_string(hits.size()) +
+                                                     " tokens (" + names + "); name one with token= or serial=");
         }
         return std::move(hits.front());
     }
@@ -347,15 +343,15 @@ struct Pkcs11Module::Impl {
         std::vector<std::pair<CK_OBJECT_HANDLE, Pkcs11Key>> keys;
         for (CK_OBJECT_HANDLE o : find(s, CKO_PRIVATE_KEY, true)) keys.emplace_back(o, describe(s, o, t, true));
         if (keys.empty())
-            return make_error(Errc::bad_profile, "token \"" + t.label + "\" has no private key matching card-uri " +
-                                                     options.uri);
+            return make_error(Errc::bad_profile,
+                              "token \"" + t.label + "\" has no private key matching card-uri " + options.uri);
         std::vector<std::pair<CK_OBJECT_HANDLE, Pkcs11Key>> usable;
         for (auto& k : keys)
             if (k.second.usable) usable.push_back(k);
         if (usable.empty())
             return make_error(Errc::bad_profile, "the key " + keys.front().second.uri + " (" +
-                                                     keys.front().second.type_text() + ") cannot be used: " +
-                                                     keys.front().second.why_not);
+                                                     keys.front().second.type_text() +
+                                                     ") cannot be used: " + keys.front().second.why_not);
         if (usable.size() > 1)
             return make_error(Errc::bad_profile, "card-uri " + options.uri + " matches " +
                                                      std::to_string(usable.size()) +
@@ -395,9 +391,12 @@ struct Pkcs11Module::Impl {
         CK_ULONG value_len = (bits + 7) / 8;
         CK_BBOOL no = CK_FALSE, yes = CK_TRUE;
         CK_ATTRIBUTE tmpl[] = {
-            {CKA_CLASS, &cls, sizeof cls},          {CKA_KEY_TYPE, &kt, sizeof kt},
-            {CKA_VALUE_LEN, &value_len, sizeof value_len}, {CKA_TOKEN, &no, sizeof no},
-            {CKA_SENSITIVE, &no, sizeof no},        {CKA_EXTRACTABLE, &yes, sizeof yes},
+            {CKA_CLASS, &cls, sizeof cls},
+            {CKA_KEY_TYPE, &kt, sizeof kt},
+            {CKA_VALUE_LEN, &value_len, sizeof value_len},
+            {CKA_TOKEN, &no, sizeof no},
+            {CKA_SENSITIVE, &no, sizeof no},
+            {CKA_EXTRACTABLE, &yes, sizeof yes},
         };
         CK_OBJECT_HANDLE secret = CK_INVALID_HANDLE;
         CK_RV rv = f->C_DeriveKey(s, &m, key, tmpl, sizeof tmpl / sizeof tmpl[0], &secret);
@@ -433,7 +432,8 @@ struct Pkcs11Module::Impl {
             }
         }
         if (n.empty() || e.empty())
-            return make_error(Errc::bad_profile, "the RSA key's public part is not readable: cannot verify its signature");
+            return make_error(Errc::bad_profile,
+                              "the RSA key's public part is not readable: cannot verify its signature");
         if (std::string why = crypto::load("checking a PKCS#11 key's signature"); !why.empty())
             return make_error(Errc::internal, std::move(why));
         OSSL_PARAM_BLD* bld = crypto::OSSL_PARAM_BLD_new();
@@ -444,7 +444,8 @@ struct Pkcs11Module::Impl {
         OSSL_PARAM* params = crypto::OSSL_PARAM_BLD_to_param(bld);
         EVP_PKEY_CTX* fctx = crypto::EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr);
         EVP_PKEY* pkey = nullptr;
-        if (fctx && crypto::EVP_PKEY_fromdata_init(fctx) == 1) (void)crypto::EVP_PKEY_fromdata(fctx, &pkey, EVP_PKEY_PUBLIC_KEY, params);
+        if (fctx && crypto::EVP_PKEY_fromdata_init(fctx) == 1)
+            (void)crypto::EVP_PKEY_fromdata(fctx, &pkey, EVP_PKEY_PUBLIC_KEY, params);
         bool ok = false;
         if (pkey) {
             EVP_PKEY_CTX* vctx = crypto::EVP_PKEY_CTX_new(pkey, nullptr);
@@ -501,7 +502,8 @@ struct Pkcs11Module::Impl {
         }
         const Pkcs11Token& t = picked->info;
         if (t.pin_locked)
-            return make_error(Errc::pin_blocked, "the PIN of token \"" + t.label + "\" is locked (CKF_USER_PIN_LOCKED)", 0);
+            return make_error(Errc::pin_blocked, "the PIN of token \"" + t.label + "\" is locked (CKF_USER_PIN_LOCKED)",
+                              0);
         auto sh = open_session(picked->slot);
         if (!sh) return std::move(sh).error();
         Session session{this, *sh};
@@ -524,7 +526,8 @@ struct Pkcs11Module::Impl {
                     (rv == CKR_GENERAL_ERROR && !req.pin_pad_login)) {
                     const Pkcs11Token now = refresh(picked->slot, t);
                     if (now.pin_locked)
-                        return make_error(Errc::pin_blocked, "wrong PIN; the PIN of token \"" + t.label + "\" is now locked", 0);
+                        return make_error(Errc::pin_blocked,
+                                          "wrong PIN; the PIN of token \"" + t.label + "\" is now locked", 0);
                     return need_pin(now, true, pad);
                 }
                 if (rv == CKR_PIN_LOCKED)
@@ -544,7 +547,8 @@ struct Pkcs11Module::Impl {
         out.token_label = t.label;
         for (const auto& seed : req.seeds) {
             auto once = [&]() {
-                return info.kind == KeyKind::rsa ? sign(session.h, key_handle, seed) : derive(session.h, key_handle, info.bits, seed);
+                return info.kind == KeyKind::rsa ? sign(session.h, key_handle, seed)
+                                                 : derive(session.h, key_handle, info.bits, seed);
             };
             auto first = once();
             if (!first) return std::move(first).error();
@@ -552,9 +556,9 @@ struct Pkcs11Module::Impl {
                 auto second = once();
                 if (!second) return std::move(second).error();
                 if (!first->equals(*second))
-                    return make_error(Errc::not_deterministic,
-                                      "the key " + info.uri + " answered the same seed differently twice; "
-                                      "it cannot make stable keys");
+                    return make_error(Errc::not_deterministic, "the key " + info.uri +
+                                                                   " answered the same seed differently twice; "
+                                                                   "it cannot make stable keys");
                 if (info.kind == KeyKind::rsa)
                     if (auto st = verify_rsa(session.h, key_handle, seed, *first); !st) return std::move(st).error();
             }
@@ -577,7 +581,8 @@ Expected<std::unique_ptr<Pkcs11Module>> Pkcs11Module::load(const Pkcs11Options& 
     impl->handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!impl->handle) {
         const char* why = ::dlerror();
-        return make_error(Errc::bad_profile, "cannot load the PKCS#11 module " + path + ": " + (why ? why : "dlopen failed"));
+        return make_error(Errc::bad_profile,
+                          "cannot load the PKCS#11 module " + path + ": " + (why ? why : "dlopen failed"));
     }
     using GetList = CK_RV (*)(CK_FUNCTION_LIST_PTR_PTR);
     auto get = reinterpret_cast<GetList>(::dlsym(impl->handle, "C_GetFunctionList"));
@@ -642,21 +647,21 @@ Expected<Pkcs11Key> Pkcs11Module::describe_key() {
     if (priv.size() == 1) return impl_->describe(session.h, priv.front(), picked->info, true);
     auto pub = impl_->find(session.h, CKO_PUBLIC_KEY, true);
     if (pub.size() == 1) return impl_->describe(session.h, pub.front(), picked->info, false);
-    return make_error(Errc::bad_profile,
-                      "cannot tell which key card-uri " + impl_->options.uri + " names without logging in (" +
-                          std::to_string(pub.size()) + " public keys match); add id= to the URI");
+    return make_error(Errc::bad_profile, "cannot tell which key card-uri " + impl_->options.uri +
+                                             " names without logging in (" + std::to_string(pub.size()) +
+                                             " public keys match); add id= to the URI");
 }
 
 Pkcs11Module::Result Pkcs11Module::operate(const Pkcs11Request& req) { return impl_->operate(req); }
 
 std::vector<unsigned char> make_ec_seed(unsigned bits) {
-    if (std::string why = crypto::load("an EC key's seed (ephemeral key)"); !why.empty())
-        throw std::runtime_error(why);
+    if (std::string why = crypto::load("an EC key's seed (ephemeral key)"); !why.empty()) throw std::runtime_error(why);
     EVP_PKEY* key = crypto::EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", bits == 384 ? "P-384" : "P-256");
     if (!key) throw std::runtime_error("OpenSSL could not make an ephemeral EC key");
     std::vector<unsigned char> point(1 + 2 * ((bits + 7) / 8));
     std::size_t len = 0;
-    const int ok = crypto::EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size(), &len);
+    const int ok = crypto::EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size(),
+                                                           &len);
     // The private half is freed (and cleared by OpenSSL) at once: only the public point is kept.
     crypto::EVP_PKEY_free(key);
     if (ok != 1 || len != point.size() || point[0] != 0x04)

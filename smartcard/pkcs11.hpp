@@ -36,7 +36,7 @@
 namespace ca::smartcard {
 
 struct Pkcs11Options {
-    std::string module;       // empty: p11-kit's proxy (kP11KitProxy)
+    std::string module;        // empty: p11-kit's proxy (kP11KitProxy)
     std::string uri = "auto";  // card-uri
     enum class PinPad { automatic, yes, no } pin_pad = PinPad::automatic;
 };
@@ -51,9 +51,9 @@ struct Pkcs11Key {
     std::string label;
     std::vector<unsigned char> id;
     KeyKind kind = KeyKind::other;
-    unsigned bits = 0;        // RSA modulus or EC field size
+    unsigned bits = 0;  // RSA modulus or EC field size
     bool usable = false;
-    std::string why_not;      // when !usable: "ECDSA only (no CKA_DERIVE)", "unsupported curve", ...
+    std::string why_not;            // when !usable: "ECDSA only (no CKA_DERIVE)", "unsupported curve", ...
     std::string type_text() const;  // "RSA-2048", "EC P-256", ...
 };
 
@@ -64,7 +64,7 @@ struct Pkcs11Token {
     bool pin_count_low = false, pin_final_try = false, pin_locked = false;
     bool keys_need_login = false;  // no private key visible before C_Login
     std::vector<Pkcs11Key> keys;
-    std::string note;              // why the keys could not be listed, if so
+    std::string note;                             // why the keys could not be listed, if so
     [[nodiscard]] std::string pin_state() const;  // "ok", "count low", "final try", "locked"
 };
 

@@ -16,7 +16,10 @@ int hex_digit(char c) {
 std::optional<std::string> percent_decode(std::string_view v) {
     std::string out;
     for (std::size_t i = 0; i < v.size(); ++i) {
-        if (v[i] != '%') { out.push_back(v[i]); continue; }
+        if (v[i] != '%') {
+            out.push_back(v[i]);
+            continue;
+        }
         if (i + 2 >= v.size()) return std::nullopt;
         const int hi = hex_digit(v[i + 1]), lo = hex_digit(v[i + 2]);
         if (hi < 0 || lo < 0) return std::nullopt;
@@ -83,8 +86,9 @@ Expected<Pkcs11Uri> parse_pkcs11_uri(std::string_view text) {
             return std::nullopt;
         }
         if (name == "slot-id")
-            return uri_error("slot-id is not stable (the same token has other slot ids through p11-kit); "
-                             "name the token by label or serial");
+            return uri_error(
+                "slot-id is not stable (the same token has other slot ids through p11-kit); "
+                "name the token by label or serial");
         if (name == "library-manufacturer" || name == "library-description" || name == "library-version" ||
             name == "slot-manufacturer")
             return std::nullopt;  // describe the module, which card-module chooses
@@ -106,7 +110,10 @@ std::string pkcs11_uri_escape(std::span<const unsigned char> bytes) {
     static constexpr char digits[] = "0123456789ABCDEF";
     std::string out;
     for (unsigned char c : bytes) {
-        if (unreserved(c)) { out.push_back(static_cast<char>(c)); continue; }
+        if (unreserved(c)) {
+            out.push_back(static_cast<char>(c));
+            continue;
+        }
         out.push_back('%');
         out.push_back(digits[c >> 4]);
         out.push_back(digits[c & 0xf]);

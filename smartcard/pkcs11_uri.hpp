@@ -24,10 +24,10 @@ struct Pkcs11Uri {
     // Token attributes (CK_TOKEN_INFO, blank padding removed).
     std::optional<std::string> token, manufacturer, serial, model;
     // Object attributes.
-    std::optional<std::string> object;                // CKA_LABEL
-    std::optional<std::vector<unsigned char>> id;     // CKA_ID
-    std::optional<std::string> type;                  // only "private" is meaningful here
-    std::optional<std::string> slot_description;      // matched against CK_SLOT_INFO, not an id
+    std::optional<std::string> object;             // CKA_LABEL
+    std::optional<std::vector<unsigned char>> id;  // CKA_ID
+    std::optional<std::string> type;               // only "private" is meaningful here
+    std::optional<std::string> slot_description;   // matched against CK_SLOT_INFO, not an id
 };
 
 // Parses "pkcs11:token=My%20Token;id=%01" or "auto".  Refuses pin-value and

@@ -19,7 +19,10 @@ Error profile_error(std::string_view key, std::string_view why) {
 Apdu command(unsigned char cla, unsigned char ins, unsigned char p1, unsigned char p2,
              std::span<const unsigned char> data, bool with_le) {
     Apdu a(5 + data.size() + (with_le ? 1 : 0), 0);
-    a[0] = cla; a[1] = ins; a[2] = p1; a[3] = p2;
+    a[0] = cla;
+    a[1] = ins;
+    a[2] = p1;
+    a[3] = p2;
     a[4] = static_cast<unsigned char>(data.size());
     std::copy(data.begin(), data.end(), a.begin() + 5);
     return a;
@@ -48,7 +51,10 @@ Status set_profile_field(CardProfile& p, std::string_view key, std::string_view 
     } else if (key == "command") {
         auto cmd = unhex(value);
         if (!cmd || cmd->size() != 4) return profile_error(key, "expected CLA INS P1 P2 as 8 hex digits");
-        p.cla = (*cmd)[0]; p.ins = (*cmd)[1]; p.p1 = (*cmd)[2]; p.p2 = (*cmd)[3];
+        p.cla = (*cmd)[0];
+        p.ins = (*cmd)[1];
+        p.p1 = (*cmd)[2];
+        p.p2 = (*cmd)[3];
     } else if (key == "challenge-length") {
         std::size_t n = 0;
         auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
@@ -60,7 +66,10 @@ Status set_profile_field(CardProfile& p, std::string_view key, std::string_view 
         if (!p2 || p2->size() != 1) return profile_error(key, "expected 2 hex digits (00 or 0C)");
         p.select_p2 = (*p2)[0];
     } else if (key == "pin-reference") {
-        if (value == "none") { p.pin_reference.reset(); return Ok{}; }
+        if (value == "none") {
+            p.pin_reference.reset();
+            return Ok{};
+        }
         auto ref = unhex(value);
         if (!ref || ref->size() != 1) return profile_error(key, "expected 2 hex digits or \"none\"");
         p.pin_reference = (*ref)[0];
@@ -72,9 +81,8 @@ Status set_profile_field(CardProfile& p, std::string_view key, std::string_view 
 
 Status check_seed(const CardProfile& p, std::span<const unsigned char> seed) {
     if (seed.size() != p.challenge_length)
-        return make_error(Errc::bad_profile,
-                          "seed is " + std::to_string(seed.size()) + " bytes, the card profile \"" +
-                              p.name + "\" expects " + std::to_string(p.challenge_length));
+        return make_error(Errc::bad_profile, "seed is " + std::to_string(seed.size()) + " bytes, the card profile \"" +
+                                                 p.name + "\" expects " + std::to_string(p.challenge_length));
     return Ok{};
 }
 
@@ -89,9 +97,7 @@ Apdu challenge_apdu(const CardProfile& p, std::span<const unsigned char> seed) {
     return command(p.cla, p.ins, p.p1, p.p2, seed, true);
 }
 
-Apdu verify_status_apdu(const CardProfile& p) {
-    return Apdu{0x00, 0x20, 0x00, p.pin_reference.value_or(0x80)};
-}
+Apdu verify_status_apdu(const CardProfile& p) { return Apdu{0x00, 0x20, 0x00, p.pin_reference.value_or(0x80)}; }
 
 proto::Secret verify_apdu(const CardProfile& p, const proto::Secret& pin) {
     // Lc is one byte: a longer PIN would be sent truncated (Lc = length mod 256) and
@@ -99,7 +105,10 @@ proto::Secret verify_apdu(const CardProfile& p, const proto::Secret& pin) {
     if (pin.empty() || pin.size() > 255) return {};
     proto::Secret a(5 + pin.size());
     unsigned char* d = a.data();
-    d[0] = 0x00; d[1] = 0x20; d[2] = 0x00; d[3] = p.pin_reference.value_or(0x80);
+    d[0] = 0x00;
+    d[1] = 0x20;
+    d[2] = 0x00;
+    d[3] = p.pin_reference.value_or(0x80);
     d[4] = static_cast<unsigned char>(pin.size());
     for (std::size_t i = 0; i < pin.size(); ++i) d[5 + i] = pin.data()[i];
     return a;

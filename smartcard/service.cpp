@@ -31,10 +31,8 @@ bool retryable(Errc c) {
     case Errc::no_card:
     case Errc::card_removed:
     case Errc::card_reset:
-    case Errc::card_busy:
-        return true;
-    default:
-        return false;
+    case Errc::card_busy: return true;
+    default: return false;
     }
 }
 
@@ -51,7 +49,9 @@ std::vector<unsigned char> fresh_seed(const CardOptions& options, std::span<cons
     for (std::size_t done = 0; done < seed.size();) {
         const ssize_t n = ::getrandom(seed.data() + done, seed.size() - done, 0);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) throw std::runtime_error(std::string("no random bytes for a seed (getrandom: ") + std::strerror(errno) + ")");
+        if (n <= 0)
+            throw std::runtime_error(std::string("no random bytes for a seed (getrandom: ") + std::strerror(errno) +
+                                     ")");
         done += static_cast<std::size_t>(n);
     }
     return seed;
@@ -62,10 +62,9 @@ struct CardService::Operation {
     std::atomic<bool> abandoned{false};
 };
 
-std::shared_ptr<CardService> CardService::create(boost::asio::any_io_executor ex, CardOptions options,
-                                                 PinPrompt* pin, NoticeHandler notice) {
-    return std::make_shared<CardService>(Private{}, std::move(ex), std::move(options), pin,
-                                         std::move(notice));
+std::shared_ptr<CardService> CardService::create(boost::asio::any_io_executor ex, CardOptions options, PinPrompt* pin,
+                                                 NoticeHandler notice) {
+    return std::make_shared<CardService>(Private{}, std::move(ex), std::move(options), pin, std::move(notice));
 }
 
 CardService::CardService(Private, boost::asio::any_io_executor ex, CardOptions options, PinPrompt* pin,
@@ -132,8 +131,7 @@ std::vector<CardService::ReaderView> CardService::readers() const {
     return out;
 }
 
-void CardService::request_response(std::vector<unsigned char> seed, bool check_determinism,
-                                   ResponseHandler handler) {
+void CardService::request_response(std::vector<unsigned char> seed, bool check_determinism, ResponseHandler handler) {
     enqueue(std::move(seed), check_determinism, std::move(handler));
     try_start();
 }
@@ -149,9 +147,8 @@ void CardService::enqueue(std::vector<unsigned char> seed, bool check_determinis
         return;
     }
     if (options_.pkcs11 && (seed.empty() || seed.size() > 240)) {
-        boost::asio::post(ex_, [handler] {
-            handler(make_error(Errc::bad_profile, "a PKCS#11 seed must be 1 to 240 bytes"));
-        });
+        boost::asio::post(
+            ex_, [handler] { handler(make_error(Errc::bad_profile, "a PKCS#11 seed must be 1 to 240 bytes")); });
         return;
     }
     if (auto ok = options_.pkcs11 ? Status(Ok{}) : check_seed(options_.profile, seed); !ok) {
@@ -177,8 +174,7 @@ std::optional<std::string> CardService::pick_reader() const {
             if (name == kPkcs11Reader) return name;
             continue;
         }
-        if (!options_.reader_filter.empty() && name.find(options_.reader_filter) == std::string::npos)
-            continue;
+        if (!options_.reader_filter.empty() && name.find(options_.reader_filter) == std::string::npos) continue;
         return name;
     }
     return std::nullopt;
@@ -339,14 +335,20 @@ void CardService::on_need_pin(const std::string& reader, const NeedPin& need) {
         return;
     }
     if (need.after_wrong_pin)
-        notify(Notice::warning, "wrong PIN for " + (need.token_label.empty() ? "the card in reader " + in_quotes(reader)
-                                                                                 : "token " + in_quotes(need.token_label)) +
-                                    (need.tries_left >= 0 ? "; " + std::to_string(need.tries_left) + " tries left"
-                                                          : std::string()));
+        notify(Notice::warning,
+               "wrong PIN for " +
+                   (need.token_label.empty() ? "the card in reader " + in_quotes(reader)
+                                             : "token " + in_quotes(need.token_label)) +
+                   (need.tries_left >= 0 ? "; " + std::to_string(need.tries_left) + " tries left" : std::string()));
     asking_pin_ = true;
     std::weak_ptr<CardService> weak = weak_from_this();
-    PinPrompt::Request req{need.token_label.empty() ? reader : need.token_label, hex(st.atr), need.tries_left,
-                           need.after_wrong_pin, last, need.token_label, need.count_low};
+    PinPrompt::Request req{need.token_label.empty() ? reader : need.token_label,
+                           hex(st.atr),
+                           need.tries_left,
+                           need.after_wrong_pin,
+                           last,
+                           need.token_label,
+                           need.count_low};
     pin_->ask(req, [weak, reader](Expected<proto::Secret> pin) {
         if (auto self = weak.lock()) self->on_pin_entered(reader, std::move(pin));
     });
@@ -376,8 +378,8 @@ void CardService::on_retryable(const Error& e) {
         notify(Notice::info, e.message + "; retrying");
         schedule_retry(kRetryDelay);
     } else {
-        notify(Notice::warning, e.message + "; trying again every " +
-                                    std::to_string(kSlowRetryDelay.count()) + " s or when a card is inserted");
+        notify(Notice::warning, e.message + "; trying again every " + std::to_string(kSlowRetryDelay.count()) +
+                                    " s or when a card is inserted");
         schedule_retry(kSlowRetryDelay);
     }
 }

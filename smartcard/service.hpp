@@ -95,9 +95,8 @@ public:
     using ResponseHandler = std::function<void(Expected<proto::Secret>)>;
     using NoticeHandler = std::function<void(const Notice&)>;
 
-    [[nodiscard]] static std::shared_ptr<CardService> create(boost::asio::any_io_executor ex,
-                                                             CardOptions options, PinPrompt* pin,
-                                                             NoticeHandler notice);
+    [[nodiscard]] static std::shared_ptr<CardService> create(boost::asio::any_io_executor ex, CardOptions options,
+                                                             PinPrompt* pin, NoticeHandler notice);
     ~CardService();
 
     void start();
@@ -107,8 +106,7 @@ public:
 
     // The card's response to `seed`; the handler runs later on the loop.
     // Fails at once with bad_profile for a seed of the wrong length.
-    void request_response(std::vector<unsigned char> seed, bool check_determinism,
-                          ResponseHandler handler);
+    void request_response(std::vector<unsigned char> seed, bool check_determinism, ResponseHandler handler);
     // Several seeds queued together, so that one card operation (one VERIFY,
     // one PIN prompt) answers them all even when a card is already present.
     void request_responses(std::vector<std::pair<std::vector<unsigned char>, ResponseHandler>> requests);
@@ -136,8 +134,7 @@ private:
     struct Private {};
 
 public:
-    CardService(Private, boost::asio::any_io_executor ex, CardOptions options, PinPrompt* pin,
-                NoticeHandler notice);
+    CardService(Private, boost::asio::any_io_executor ex, CardOptions options, PinPrompt* pin, NoticeHandler notice);
 
 private:
     struct Pending {
@@ -182,7 +179,7 @@ private:
     std::map<std::string, ReaderState> readers_;
     std::map<std::string, Pending> pending_;          // key: hex(seed)
     std::map<std::string, proto::Secret> responses_;  // key: hex(seed)
-    std::unique_ptr<Pkcs11Thread> p11_;  // PKCS#11 only: the thread that owns the module
+    std::unique_ptr<Pkcs11Thread> p11_;               // PKCS#11 only: the thread that owns the module
     std::shared_ptr<Operation> in_flight_;
     std::vector<std::string> in_flight_keys_;
     bool asking_pin_ = false;

@@ -61,7 +61,8 @@ bool sealed(const unsigned char* rec) noexcept {
     return c == check_of(rec);
 }
 
-void encode(unsigned char* rec, const unsigned char (&kind)[4], std::uint64_t seq, const AskIdentity& k, SocketIdentity s) noexcept {
+void encode(unsigned char* rec, const unsigned char (&kind)[4], std::uint64_t seq, const AskIdentity& k,
+            SocketIdentity s) noexcept {
     std::memset(rec, 0, AnsweredLog::kRecordSize);
     put64(rec + 8, seq);
     put64(rec + 16, k.dir_dev);
@@ -84,8 +85,9 @@ std::size_t AskIdentityHash::operator()(const AskIdentity& k) const noexcept {
 }
 
 AskIdentity ask_identity(dev_t dir_dev, std::string_view name, ino_t ino, const timespec& ctime) noexcept {
-    return AskIdentity{static_cast<std::uint64_t>(dir_dev), name_hash(name), static_cast<std::uint64_t>(ino),
-                       static_cast<std::uint64_t>(ctime.tv_sec) * 1000000000ULL + static_cast<std::uint64_t>(ctime.tv_nsec)};
+    return AskIdentity{
+        static_cast<std::uint64_t>(dir_dev), name_hash(name), static_cast<std::uint64_t>(ino),
+        static_cast<std::uint64_t>(ctime.tv_sec) * 1000000000ULL + static_cast<std::uint64_t>(ctime.tv_nsec)};
 }
 
 std::string AnsweredLog::open(const std::filesystem::path& dir) {
@@ -93,7 +95,7 @@ std::string AnsweredLog::open(const std::filesystem::path& dir) {
     if (::mkdir(dir.c_str(), 0700) < 0 && errno != EEXIST) return dir.string() + ": " + std::strerror(errno);
     Fd fd(::open(path_.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600));
     if (!fd) return path_ + ": " + std::strerror(errno);
-    struct stat st{};
+    struct stat st {};
     if (fstat(fd.get(), &st) < 0) return path_ + ": " + std::strerror(errno);
     if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0)
         return path_ + ": not a regular 0600 file of ours, not using it";
@@ -102,7 +104,8 @@ std::string AnsweredLog::open(const std::filesystem::path& dir) {
         return path_ + ": flock: " + std::strerror(errno);
     }
     const auto size = static_cast<std::size_t>(st.st_size);
-    std::vector<unsigned char> buf(std::min<std::size_t>(size, (kMaxSlots + 1) * kRecordSize) / kRecordSize * kRecordSize);
+    std::vector<unsigned char> buf(std::min<std::size_t>(size, (kMaxSlots + 1) * kRecordSize) / kRecordSize *
+                                   kRecordSize);
     std::size_t got = 0;
     while (got < buf.size()) {
         ssize_t n = ::pread(fd.get(), buf.data() + got, buf.size() - got, static_cast<off_t>(got));
@@ -129,11 +132,17 @@ std::string AnsweredLog::open(const std::filesystem::path& dir) {
         Entry e{s, seq, SocketIdentity{get64(r + 48), get64(r + 56)}, true, is(r, kUncertain)};
         auto [it, fresh] = entries_.try_emplace(k, e);
         if (!fresh) {  // cannot happen (one slot per question), but never two slots for one
-            if (it->second.seq > seq) { free_.push_back(s); continue; }
+            if (it->second.seq > seq) {
+                free_.push_back(s);
+                continue;
+            }
             free_.push_back(it->second.slot);
             it->second = e;
         }
-        if (seq > newest_seq) { newest = k; newest_seq = seq; }
+        if (seq > newest_seq) {
+            newest = k;
+            newest_seq = seq;
+        }
     }
     for (const auto& [k, e] : entries_) order_.emplace_back(e.seq, k);
     std::sort(order_.begin(), order_.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -255,9 +264,13 @@ void AnsweredLog::release(const AskIdentity& k) {
 void AnsweredLog::keep_only(std::uint64_t dir_dev, const std::vector<std::pair<std::string, ino_t>>& present) {
     if (entries_.empty()) return;
     std::unordered_set<AskIdentity, AskIdentityHash> here;  // (ctime 0: name and inode only)
-    for (const auto& [name, ino] : present) here.insert(AskIdentity{dir_dev, name_hash(name), static_cast<std::uint64_t>(ino), 0});
+    for (const auto& [name, ino] : present)
+        here.insert(AskIdentity{dir_dev, name_hash(name), static_cast<std::uint64_t>(ino), 0});
     for (auto it = entries_.begin(); it != entries_.end();) {
-        if (here.count(AskIdentity{it->first.dir_dev, it->first.name_hash, it->first.ino, 0}) != 0) { ++it; continue; }
+        if (here.count(AskIdentity{it->first.dir_dev, it->first.name_hash, it->first.ino, 0}) != 0) {
+            ++it;
+            continue;
+        }
         if (it->second.slot != 0) free_.push_back(it->second.slot);
         it = entries_.erase(it);
     }

@@ -27,8 +27,8 @@
 
 #include <cstdint>
 #include <ctime>
-#include <filesystem>
 #include <deque>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -120,11 +120,11 @@ private:
     // Why: a backlog of more questions than slots evicted on every answer, and finding the
     // oldest by a scan of entries_ was 8191 steps per answer (most of the agent's CPU).
     std::deque<std::pair<std::uint64_t, AskIdentity>> order_;
-    std::uint32_t slots_ = 0;       // slots in use in the file (high-water mark)
+    std::uint32_t slots_ = 0;  // slots in use in the file (high-water mark)
     std::uint64_t next_seq_ = 1;
-    std::uint64_t confirmed_ = 0;   // the header's: every record up to this seq was sent
+    std::uint64_t confirmed_ = 0;  // the header's: every record up to this seq was sent
     std::size_t inherited_ = 0;
-    bool evicted_ = false;          // the bound was reached once (logged by the caller)
+    bool evicted_ = false;  // the bound was reached once (logged by the caller)
 };
 
 }  // namespace ca::agent

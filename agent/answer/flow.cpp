@@ -116,11 +116,13 @@ void Answerer::on_listing(const DirWake& wake) {
     }
     std::sort(present.begin(), present.end());
     for (const auto& name : questions_.names_absent_from(present)) forget(name);
-    answered_.keep_only(static_cast<std::uint64_t>(dir_.dir_stat().st_dev), found);  // bounded: records of gone questions go
+    answered_.keep_only(static_cast<std::uint64_t>(dir_.dir_stat().st_dev),
+                        found);  // bounded: records of gone questions go
     const auto skipped_before = questions_.stats().skipped;
     for (const auto& e : wake.entries) process_name(e.name, e.ino);
     if (questions_.stats().skipped != skipped_before)
-        CA_LOG(notice) << (questions_.stats().skipped - skipped_before) << " pending question(s) had already been answered "
+        CA_LOG(notice) << (questions_.stats().skipped - skipped_before)
+                       << " pending question(s) had already been answered "
                        << "(before a restart, or before the directory was replaced); not answering them again";
 }
 
@@ -129,14 +131,15 @@ void Answerer::on_listing(const DirWake& wake) {
 void Answerer::process_name(const std::string& name, ino_t hint_ino) {
     const int dirfd = dir_.dir_fd();
     if (auto* known = questions_.find(name)) {
-        struct stat st{};
+        struct stat st {};
         if (hint_ino == 0 || known->left_alone()) {
             if (fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) return;
             hint_ino = st.st_ino;
         }
         // Seen already, unless a file we could not use has been written to since.
-        const bool rewritten = known->left_alone() && (st.st_size != known->size || st.st_mtim.tv_nsec != known->mtime_ns ||
-                                                       st.st_mtim.tv_sec != known->mtime_s);
+        const bool rewritten = known->left_alone() &&
+                               (st.st_size != known->size || st.st_mtim.tv_nsec != known->mtime_ns ||
+                                st.st_mtim.tv_sec != known->mtime_s);
         if (known->ino == hint_ino && !rewritten && known->state != State::retry) return;
         forget(name);  // same name, new or rewritten file
     }
@@ -150,11 +153,12 @@ void Answerer::process_name(const std::string& name, ino_t hint_ino) {
             // Out of file descriptors (a low RLIMIT_NOFILE, or another process holding
             // them): nothing is wrong with the question.  Leave it unrecorded and rescan soon.
             if (dir_.fd_pressure().first())
-                CA_LOG(warning) << escaped(name) << ": " << e.reason << "; will retry (raise LimitNOFILE= if this persists)";
+                CA_LOG(warning) << escaped(name) << ": " << e.reason
+                                << "; will retry (raise LimitNOFILE= if this persists)";
             dir_.rescan_later();
             return;
         }
-        struct stat st{};
+        struct stat st {};
         if (fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
             q->ino = st.st_ino;
             q->size = st.st_size;
@@ -184,7 +188,8 @@ void Answerer::consider(TrackedAsk& q) {
         CA_LOG(debug) << describe(q.name, q.id) << ": the agent's own question, for a person";
         return;
     }
-    if (std::none_of(o_.match.begin(), o_.match.end(), [&](const std::string& p) { return proto::glob_match(p, q.id); })) {
+    if (std::none_of(o_.match.begin(), o_.match.end(),
+                     [&](const std::string& p) { return proto::glob_match(p, q.id); })) {
         questions_.transition(q, State::ignored);
         CA_LOG(info) << describe(q.name, q.id) << ": Id not configured to be answered, leaving it to other agents";
         return;
@@ -232,7 +237,8 @@ bool Answerer::answered_before(TrackedAsk& q) {
     // Not learnt from again either: an AcceptCached=0 question was learnt from when answered.
     questions_.transition(q, State::skipped);
     CA_LOG(notice) << describe(q.name, q.id) << ": already answered "
-                   << (e->inherited ? "by the agent that ran before this one" : "by this agent") << "; not answering it twice";
+                   << (e->inherited ? "by the agent that ran before this one" : "by this agent")
+                   << "; not answering it twice";
     return true;
 }
 
@@ -255,7 +261,8 @@ void Answerer::hold_uncertain(TrackedAsk& q) {
     if (q.state != State::held) {
         questions_.transition(q, State::held);
         CA_LOG(notice) << describe(q.name, q.id) << ": the agent before this one was stopped while answering it and "
-                       << (queued ? "no reply waits on its socket" : "the kernel cannot tell whether a reply waits on its socket")
+                       << (queued ? "no reply waits on its socket"
+                                  : "the kernel cannot tell whether a reply waits on its socket")
                        << "; answering it in " << kUncertainGrace.count() << " s unless it goes away";
         q.timer.expires_after(kUncertainGrace);
         q.timer.async_wait([this, name = q.name](const boost::system::error_code& ec) {
@@ -274,8 +281,8 @@ void Answerer::hold_uncertain(TrackedAsk& q) {
 
 void Answerer::learn_from_retry(TrackedAsk& q, IdState& ids) {
     // AcceptCached=0 from systemd-cryptsetup means: what this volume was given last failed.
-    const auto learnt =
-        agent::learn_from_retry(ids, cache_.payload(), cache_.hashes(), entry_.history(), {o_.harvest, o_.push_systemd});
+    const auto learnt = agent::learn_from_retry(ids, cache_.payload(), cache_.hashes(), entry_.history(),
+                                                {o_.harvest, o_.push_systemd});
     if (learnt.excused != 0)
         CA_LOG(notice) << describe(q.name, q.id) << ": asked again, but its asker took systemd's keyring entry "
                        << "(another volume's passphrase) instead of our answer; offering " << learnt.excused

@@ -18,9 +18,9 @@
 #include "agent/askdir/watcher.hpp"
 #include "agent/cache/boot_cache.hpp"
 #include "agent/cache/systemd_entry.hpp"
+#include "agent/config/options.hpp"
 #include "agent/fd.hpp"
 #include "agent/log_once.hpp"
-#include "agent/config/options.hpp"
 #include "agent/sources/source.hpp"
 #include "proto/secret.hpp"
 

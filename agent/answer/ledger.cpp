@@ -9,7 +9,8 @@
 namespace ca::agent {
 
 bool Ledger::rejected_anywhere(std::uint64_t candidate) const {
-    return std::any_of(ids_.begin(), ids_.end(), [candidate](const auto& kv) { return kv.second.rejected.count(candidate) != 0; });
+    return std::any_of(ids_.begin(), ids_.end(),
+                       [candidate](const auto& kv) { return kv.second.rejected.count(candidate) != 0; });
 }
 
 std::size_t Ledger::prune() {

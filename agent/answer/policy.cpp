@@ -33,8 +33,8 @@ std::vector<std::size_t> eligible_ranked(const proto::CachePayload& cache, std::
         const auto h = hashes[i];
         if (ids.rejected.count(h)) continue;
         if (std::find(sent_to_question.begin(), sent_to_question.end(), h) != sent_to_question.end()) continue;
-        if (!c.patterns.empty() &&
-            std::none_of(c.patterns.begin(), c.patterns.end(), [&](const std::string& p) { return proto::glob_match(p, ids_str); }))
+        if (!c.patterns.empty() && std::none_of(c.patterns.begin(), c.patterns.end(),
+                                                [&](const std::string& p) { return proto::glob_match(p, ids_str); }))
             continue;
         out.push_back(i);
     }

@@ -10,14 +10,14 @@ void QuestionTable::transition(TrackedAsk& q, TrackedAsk::State to) noexcept {
     if (q.state == to) return;
     q.state = to;
     switch (to) {
-        case S::answered: ++stats_.answered; break;
-        case S::skipped: ++stats_.skipped; break;
-        case S::ignored: ++stats_.ignored; break;
-        case S::gone: ++stats_.gone; break;
-        case S::waiting:
-        case S::held:
-        case S::sending:
-        case S::retry: break;
+    case S::answered: ++stats_.answered; break;
+    case S::skipped: ++stats_.skipped; break;
+    case S::ignored: ++stats_.ignored; break;
+    case S::gone: ++stats_.gone; break;
+    case S::waiting:
+    case S::held:
+    case S::sending:
+    case S::retry: break;
     }
 }
 

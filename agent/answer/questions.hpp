@@ -52,7 +52,7 @@ struct TrackedAsk {
     std::vector<std::uint64_t> sent;
     AskIdentity key{};  // which question this is, for the AnsweredLog
     bool keyed = false;
-    SocketIdentity sock{};      // the socket the reply went to
+    SocketIdentity sock{};            // the socket the reply went to
     boost::asio::steady_timer timer;  // NotAfter, or the grace of a held question
 
     // Left to others for now, or for good: a rewrite of its file makes it new.

@@ -60,7 +60,7 @@ void Answerer::send_to(TrackedAsk& q, std::vector<std::size_t> chosen) {
     const WipeOnExit wipe_after{reply_buf_, *len};
     // The asker's PID is not looked at first: the send tells us if it is gone
     // (ECONNREFUSED: nobody holds its socket any more).
-    struct stat sock_st{};
+    struct stat sock_st {};
     auto target = resolve_socket(dir_.dir_stat(), q.ask.socket, owner_, dir_.dir_fd(), dir_.dir_path(), &sock_st);
     if (!target && (target.error().find("Too many open files") != std::string::npos)) {
         CA_LOG(warning) << describe(q.name, q.id) << ": " << target.error() << "; will retry";
@@ -84,29 +84,31 @@ void Answerer::send_to(TrackedAsk& q, std::vector<std::size_t> chosen) {
     const std::size_t first = q.sent.size();
     for (auto i : chosen) q.sent.push_back(cache_.hashes()[i]);
     switch (status) {
-        case SendStatus::sent: break;
-        case SendStatus::gone:
-            q.sent.resize(first);
-            questions_.transition(q, State::gone);
-            CA_LOG(debug) << describe(q.name, q.id) << ": asker gone (" << std::strerror(err) << ")";
-            return;
-        case SendStatus::refused:
-            q.sent.resize(first);
-            questions_.transition(q, State::ignored);
-            CA_LOG(warning) << describe(q.name, q.id) << ": cannot send to its socket: " << std::strerror(err) << ", ignoring";
-            return;
-        case SendStatus::again:
-            // The asker's receive queue is full: send the same candidates again later.
-            questions_.transition(q, State::sending);
-            resend_later(q, std::move(*target), first);
-            return;
+    case SendStatus::sent: break;
+    case SendStatus::gone:
+        q.sent.resize(first);
+        questions_.transition(q, State::gone);
+        CA_LOG(debug) << describe(q.name, q.id) << ": asker gone (" << std::strerror(err) << ")";
+        return;
+    case SendStatus::refused:
+        q.sent.resize(first);
+        questions_.transition(q, State::ignored);
+        CA_LOG(warning) << describe(q.name, q.id) << ": cannot send to its socket: " << std::strerror(err)
+                        << ", ignoring";
+        return;
+    case SendStatus::again:
+        // The asker's receive queue is full: send the same candidates again later.
+        questions_.transition(q, State::sending);
+        resend_later(q, std::move(*target), first);
+        return;
     }
     q.timer.cancel();
     delivered(q, first);
     if (log_enabled(Level::info)) {
         std::string fps;  // keyed 4-hex fingerprints: tell candidates apart, reveal nothing
         for (auto i : chosen) fps += (fps.empty() ? "" : ",") + cache_.fingerprint(cache.candidates[i].value);
-        CA_LOG(info) << describe(q.name, q.id) << ": answered with " << chosen.size() << " candidate(s) [" << fps << "]";
+        CA_LOG(info) << describe(q.name, q.id) << ": answered with " << chosen.size() << " candidate(s) [" << fps
+                     << "]";
     }
     if (questions_.stats().answered % 64 == 1)
         sd_notify("STATUS=Answered " + std::to_string(questions_.stats().answered) + " question(s)");
@@ -157,13 +159,13 @@ void Answerer::resend_later(TrackedAsk& q, Fd target, std::size_t first) {
         const auto status = send_datagram(sender_.get(), target.get(), reply_buf_.bytes().first(*len), err);
         if (status != SendStatus::sent && qq.keyed) answered_.erase(qq.key);
         switch (status) {
-            case SendStatus::again: return Attempt::again;
-            case SendStatus::sent:
-                delivered(qq, first);
-                CA_LOG(info) << describe(qq.name, qq.id) << ": answered after its socket drained";
-                return Attempt::sent;
-            case SendStatus::gone:
-            case SendStatus::refused: break;
+        case SendStatus::again: return Attempt::again;
+        case SendStatus::sent:
+            delivered(qq, first);
+            CA_LOG(info) << describe(qq.name, qq.id) << ": answered after its socket drained";
+            return Attempt::sent;
+        case SendStatus::gone:
+        case SendStatus::refused: break;
         }
         CA_LOG(info) << describe(qq.name, qq.id) << ": asker gone before its socket drained";
         questions_.transition(qq, status == SendStatus::gone ? State::gone : State::ignored);

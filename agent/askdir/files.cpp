@@ -18,24 +18,28 @@ proto::Expected<AskFile, AskFileError> read_ask_file(int dirfd, const char* name
     // O_NONBLOCK: opening a FIFO named ask.* must not block the loop.
     Fd fd(::openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
     if (!fd) {
-        if (errno == ENOENT) return proto::unexpected(AskFileError{AskFileError::vanished, "gone before it could be read"});
+        if (errno == ENOENT)
+            return proto::unexpected(AskFileError{AskFileError::vanished, "gone before it could be read"});
         if (errno == ELOOP) return proto::unexpected(AskFileError{AskFileError::not_regular, "is a symbolic link"});
         if (errno == EMFILE || errno == ENFILE || errno == ENOMEM)
-            return proto::unexpected(AskFileError{AskFileError::no_fds, std::string("cannot open: ") + std::strerror(errno)});
+            return proto::unexpected(
+                AskFileError{AskFileError::no_fds, std::string("cannot open: ") + std::strerror(errno)});
         return proto::unexpected(AskFileError{AskFileError::io, std::string("cannot open: ") + std::strerror(errno)});
     }
-    struct stat st{};
+    struct stat st {};
     if (fstat(fd.get(), &st) < 0)
         return proto::unexpected(AskFileError{AskFileError::io, std::string("cannot stat: ") + std::strerror(errno)});
-    if (!S_ISREG(st.st_mode)) return proto::unexpected(AskFileError{AskFileError::not_regular, "is not a regular file"});
+    if (!S_ISREG(st.st_mode))
+        return proto::unexpected(AskFileError{AskFileError::not_regular, "is not a regular file"});
     if (st.st_uid != owner)
-        return proto::unexpected(AskFileError{AskFileError::bad_owner,
-                                              "is owned by uid " + std::to_string(st.st_uid) + ", not " + std::to_string(owner)});
+        return proto::unexpected(AskFileError{AskFileError::bad_owner, "is owned by uid " + std::to_string(st.st_uid) +
+                                                                           ", not " + std::to_string(owner)});
     if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
         return proto::unexpected(AskFileError{AskFileError::world_writable, "is writable by group or others"});
     if (static_cast<std::size_t>(st.st_size) > proto::kAskFileMaxSize)
-        return proto::unexpected(AskFileError{AskFileError::too_large, "is " + std::to_string(st.st_size) +
-                                                                           " bytes, over the " + std::to_string(proto::kAskFileMaxSize) + "-byte limit"});
+        return proto::unexpected(
+            AskFileError{AskFileError::too_large, "is " + std::to_string(st.st_size) + " bytes, over the " +
+                                                      std::to_string(proto::kAskFileMaxSize) + "-byte limit"});
     // Read one byte more than the cap so a file that grew after fstat is still caught.
     char buf[proto::kAskFileMaxSize + 1];
     std::size_t got = 0;
@@ -43,7 +47,9 @@ proto::Expected<AskFile, AskFileError> read_ask_file(int dirfd, const char* name
         const std::size_t want = sizeof buf - got;
         ssize_t n = ::read(fd.get(), buf + got, want);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return proto::unexpected(AskFileError{AskFileError::io, std::string("cannot read: ") + std::strerror(errno)});
+        if (n < 0)
+            return proto::unexpected(
+                AskFileError{AskFileError::io, std::string("cannot read: ") + std::strerror(errno)});
         got += static_cast<std::size_t>(n);
         // A short read of a regular file is its end: one read() for a whole ask file.
         if (n == 0 || static_cast<std::size_t>(n) < want || got == sizeof buf) break;
@@ -58,7 +64,8 @@ proto::Expected<AskFile, AskFileError> read_ask_file(int dirfd, const char* name
 }
 
 proto::Expected<Fd, std::string> resolve_socket(const struct stat& ask_dir, const std::string& path, uid_t owner,
-                                                int open_dir_fd, const std::string& open_dir_path, struct stat* socket_st) {
+                                                int open_dir_fd, const std::string& open_dir_path,
+                                                struct stat* socket_st) {
     const auto slash = path.find_last_of('/');
     if (slash == std::string::npos || slash + 1 >= path.size())
         return proto::unexpected(std::string("Socket= has no file name"));
@@ -73,8 +80,9 @@ proto::Expected<Fd, std::string> resolve_socket(const struct stat& ask_dir, cons
         // The kernel resolves the parent ("//", "..", symlinks); we compare what it found.
         dir.reset(::open(parent.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
         if (!dir) return proto::unexpected(std::string("Socket= directory cannot be opened: ") + std::strerror(errno));
-        struct stat dst{};
-        if (fstat(dir.get(), &dst) < 0) return proto::unexpected(std::string("cannot stat Socket= directory: ") + std::strerror(errno));
+        struct stat dst {};
+        if (fstat(dir.get(), &dst) < 0)
+            return proto::unexpected(std::string("cannot stat Socket= directory: ") + std::strerror(errno));
         if (dst.st_dev != ask_dir.st_dev || dst.st_ino != ask_dir.st_ino)
             return proto::unexpected(std::string("Socket= is outside the ask directory"));
         dirfd = dir.get();
@@ -84,11 +92,13 @@ proto::Expected<Fd, std::string> resolve_socket(const struct stat& ask_dir, cons
         if (errno == ENOENT) return proto::unexpected(std::string("Socket= does not exist (asker gone)"));
         return proto::unexpected(std::string("Socket= cannot be opened: ") + std::strerror(errno));
     }
-    struct stat sst{};
-    if (fstat(sock.get(), &sst) < 0) return proto::unexpected(std::string("cannot stat Socket=: ") + std::strerror(errno));
+    struct stat sst {};
+    if (fstat(sock.get(), &sst) < 0)
+        return proto::unexpected(std::string("cannot stat Socket=: ") + std::strerror(errno));
     if (!S_ISSOCK(sst.st_mode)) return proto::unexpected(std::string("Socket= is not a socket"));
     if (sst.st_uid != owner)
-        return proto::unexpected("Socket= is owned by uid " + std::to_string(sst.st_uid) + ", not " + std::to_string(owner));
+        return proto::unexpected("Socket= is owned by uid " + std::to_string(sst.st_uid) + ", not " +
+                                 std::to_string(owner));
     if (socket_st) *socket_st = sst;
     return sock;
 }

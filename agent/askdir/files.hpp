@@ -46,10 +46,11 @@ struct AskFileError {
 // a Socket= whose directory part is exactly that path is looked up under it directly
 // (the same resolution, three system calls fewer); anything else is resolved by the kernel.
 // `socket_st`, when given, receives the socket's stat (its device and inode name the question's socket).
-[[nodiscard]] proto::Expected<Fd, std::string> resolve_socket(const struct stat& ask_dir, const std::string& socket_path,
-                                                             uid_t owner, int open_dir_fd = -1,
-                                                             const std::string& open_dir_path = {},
-                                                             struct stat* socket_st = nullptr);
+[[nodiscard]] proto::Expected<Fd, std::string> resolve_socket(const struct stat& ask_dir,
+                                                              const std::string& socket_path, uid_t owner,
+                                                              int open_dir_fd = -1,
+                                                              const std::string& open_dir_path = {},
+                                                              struct stat* socket_st = nullptr);
 
 enum class SendStatus { sent, gone, again, refused };
 // Sends `datagram` through the unbound SOCK_DGRAM `sender` to the socket behind

@@ -16,8 +16,8 @@
 #include <memory>
 #include <utility>
 
-#include <boost/asio/async_result.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/system/error_code.hpp>

@@ -7,9 +7,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstdint>
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -36,8 +36,14 @@ std::string mode_string(mode_t m) {
 }  // namespace
 
 Watcher::Watcher(asio::io_context& io, std::filesystem::path dir, uid_t owner, DirListener& listener)
-    : io_(io), dir_(std::move(dir)), dir_str_(dir_.string()), owner_(owner), listener_(listener), idle_timer_(io),
-      rewatch_timer_(io), rescan_timer_(io) {}
+    : io_(io),
+      dir_(std::move(dir)),
+      dir_str_(dir_.string()),
+      owner_(owner),
+      listener_(listener),
+      idle_timer_(io),
+      rewatch_timer_(io),
+      rescan_timer_(io) {}
 
 void Watcher::open() {
     if (!inotify_) {
@@ -50,10 +56,11 @@ void Watcher::open() {
     if (!fd) {
         const int e = errno;
         throw std::runtime_error(dir_str_ + ": cannot open the ask directory: " +
-                                 (e == ELOOP || e == ENOTDIR ? std::string("it is not a directory (a symlink is refused)")
-                                                             : std::strerror(e)));
+                                 (e == ELOOP || e == ENOTDIR
+                                      ? std::string("it is not a directory (a symlink is refused)")
+                                      : std::strerror(e)));
     }
-    struct stat st{};
+    struct stat st {};
     if (fstat(fd.get(), &st) < 0) throw std::runtime_error(dir_str_ + ": " + std::strerror(errno));
     if (st.st_uid != owner_ || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
         throw std::runtime_error(dir_str_ + ": the ask directory must be owned by uid " + std::to_string(owner_) +
@@ -84,7 +91,7 @@ bool Watcher::enter(bool recheck) {
     if (dir_fd_ && verified_ && !recheck) return !unsafe_;
     verified_ = false;
     Fd fd(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    struct stat st{};
+    struct stat st {};
     if (!fd || fstat(fd.get(), &st) < 0 || st.st_dev != dir_st_.st_dev || st.st_ino != dir_st_.st_ino) {
         lost("was replaced; watching the new directory");
         return false;
@@ -161,7 +168,8 @@ void Watcher::on_events() {
         ssize_t n = ::read(inotify_->native_handle(), buf, sizeof buf);
         if (n < 0) {
             if (errno == EINTR) continue;
-            if (errno != EAGAIN) CA_LOG(err) << "reading inotify events failed: " << std::strerror(errno) << "; rescanning";
+            if (errno != EAGAIN)
+                CA_LOG(err) << "reading inotify events failed: " << std::strerror(errno) << "; rescanning";
             break;
         }
         if (n == 0) break;
@@ -173,8 +181,14 @@ void Watcher::on_events() {
             std::memcpy(&ev, buf + off, sizeof ev);  // aligned copy of the header
             const char* name = buf + off + sizeof(inotify_event);
             off += static_cast<ssize_t>(sizeof(inotify_event) + ev.len);
-            if (ev.mask & IN_Q_OVERFLOW) { overflow = true; continue; }
-            if (ev.mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) { lost_dir = true; continue; }
+            if (ev.mask & IN_Q_OVERFLOW) {
+                overflow = true;
+                continue;
+            }
+            if (ev.mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) {
+                lost_dir = true;
+                continue;
+            }
             if (ev.len == 0) {
                 if (ev.mask & IN_ATTRIB) wake.touched = true;
                 continue;
@@ -185,10 +199,11 @@ void Watcher::on_events() {
             else if (ev.mask & IN_CREATE) {
                 // A regular file created under its final name is still being written: wait
                 // for IN_CLOSE_WRITE.  Anything else (symlink, FIFO, directory) is judged now.
-                struct stat st{};
+                struct stat st {};
                 if (fstatat(hint_dir_fd(), nm.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode))
                     wake.names.emplace_back(std::move(nm), true);
-            } else if (ev.mask & (IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB)) wake.names.emplace_back(std::move(nm), true);
+            } else if (ev.mask & (IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB))
+                wake.names.emplace_back(std::move(nm), true);
         }
         if (drained) break;
     }
@@ -278,7 +293,8 @@ void Watcher::rewatch_later() {
             // Once per cause: a directory replaced by a symlink stays refused until a real one
             // comes back, and a line a second would bury everything else.
             if (rewatch_error_.first(e.what()))
-                CA_LOG(err) << e.what() << "; nothing is answered there until it is a real directory again (checking every second)";
+                CA_LOG(err) << e.what()
+                            << "; nothing is answered there until it is a real directory again (checking every second)";
             rewatch_timer_.expires_after(std::chrono::seconds(1));
             rewatch_timer_.async_wait([this](const boost::system::error_code& ec2) {
                 if (!ec2 && !stopping_) rewatch_later();

@@ -96,7 +96,7 @@ private:
     bool woke_ = false;      // a wake since the idle timer was armed
     bool idle_armed_ = false;
     boost::asio::steady_timer idle_timer_;
-    struct stat dir_st_{};
+    struct stat dir_st_ {};
     bool have_dir_ = false;
     bool unsafe_ = false;
     bool stopping_ = false;

@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <stdexcept>
 #include <span>
+#include <stdexcept>
 
 #include "agent/clock.hpp"
 #include "agent/log.hpp"
@@ -24,7 +24,9 @@ BootCache::BootCache(boost::asio::io_context& io, const GlobalOptions& o)
     proto::wipe(key, sizeof key);
 }
 
-std::uint64_t BootCache::hash_of(const proto::Secret& s) const noexcept { return proto::siphash24(k0_, k1_, s.bytes()); }
+std::uint64_t BootCache::hash_of(const proto::Secret& s) const noexcept {
+    return proto::siphash24(k0_, k1_, s.bytes());
+}
 
 std::optional<std::size_t> BootCache::index_of(std::uint64_t h) const noexcept {
     // At most kCacheMaxCandidates: a scan beats a map here.
@@ -51,7 +53,8 @@ void BootCache::stop() {
 
 void BootCache::forget_if_finished() {
     if (!finished_) return;
-    if (finished_logged_.first()) CA_LOG(info) << "finish ran this boot; the cache is gone, leaving questions to other agents";
+    if (finished_logged_.first())
+        CA_LOG(info) << "finish ran this boot; the cache is gone, leaving questions to other agents";
     reset();
 }
 
@@ -98,7 +101,8 @@ void BootCache::load() {
         auto& mine = cache_->card_responses;
         for (auto& stored : r.payload->card_responses) {
             if (mine.size() < proto::kCacheMaxCardResponses &&
-                std::none_of(mine.begin(), mine.end(), [&](const auto& m) { return m.kind == stored.kind && m.seed == stored.seed; }))
+                std::none_of(mine.begin(), mine.end(),
+                             [&](const auto& m) { return m.kind == stored.kind && m.seed == stored.seed; }))
                 mine.push_back(std::move(stored));
         }
     }
@@ -155,7 +159,8 @@ void BootCache::put_card_response(proto::CardResponse::Kind kind, const std::vec
     if (stopping_ || finished_ || seed.empty() || response.empty()) return;
     ensure();
     auto& list = cache_->card_responses;
-    const bool known = std::any_of(list.begin(), list.end(), [&](const auto& r) { return r.kind == kind && r.seed == seed; });
+    const bool known = std::any_of(list.begin(), list.end(),
+                                   [&](const auto& r) { return r.kind == kind && r.seed == seed; });
     if (known) return;
     if (list.size() >= proto::kCacheMaxCardResponses) list.erase(list.begin());
     list.push_back({kind, seed, response.clone()});
@@ -211,8 +216,9 @@ void BootCache::save_now() {
     left_out_ = fit.candidates_left_out != 0;
     if (!fit.everything() && fit_warned_.first())
         CA_LOG(warning) << "the cache outgrew its key (" << proto::kCachePayloadMax << " bytes): stored without "
-                        << fit.candidates_left_out << " candidate(s), " << fit.rejections_left_out << " rejection(s) and "
-                        << fit.sends_left_out << " send(s) it learnt; the next instance may offer a key twice"
+                        << fit.candidates_left_out << " candidate(s), " << fit.rejections_left_out
+                        << " rejection(s) and " << fit.sends_left_out
+                        << " send(s) it learnt; the next instance may offer a key twice"
                         << (fit.candidates_left_out != 0 ? " (systemd's entry is kept)" : "");
     if (*r == StoreKind::file && file_warned_.first())
         CA_LOG(warning) << "the kernel keyring is unavailable; the cache is kept in " << store_.file_path()

@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "agent/cache/store.hpp"
-#include "agent/log_once.hpp"
 #include "agent/config/options.hpp"
+#include "agent/log_once.hpp"
 #include "proto/cache_codec.hpp"
 #include "proto/secret.hpp"
 

@@ -9,8 +9,9 @@
 namespace ca::agent {
 
 struct EntryHistory {
-    const std::unordered_map<std::uint64_t, std::uint64_t>& first_seen;    // hash -> when first seen there (boottime µs)
-    const std::unordered_map<std::uint64_t, std::uint64_t>& last_arrived;  // hash -> when it last arrived, kept after it goes
+    const std::unordered_map<std::uint64_t, std::uint64_t>& first_seen;  // hash -> when first seen there (boottime µs)
+    const std::unordered_map<std::uint64_t, std::uint64_t>&
+        last_arrived;  // hash -> when it last arrived, kept after it goes
 };
 
 }  // namespace ca::agent

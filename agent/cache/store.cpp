@@ -8,9 +8,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include "agent/cache/keyring.hpp"
 #include "agent/clock.hpp"
 #include "agent/fd.hpp"
-#include "agent/cache/keyring.hpp"
 
 namespace ca::agent {
 
@@ -31,14 +31,14 @@ bool keyring_absent(int e) { return e == ENOKEY || e == EKEYEXPIRED || e == EKEY
 constexpr int kOpenFlags = O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
 
 bool ours_regular(int fd) {
-    struct stat st{};
+    struct stat st {};
     return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid();
 }
 
 proto::Expected<proto::Secret, int> read_file_locked(int dirfd, const char* name) {
     Fd fd(::openat(dirfd, name, O_RDONLY | kOpenFlags));
     if (!fd) return proto::unexpected(errno);
-    struct stat st{};
+    struct stat st {};
     if (fstat(fd.get(), &st) < 0) return proto::unexpected(errno);
     if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0) return proto::unexpected(EPERM);
     if (st.st_size <= 0 || static_cast<std::size_t>(st.st_size) > proto::kCachePayloadMax)
@@ -58,15 +58,17 @@ proto::Expected<proto::Secret, int> read_file_locked(int dirfd, const char* name
 
 proto::Expected<Fd, std::string> CacheStore::open_dir(bool create) const {
     const std::string dir = o_.cache_dir.string();
-    if (create && ::mkdir(dir.c_str(), 0700) < 0 && errno != EEXIST) return proto::unexpected(dir + ": " + errno_text(errno));
+    if (create && ::mkdir(dir.c_str(), 0700) < 0 && errno != EEXIST)
+        return proto::unexpected(dir + ": " + errno_text(errno));
     Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!fd) {
         const int e = errno;
         if (e == ENOENT && !create) return Fd{};
-        if (e == ELOOP || e == ENOTDIR) return proto::unexpected(dir + ": the cache directory is not a directory (a symlink is refused)");
+        if (e == ELOOP || e == ENOTDIR)
+            return proto::unexpected(dir + ": the cache directory is not a directory (a symlink is refused)");
         return proto::unexpected(dir + ": " + errno_text(e));
     }
-    struct stat st{};
+    struct stat st {};
     if (fstat(fd.get(), &st) < 0) return proto::unexpected(dir + ": " + errno_text(errno));
     if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
         return proto::unexpected(dir + ": the cache directory must be owned by uid " + std::to_string(geteuid()) +
@@ -91,8 +93,10 @@ LoadResult CacheStore::load() {
                     std::to_string(geteuid()) + ", ignoring it";
     } else if (id) {
         auto b = keyring::read(*id);
-        if (b) { bytes = std::move(*b); r.from = StoreKind::keyring; }
-        else r.warning = std::string("cannot read the cache key: ") + errno_text(b.error());
+        if (b) {
+            bytes = std::move(*b);
+            r.from = StoreKind::keyring;
+        } else r.warning = std::string("cannot read the cache key: ") + errno_text(b.error());
     } else if (!keyring_absent(id.error())) {
         r.warning = std::string("cannot search the ") + to_string(o_.keyring) + " keyring: " + errno_text(id.error());
     }
@@ -102,15 +106,22 @@ LoadResult CacheStore::load() {
             r.warning += (r.warning.empty() ? "" : "; ") + dir.error();
         } else if (*dir) {
             auto f = read_file_locked(dir->get(), "cache");
-            if (f) { bytes = std::move(*f); r.from = StoreKind::file; }
-            else if (f.error() == EPERM) r.warning += (r.warning.empty() ? "" : "; ") + file_path() + " is not a regular 0600 file of uid " + std::to_string(geteuid()) + ", ignoring it";
-            else if (f.error() != ENOENT) r.warning += (r.warning.empty() ? "" : "; ") + std::string("cannot read ") + file_path() + ": " + errno_text(f.error());
+            if (f) {
+                bytes = std::move(*f);
+                r.from = StoreKind::file;
+            } else if (f.error() == EPERM)
+                r.warning += (r.warning.empty() ? "" : "; ") + file_path() + " is not a regular 0600 file of uid " +
+                             std::to_string(geteuid()) + ", ignoring it";
+            else if (f.error() != ENOENT)
+                r.warning += (r.warning.empty() ? "" : "; ") + std::string("cannot read ") + file_path() + ": " +
+                             errno_text(f.error());
         }
     }
     if (!bytes) return r;
     auto p = proto::decode_cache(bytes->bytes());
     if (!p) {
-        r.warning += (r.warning.empty() ? "" : "; ") + std::string("the stored cache is unreadable (") + proto::to_string(p.error()) + "), ignoring it";
+        r.warning += (r.warning.empty() ? "" : "; ") + std::string("the stored cache is unreadable (") +
+                     proto::to_string(p.error()) + "), ignoring it";
         r.from.reset();
         return r;
     }
@@ -139,7 +150,9 @@ proto::Expected<StoreKind, std::string> CacheStore::save(const proto::CachePaylo
     }
     const int e = id.error();
     auto f = save_file(*bytes);
-    if (!f) return proto::unexpected(std::string("cannot store the cache in the keyring (") + errno_text(e) + ") nor in a file (" + f.error() + ")");
+    if (!f)
+        return proto::unexpected(std::string("cannot store the cache in the keyring (") + errno_text(e) +
+                                 ") nor in a file (" + f.error() + ")");
     return StoreKind::file;
 }
 
@@ -155,7 +168,11 @@ proto::Expected<StoreKind, std::string> CacheStore::save_file(const proto::Secre
     while (off < bytes.size()) {
         ssize_t n = ::write(fd.get(), bytes.data() + off, bytes.size() - off);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) { int e = errno; (void)::unlinkat(dfd, "cache.new", 0); return proto::unexpected(tmp + ": " + errno_text(e)); }
+        if (n < 0) {
+            int e = errno;
+            (void)::unlinkat(dfd, "cache.new", 0);
+            return proto::unexpected(tmp + ": " + errno_text(e));
+        }
         off += static_cast<std::size_t>(n);
     }
     if (::fsync(fd.get()) < 0) {
@@ -174,7 +191,10 @@ proto::Expected<StoreKind, std::string> CacheStore::save_file(const proto::Secre
 bool CacheStore::wipe_file(std::string& errors) {
     const std::string path = file_path();
     auto dir = open_dir(false);
-    if (!dir) { errors += dir.error() + "; "; return false; }
+    if (!dir) {
+        errors += dir.error() + "; ";
+        return false;
+    }
     if (!*dir) return false;  // no directory, no file
     const int dfd = dir->get();
     Fd fd(::openat(dfd, "cache", O_WRONLY | kOpenFlags));
@@ -182,7 +202,7 @@ bool CacheStore::wipe_file(std::string& errors) {
     // Overwrite before unlinking: on tmpfs the pages are freed at unlink, but a fallback store
     // on a real disk would otherwise keep the bytes.  Only a regular file of ours is written
     // to; anything else by that name (a FIFO gives ENXIO here, a symlink ELOOP) is only removed.
-    struct stat st{};
+    struct stat st {};
     if (fd && fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() && st.st_size > 0) {
         static const unsigned char zeros[4096] = {};
         auto left = static_cast<std::size_t>(st.st_size);

@@ -12,8 +12,8 @@
 #include <optional>
 #include <string>
 
-#include "agent/fd.hpp"
 #include "agent/config/options.hpp"
+#include "agent/fd.hpp"
 #include "proto/cache_codec.hpp"
 #include "proto/result.hpp"
 
@@ -27,15 +27,15 @@ enum class StoreKind { keyring, file };
 struct LoadResult {
     std::optional<proto::CachePayload> payload;  // nullopt: nothing cached (or expired, now removed)
     std::optional<StoreKind> from;
-    bool expired = false;                        // a payload past its bound was found and removed
-    std::string warning;                         // a store that could not be read, for the log
+    bool expired = false;  // a payload past its bound was found and removed
+    std::string warning;   // a store that could not be read, for the log
 };
 
 struct FlushReport {
-    bool keyring_key = false;   // our key was invalidated
-    bool file = false;          // the fallback file was overwritten and unlinked
-    bool systemd_entry = false; // systemd's "cryptsetup" entry was invalidated
-    std::string errors;         // what could not be removed, for the log and the exit status
+    bool keyring_key = false;    // our key was invalidated
+    bool file = false;           // the fallback file was overwritten and unlinked
+    bool systemd_entry = false;  // systemd's "cryptsetup" entry was invalidated
+    std::string errors;          // what could not be removed, for the log and the exit status
 };
 
 class CacheStore {
@@ -46,7 +46,8 @@ public:
     // Saves to the keyring, or the file when the keyring is unavailable.
     // `ttl_s` becomes the key's kernel timeout.  Error: a reason for the log.
     // `fit`, when given, says what had to be left out to fit the key (proto::encode_cache).
-    [[nodiscard]] proto::Expected<StoreKind, std::string> save(const proto::CachePayload& p, proto::CacheFit* fit = nullptr);
+    [[nodiscard]] proto::Expected<StoreKind, std::string> save(const proto::CachePayload& p,
+                                                               proto::CacheFit* fit = nullptr);
     // Removes every copy.  With `systemd_entry`, systemd's "cryptsetup" entry too.
     FlushReport flush(bool systemd_entry);
 

@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "agent/cache/keyring.hpp"
-#include "agent/clock.hpp"
 #include "agent/cli/commands.hpp"
+#include "agent/clock.hpp"
 #include "agent/log.hpp"
 
 namespace ca::agent {
@@ -42,7 +42,8 @@ void SystemdEntry::harvest() {
     }
     auto payload = keyring::read(*id);
     if (!payload) {
-        CA_LOG(warning) << "cannot read systemd's '" << o_.systemd_key_name << "' key: " << std::strerror(payload.error())
+        CA_LOG(warning) << "cannot read systemd's '" << o_.systemd_key_name
+                        << "' key: " << std::strerror(payload.error())
                         << " (the agent's session keyring must link the user keyring: KeyringMode=shared)";
         return;
     }
@@ -98,7 +99,8 @@ void SystemdEntry::push() {
     // systemd keeps its own entry for 150 s; so do we, and push again when the cache changes.
     auto r = keyring::put(o_.keyring, o_.systemd_key_name, list.bytes(), 150);
     if (!r) {
-        CA_LOG(warning) << "cannot push into systemd's '" << o_.systemd_key_name << "' entry: " << std::strerror(r.error());
+        CA_LOG(warning) << "cannot push into systemd's '" << o_.systemd_key_name
+                        << "' entry: " << std::strerror(r.error());
         return;
     }
     pushed_hash_ = cache_.hash_of(list);

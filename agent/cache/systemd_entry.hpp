@@ -36,8 +36,9 @@ public:
 private:
     const GlobalOptions& o_;
     BootCache& cache_;
-    std::unordered_map<std::uint64_t, std::uint64_t> first_seen_;    // hash -> first seen there (boottime)
-    std::unordered_map<std::uint64_t, std::uint64_t> last_arrived_;  // hash -> when it last arrived there, kept when it goes
+    std::unordered_map<std::uint64_t, std::uint64_t> first_seen_;  // hash -> first seen there (boottime)
+    std::unordered_map<std::uint64_t, std::uint64_t>
+        last_arrived_;  // hash -> when it last arrived there, kept when it goes
     std::uint64_t last_harvest_us_ = 0;
     std::uint64_t pushed_hash_ = 0;  // what we last pushed
     std::function<bool(std::uint64_t)> rejected_anywhere_;

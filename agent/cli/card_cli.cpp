@@ -20,10 +20,10 @@
 
 #include "agent/cli/card_wait.hpp"
 #include "agent/cli/json.hpp"
-#include "agent/sources/pin_asker.hpp"
 #include "agent/cli/wait_line.hpp"
-#include "agent/log.hpp"
 #include "agent/config/options.hpp"
+#include "agent/log.hpp"
+#include "agent/sources/pin_asker.hpp"
 #include "smartcard/derive.hpp"
 #include "smartcard/pkcs11.hpp"
 #include "smartcard/pkcs11_uri.hpp"
@@ -43,7 +43,7 @@ struct CardCommandOptions {
     std::vector<std::string> uuids;
     std::chrono::milliseconds wait{30000};
     bool check_determinism = false;
-    bool login = false;  // list
+    bool login = false;             // list
     JsonMode json = JsonMode::off;  // list, status
 };
 
@@ -79,7 +79,10 @@ sc::Expected<std::vector<unsigned char>> read_seed(const std::string& path, std:
 
 int run_derive(const CardCommandOptions& o, const CardCliEnv& env, const Log& log) {
     auto seed = read_seed(o.seed_file, o.card.profile.challenge_length, o.card.pkcs11.has_value());
-    if (!seed) { log(3, seed.error().message); return 1; }
+    if (!seed) {
+        log(3, seed.error().message);
+        return 1;
+    }
 
     boost::asio::io_context io;
     auto wait = std::make_shared<CardWait>(card_wait_text(o.card), o.wait);
@@ -134,7 +137,8 @@ int run_derive(const CardCommandOptions& o, const CardCliEnv& env, const Log& lo
     service->start();
     service->request_response(*seed, o.check_determinism, [&](sc::Expected<proto::Secret> r) {
         if (r) wait->found("the card answered");
-        else if (!wait->card_seen) wait->line.end("stopped waiting for " + card_wait_text(o.card) + ": " + r.error().message);
+        else if (!wait->card_seen)
+            wait->line.end("stopped waiting for " + card_wait_text(o.card) + ": " + r.error().message);
         if (!r) {
             log(3, "cannot get a response from the card: " + r.error().message);
             finish(1);
@@ -210,21 +214,34 @@ std::string hex_of(const std::vector<unsigned char>& bytes) {
 
 // The JSON of one key (card list, card status): no secret exists here, a key is a name.
 void key_json(JsonWriter& j, const sc::Pkcs11Key& k) {
-    j.begin_object().field("uri", k.uri).field("label", k.label).field("id", hex_of(k.id))
-        .field("type", k.type_text()).field("bits", k.bits).field("usable", k.usable);
+    j.begin_object()
+        .field("uri", k.uri)
+        .field("label", k.label)
+        .field("id", hex_of(k.id))
+        .field("type", k.type_text())
+        .field("bits", k.bits)
+        .field("usable", k.usable);
     j.key("why_not");
-    if (k.usable) j.null(); else j.value(k.why_not);
+    if (k.usable) j.null();
+    else j.value(k.why_not);
     j.end_object();
 }
 
 void token_json(JsonWriter& j, const sc::Pkcs11Token& t, bool with_keys) {
-    j.begin_object().field("label", t.label).field("manufacturer", t.manufacturer).field("model", t.model)
-        .field("serial", t.serial).field("slot", t.slot_description).field("login_required", t.login_required)
-        .field("pin", t.pin_state()).field("pin_pad", t.protected_path);
+    j.begin_object()
+        .field("label", t.label)
+        .field("manufacturer", t.manufacturer)
+        .field("model", t.model)
+        .field("serial", t.serial)
+        .field("slot", t.slot_description)
+        .field("login_required", t.login_required)
+        .field("pin", t.pin_state())
+        .field("pin_pad", t.protected_path);
     if (with_keys) {
         j.field("keys_need_login", t.keys_need_login);
         j.key("note");
-        if (t.note.empty()) j.null(); else j.value(t.note);
+        if (t.note.empty()) j.null();
+        else j.value(t.note);
         j.key("keys").begin_array();
         for (const auto& k : t.keys) key_json(j, k);
         j.end_array();
@@ -251,7 +268,8 @@ void tokens_text(const std::string& module, const std::vector<sc::Pkcs11Token>& 
                   << (t.protected_path ? ", PIN pad" : "") << "\n";
         if (!t.note.empty()) std::cout << "  " << t.note << "\n";
         if (t.keys.empty())
-            std::cout << (t.keys_need_login ? "  private keys hidden before login (use --login)\n" : "  no private keys\n");
+            std::cout << (t.keys_need_login ? "  private keys hidden before login (use --login)\n"
+                                            : "  no private keys\n");
         for (const auto& k : t.keys)
             std::cout << "  key " << k.uri << " " << k.type_text() << " "
                       << (k.usable ? "usable" : "not usable: " + k.why_not) << "\n";
@@ -264,7 +282,8 @@ void list_json(const sc::Expected<std::vector<std::string>>& readers, const std:
     JsonWriter j(mode);
     j.begin_object().key("pcsc").begin_object().field("available", readers.has_value());
     j.key("error");
-    if (readers) j.null(); else j.value(readers.error().message);
+    if (readers) j.null();
+    else j.value(readers.error().message);
     j.key("readers").begin_array();
     if (readers)
         for (const auto& r : *readers) j.value(r);
@@ -323,16 +342,20 @@ int run_status_pkcs11(const CardCommandOptions& o, const Log& log) {
     std::vector<const sc::Pkcs11Token*> holders;
     if (key)
         for (const auto& t : *tokens)
-            if (key->uri.find("token=" + sc::pkcs11_uri_escape({reinterpret_cast<const unsigned char*>(t.label.data()),
-                                                                 t.label.size()}) + ";") != std::string::npos)
+            if (key->uri.find(
+                    "token=" +
+                    sc::pkcs11_uri_escape({reinterpret_cast<const unsigned char*>(t.label.data()), t.label.size()}) +
+                    ";") != std::string::npos)
                 holders.push_back(&t);
     if (o.json != JsonMode::off) {
         JsonWriter j(o.json);
         j.begin_object().field("backend", "pkcs11").field("card_uri", o.card.pkcs11->uri);
         j.key("error");
-        if (key) j.null(); else j.value(key.error().message);
+        if (key) j.null();
+        else j.value(key.error().message);
         j.key("key");
-        if (key) key_json(j, *key); else j.null();
+        if (key) key_json(j, *key);
+        else j.null();
         j.key("tokens").begin_array();
         for (const auto* t : holders) token_json(j, *t, false);
         j.end_array().end_object();
@@ -367,11 +390,16 @@ void status_text(const std::vector<ReaderLine>& lines, bool none, const CardComm
             std::cout << "card does not answer (abandoned after " << o.card.watchdog.count() << " ms)\n";
             continue;
         }
-        if (l.st.error) { std::cout << "error: " << l.st.error->message << '\n'; continue; }
-        if (!l.st.card_present) { std::cout << "no card\n"; continue; }
-        std::cout << "card present, ATR " << l.st.atr << ", profile \"" << o.card.profile.name
-                  << "\": application " << l.st.application << ", PIN " << (l.st.pin.empty() ? "-" : l.st.pin)
-                  << '\n';
+        if (l.st.error) {
+            std::cout << "error: " << l.st.error->message << '\n';
+            continue;
+        }
+        if (!l.st.card_present) {
+            std::cout << "no card\n";
+            continue;
+        }
+        std::cout << "card present, ATR " << l.st.atr << ", profile \"" << o.card.profile.name << "\": application "
+                  << l.st.application << ", PIN " << (l.st.pin.empty() ? "-" : l.st.pin) << '\n';
     }
 }
 
@@ -381,17 +409,24 @@ void status_json(const std::vector<ReaderLine>& lines, const CardCommandOptions&
     j.begin_object().field("backend", "pcsc").field("profile", o.card.profile.name).key("readers").begin_array();
     for (const auto& l : lines) {
         const bool present = l.answered && !l.st.error && l.st.card_present;
-        j.begin_object().field("name", l.name).field("answers", l.answered).field("card_present", l.answered ? l.st.card_present : true);
+        j.begin_object()
+            .field("name", l.name)
+            .field("answers", l.answered)
+            .field("card_present", l.answered ? l.st.card_present : true);
         j.key("error");
-        if (!l.answered) j.value("card does not answer (abandoned after " + std::to_string(o.card.watchdog.count()) + " ms)");
+        if (!l.answered)
+            j.value("card does not answer (abandoned after " + std::to_string(o.card.watchdog.count()) + " ms)");
         else if (l.st.error) j.value(l.st.error->message);
         else j.null();
         j.key("atr");
-        if (present) j.value(l.st.atr); else j.null();
+        if (present) j.value(l.st.atr);
+        else j.null();
         j.key("application");
-        if (present) j.value(l.st.application); else j.null();
+        if (present) j.value(l.st.application);
+        else j.null();
         j.key("pin");
-        if (present && !l.st.pin.empty()) j.value(l.st.pin); else j.null();
+        if (present && !l.st.pin.empty()) j.value(l.st.pin);
+        else j.null();
         j.end_object();
     }
     j.end_array().end_object();
@@ -459,7 +494,8 @@ int card_main(const CardArgs& a, const GlobalOptions& global) {
         }
         return run_derive(o, env, log);
     }
-    std::cerr << "crypt-agent card: unknown card command '" << a.command << "'; expected list, status, derive or watch\n";
+    std::cerr << "crypt-agent card: unknown card command '" << a.command
+              << "'; expected list, status, derive or watch\n";
     return 2;
 }
 

@@ -13,11 +13,11 @@
 #include <vector>
 
 #include "agent/cli/commands.hpp"
-#include "agent/fault.hpp"
 #include "agent/cli/json.hpp"
-#include "agent/log.hpp"
 #include "agent/config/options.hpp"
 #include "agent/daemon/server.hpp"
+#include "agent/fault.hpp"
+#include "agent/log.hpp"
 
 #include "agent/cli/card_cli.hpp"
 #include "agent/cli/luks_cli.hpp"
@@ -81,51 +81,51 @@ po::options_description settings_description(SettingGroup g) {
     for (const auto& s : settings()) {
         if (s.group != g) continue;
         if (s.repeatable)
-            d.add_options()(s.name, po::value<std::vector<std::string>>()->value_name(s.placeholder)->composing(), s.help);
-        else
-            d.add_options()(s.name, po::value<std::string>()->value_name(s.placeholder), s.help);
+            d.add_options()(s.name, po::value<std::vector<std::string>>()->value_name(s.placeholder)->composing(),
+                            s.help);
+        else d.add_options()(s.name, po::value<std::string>()->value_name(s.placeholder), s.help);
     }
     return d;
 }
 
 po::options_description general_options() {
     po::options_description d("General options");
-    d.add_options()
-        ("help,h", "show help (for a command after its name)")
-        ("version", "show the version")
-        ("config", po::value<std::string>()->value_name("FILE"), "configuration file (default /etc/crypt-agent.conf)");
+    d.add_options()("help,h", "show help (for a command after its name)")("version", "show the version")(
+        "config", po::value<std::string>()->value_name("FILE"), "configuration file (default /etc/crypt-agent.conf)");
     return d;
 }
 
 // A command's own options (not settings).
 po::options_description command_options(const std::string& cmd, const std::string& sub) {
     po::options_description d(cmd + (sub.empty() ? "" : " " + sub) + " options");
-    if (cmd == "list" || (cmd == "cache" && sub == "status") || (cmd == "card" && (sub.empty() || sub == "list" || sub == "status"))) {
+    if (cmd == "list" || (cmd == "cache" && sub == "status") ||
+        (cmd == "card" && (sub.empty() || sub == "list" || sub == "status"))) {
         // As systemd's tools: --json=short (one line), --json=pretty (indented), --json=off.
         d.add_options()("json", po::value<std::string>()->value_name("MODE")->implicit_value("short"),
                         "print JSON: short (one line, also plain --json), pretty (indented) or off (default); "
                         "fields in crypt-agent(8)");
     }
     if (cmd == "cache" && sub == "put") {
-        d.add_options()
-            ("ttl", po::value<std::string>()->value_name("SECONDS"), "lifetime of the cache from now (default: cache-lifetime, 15 min)");
+        d.add_options()("ttl", po::value<std::string>()->value_name("SECONDS"),
+                        "lifetime of the cache from now (default: cache-lifetime, 15 min)");
         // --match is the setting's option; for `cache put` it restricts the secret (see help text).
     } else if (cmd == "enroll") {
-        d.add_options()
-            ("passphrase-stdin", po::bool_switch(), "read each volume's existing passphrase from stdin, one line each "
-                                                    "(one line for all); without it, ask through ask-password in ask-dir")
-            ("dry-run", po::bool_switch(), "show what would happen; change nothing")
-            ("volume", po::value<std::vector<std::string>>()->value_name("VOLUME"), "LUKS volume: block device or image file");
+        d.add_options()("passphrase-stdin", po::bool_switch(),
+                        "read each volume's existing passphrase from stdin, one line each "
+                        "(one line for all); without it, ask through ask-password in ask-dir")(
+            "dry-run", po::bool_switch(), "show what would happen; change nothing")(
+            "volume", po::value<std::vector<std::string>>()->value_name("VOLUME"),
+            "LUKS volume: block device or image file");
     } else if (cmd == "rotate") {
-        d.add_options()
-            ("dry-run", po::bool_switch(), "show what would happen; change nothing")
-            ("volume", po::value<std::vector<std::string>>()->value_name("VOLUME"),
-             "LUKS volume (default: the enrolled volumes in card-crypttab)");
+        d.add_options()("dry-run", po::bool_switch(), "show what would happen; change nothing")(
+            "volume", po::value<std::vector<std::string>>()->value_name("VOLUME"),
+            "LUKS volume (default: the enrolled volumes in card-crypttab)");
     } else if (cmd == "card") {
-        d.add_options()
-            ("uuid", po::value<std::vector<std::string>>()->value_name("UUID")->composing(), "derive: a volume's LUKS UUID (repeatable)")
-            ("check-determinism", po::bool_switch(), "derive: send each challenge twice and compare")
-            ("login", po::bool_switch(), "list: log in (PIN through ask-password) to list private keys a token hides before login");
+        d.add_options()("uuid", po::value<std::vector<std::string>>()->value_name("UUID")->composing(),
+                        "derive: a volume's LUKS UUID (repeatable)")("check-determinism", po::bool_switch(),
+                                                                     "derive: send each challenge twice and compare")(
+            "login", po::bool_switch(),
+            "list: log in (PIN through ask-password) to list private keys a token hides before login");
     }
     return d;
 }
@@ -163,8 +163,15 @@ Split split_command(int argc, char** argv) {
     bool after_dashdash = false;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        if (after_dashdash) { s.rest.push_back(a); continue; }
-        if (a == "--") { after_dashdash = true; s.rest.push_back(a); continue; }
+        if (after_dashdash) {
+            s.rest.push_back(a);
+            continue;
+        }
+        if (a == "--") {
+            after_dashdash = true;
+            s.rest.push_back(a);
+            continue;
+        }
         if (!a.empty() && a[0] == '-') {
             s.rest.push_back(a);
             if (valued.count(a) && i + 1 < argc) s.rest.push_back(argv[++i]);
@@ -219,19 +226,22 @@ std::optional<Help> help_of(const std::string& cmd, const std::string& sub) {
                     "Here --match GLOB restricts the Ids this secret may answer (default: every Id the agent answers).",
                     {G::common}};
     if (cmd == "cache")
-        return Help{"crypt-agent cache put|flush [SETTINGS]\n       crypt-agent cache status [--json=MODE] [SETTINGS]",
-                    "  put     cache a secret from standard input\n  status  show counts, patterns and time left (never the "
-                    "secret)\n  flush   remove the keyring key and the fallback file",
-                    {G::common}};
+        return Help{
+            "crypt-agent cache put|flush [SETTINGS]\n       crypt-agent cache status [--json=MODE] [SETTINGS]",
+            "  put     cache a secret from standard input\n  status  show counts, patterns and time left (never the "
+            "secret)\n  flush   remove the keyring key and the fallback file",
+            {G::common}};
     if (cmd == "list")
         return Help{"crypt-agent list [--json=MODE] [--ask-dir DIR] [SETTINGS]",
-                    "Show pending questions: file, Id, asker PID (alive or dead), time left, message.", {G::common}};
+                    "Show pending questions: file, Id, asker PID (alive or dead), time left, message.",
+                    {G::common}};
     if (cmd == "finish")
-        return Help{"crypt-agent finish [--rotate-on-finish auto|yes|no] [SETTINGS]",
-                    "At the end of boot: remove every copy of the cache (keyring key, fallback file,\nsystemd's "
-                    "'cryptsetup' entry), stop running agents from storing it again, and\n(when a card is configured, "
-                    "or with --rotate-on-finish yes) rotate the one-time keys\nof the enrolled volumes in card-crypttab.",
-                    {G::finish, G::card, G::common}};
+        return Help{
+            "crypt-agent finish [--rotate-on-finish auto|yes|no] [SETTINGS]",
+            "At the end of boot: remove every copy of the cache (keyring key, fallback file,\nsystemd's "
+            "'cryptsetup' entry), stop running agents from storing it again, and\n(when a card is configured, "
+            "or with --rotate-on-finish yes) rotate the one-time keys\nof the enrolled volumes in card-crypttab.",
+            {G::finish, G::card, G::common}};
     if (cmd == "enroll")
         return Help{"crypt-agent enroll [--passphrase-stdin] [--dry-run] [SETTINGS] VOLUME...",
                     "Enrol LUKS volumes for keys derived from the smartcard: one card operation, a seed\nrecord per "
@@ -242,15 +252,17 @@ std::optional<Help> help_of(const std::string& cmd, const std::string& sub) {
                     "Rotate the one-time keys of enrolled volumes (default: those in card-crypttab).",
                     {G::card, G::common}};
     if (cmd == "card")
-        return Help{"crypt-agent card list [--login] [--json=MODE] [SETTINGS]\n       crypt-agent card status [--json=MODE] [SETTINGS]\n       crypt-agent card watch [SETTINGS]\n"
-                    "       crypt-agent card derive --uuid UUID... "
-                    "[--check-determinism] --card-seed-file FILE [SETTINGS]",
-                    "  list    PC/SC readers, then the PKCS#11 module's tokens and keys with their URIs\n"
-                    "  status  readers, cards, ATR, application, PIN tries left (never spends a try);\n"
-                    "          with card-uri, the token and key it chooses (without logging in)\n"
-                    "  derive  print one passphrase per --uuid from the card's response to the seed\n"
-                    "  watch   log reader and card events until SIGTERM",
-                    {G::card, G::common}};
+        return Help{
+            "crypt-agent card list [--login] [--json=MODE] [SETTINGS]\n       crypt-agent card status [--json=MODE] "
+            "[SETTINGS]\n       crypt-agent card watch [SETTINGS]\n"
+            "       crypt-agent card derive --uuid UUID... "
+            "[--check-determinism] --card-seed-file FILE [SETTINGS]",
+            "  list    PC/SC readers, then the PKCS#11 module's tokens and keys with their URIs\n"
+            "  status  readers, cards, ATR, application, PIN tries left (never spends a try);\n"
+            "          with card-uri, the token and key it chooses (without logging in)\n"
+            "  derive  print one passphrase per --uuid from the card's response to the seed\n"
+            "  watch   log reader and card events until SIGTERM",
+            {G::card, G::common}};
     if (cmd == "config")
         return Help{"crypt-agent config [--config FILE] [SETTINGS]",
                     "Print the effective settings, one 'name = value' per line (every setting; the\noutput is itself a "
@@ -286,13 +298,17 @@ int main_cli_unguarded(int argc, char** argv) {
     if (takes_volumes) positional.add("volume", -1);
     po::variables_map vm;
     try {
-        auto parsed = po::command_line_parser(split.rest).options(desc).positional(positional)
-                          .style(po::command_line_style::unix_style).run();
+        auto parsed = po::command_line_parser(split.rest)
+                          .options(desc)
+                          .positional(positional)
+                          .style(po::command_line_style::unix_style)
+                          .run();
         for (const auto& opt : parsed.options)
             if (opt.position_key >= 0 && !takes_volumes) {
                 const std::string& word = opt.value.front();
-                return usage_error(cmd_name, "unexpected argument '" + word + "'" +
-                                                 (parse_json_mode(word) ? " (to choose the JSON mode: --json=" + word + ")" : ""));
+                return usage_error(
+                    cmd_name, "unexpected argument '" + word + "'" +
+                                  (parse_json_mode(word) ? " (to choose the JSON mode: --json=" + word + ")" : ""));
             }
         po::store(parsed, vm);
         po::notify(vm);
@@ -325,12 +341,16 @@ int main_cli_unguarded(int argc, char** argv) {
     if (vm.count("json")) {
         const auto& mode = vm["json"].as<std::string>();
         const auto parsed = parse_json_mode(mode);
-        if (!parsed) return usage_error(cmd_name, "--json: unknown mode '" + mode + "' (expected short, pretty or off)");
+        if (!parsed)
+            return usage_error(cmd_name, "--json: unknown mode '" + mode + "' (expected short, pretty or off)");
         json = *parsed;
     }
 
     GlobalOptions o;
-    if (vm.count("config")) { o.config_file = vm["config"].as<std::string>(); o.config_file_explicit = true; }
+    if (vm.count("config")) {
+        o.config_file = vm["config"].as<std::string>();
+        o.config_file_explicit = true;
+    }
     if (auto err = load_config_file(o)) {
         std::cerr << "crypt-agent " << cmd_name << ": " << err->describe() << "\n";
         return 2;

@@ -7,24 +7,26 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <algorithm>
 #include <iostream>
 
 #include "agent/askdir/files.hpp"
 #include "agent/cache/store.hpp"
-#include "agent/sources/card_source.hpp"
-#include "agent/clock.hpp"
 #include "agent/cli/json.hpp"
-#include "agent/log.hpp"
 #include "agent/cli/luks_cli.hpp"
+#include "agent/clock.hpp"
+#include "agent/log.hpp"
+#include "agent/sources/card_source.hpp"
 #include "proto/hex.hpp"
 
 namespace ca::agent {
 
-void touch_ask_dir(const GlobalOptions& o) { (void)::utimensat(AT_FDCWD, o.ask_dir.c_str(), nullptr, AT_SYMLINK_NOFOLLOW); }
+void touch_ask_dir(const GlobalOptions& o) {
+    (void)::utimensat(AT_FDCWD, o.ask_dir.c_str(), nullptr, AT_SYMLINK_NOFOLLOW);
+}
 
 proto::Expected<proto::Secret, std::string> read_secret_stdin(std::size_t max, const char* prompt) {
     termios old{};
@@ -42,7 +44,10 @@ proto::Expected<proto::Secret, std::string> read_secret_stdin(std::size_t max, c
     while (got < buf.size()) {
         ssize_t n = ::read(STDIN_FILENO, buf.data() + got, buf.size() - got);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) { err = errno; break; }
+        if (n < 0) {
+            err = errno;
+            break;
+        }
         if (n == 0) break;
         got += static_cast<std::size_t>(n);
         if (tty && buf.data()[got - 1] == '\n') break;
@@ -57,14 +62,18 @@ proto::Expected<proto::Secret, std::string> read_secret_stdin(std::size_t max, c
     if (got > 0 && buf.data()[got - 1] == '\r') --got;
     buf.truncate(got);
     if (buf.empty()) return proto::unexpected(std::string("no secret on standard input"));
-    if (buf.contains_byte(0)) return proto::unexpected(std::string("the secret contains a NUL byte, which no passphrase can hold"));
+    if (buf.contains_byte(0))
+        return proto::unexpected(std::string("the secret contains a NUL byte, which no passphrase can hold"));
     return buf;
 }
 
 int cmd_cache_put(const GlobalOptions& o, const CachePutArgs& a) {
     // 2048 = what fits in one reply beside the '+'.
     auto secret = read_secret_stdin(2048, "Secret to cache: ");
-    if (!secret) { CA_LOG(err) << "cache put: " << secret.error(); return 1; }
+    if (!secret) {
+        CA_LOG(err) << "cache put: " << secret.error();
+        return 1;
+    }
     CacheStore store(o);
     if (store.finished()) {
         store.clear_finished();
@@ -103,10 +112,14 @@ int cmd_cache_put(const GlobalOptions& o, const CachePutArgs& a) {
         p.candidates.push_back(std::move(c));
     }
     auto where = store.save(p);
-    if (!where) { CA_LOG(err) << "cache put: " << where.error(); return 1; }
+    if (!where) {
+        CA_LOG(err) << "cache put: " << where.error();
+        return 1;
+    }
     touch_ask_dir(o);
     std::cout << (replaced ? "updated" : "cached") << " 1 secret in the " << to_string(*where)
-              << (*where == StoreKind::keyring ? std::string(" (") + to_string(o.keyring) + " keyring)" : " " + store.file_path())
+              << (*where == StoreKind::keyring ? std::string(" (") + to_string(o.keyring) + " keyring)"
+                                               : " " + store.file_path())
               << "; " << p.candidates.size() << " candidate(s), " << (p.expires_us - now) / 1000000 << " s left\n";
     return 0;
 }
@@ -126,30 +139,46 @@ void cache_status_json(const GlobalOptions& o, CacheStore& store, const LoadResu
     const auto now = boottime_us();
     const auto secs = [now](std::uint64_t then) { return now > then ? (now - then) / 1000000 : std::uint64_t{0}; };
     JsonWriter j(mode);
-    j.begin_object().field("finished", store.finished()).field("cached", r.payload.has_value())
+    j.begin_object()
+        .field("finished", store.finished())
+        .field("cached", r.payload.has_value())
         .field("expired", r.expired);
     const bool keyring = r.payload && *r.from == StoreKind::keyring;
     const bool file = r.payload && *r.from == StoreKind::file;
     j.key("store");
-    if (r.payload) j.value(keyring ? "keyring" : "file"); else j.null();
+    if (r.payload) j.value(keyring ? "keyring" : "file");
+    else j.null();
     j.key("keyring");
-    if (keyring) j.value(to_string(o.keyring)); else j.null();
+    if (keyring) j.value(to_string(o.keyring));
+    else j.null();
     j.key("key_name");
-    if (keyring) j.value(kCacheKeyName); else j.null();
+    if (keyring) j.value(kCacheKeyName);
+    else j.null();
     j.key("file");
-    if (file) j.value(store.file_path()); else j.null();
+    if (file) j.value(store.file_path());
+    else j.null();
     if (!r.payload) {
-        j.field("candidates", 0).key("age_seconds").null().key("seconds_left").null().key("entries").begin_array()
-            .end_array().end_object();
+        j.field("candidates", 0)
+            .key("age_seconds")
+            .null()
+            .key("seconds_left")
+            .null()
+            .key("entries")
+            .begin_array()
+            .end_array()
+            .end_object();
         std::cout << j.str();
         return;
     }
     const auto& p = *r.payload;
-    j.field("candidates", p.candidates.size()).field("age_seconds", secs(p.created_us))
+    j.field("candidates", p.candidates.size())
+        .field("age_seconds", secs(p.created_us))
         .field("seconds_left", p.expires_us > now ? (p.expires_us - now) / 1000000 : std::uint64_t{0});
     j.key("entries").begin_array();
     for (const auto& c : p.candidates) {
-        j.begin_object().field("origin", proto::to_string(c.origin)).field("age_seconds", secs(c.added_us))
+        j.begin_object()
+            .field("origin", proto::to_string(c.origin))
+            .field("age_seconds", secs(c.added_us))
             .field("opened", c.opened);
         j.key("patterns").begin_array();
         for (const auto& pat : c.patterns) j.value(pat);
@@ -180,16 +209,19 @@ int cmd_cache_status(const GlobalOptions& o, JsonMode mode) {
     }
     const auto now = boottime_us();
     std::cout << "store:      " << to_string(*r.from)
-              << (*r.from == StoreKind::keyring ? std::string(" (") + to_string(o.keyring) + " keyring, key '" + kCacheKeyName + "')" : " " + store.file_path())
+              << (*r.from == StoreKind::keyring
+                      ? std::string(" (") + to_string(o.keyring) + " keyring, key '" + kCacheKeyName + "')"
+                      : " " + store.file_path())
               << "\ncandidates: " << r.payload->candidates.size()
               << "\ntime left:  " << (r.payload->expires_us - now) / 1000000 << " s\n";
     unsigned n = 0;
     for (const auto& c : r.payload->candidates) {
         std::string pats;
         for (const auto& p : c.patterns) pats += (pats.empty() ? "" : ",") + p;
-        std::cout << "  #" << ++n << " from " << proto::to_string(c.origin) << ", " << c.value.size() << " bytes, answers "
-                  << (pats.empty() ? "the configured Ids" : pats) << (c.opened ? ", opened a volume" : "")
-                  << ", sent to " << c.sent_to.size() << " Id(s), rejected by " << c.rejected_by.size() << "\n";
+        std::cout << "  #" << ++n << " from " << proto::to_string(c.origin) << ", " << c.value.size()
+                  << " bytes, answers " << (pats.empty() ? "the configured Ids" : pats)
+                  << (c.opened ? ", opened a volume" : "") << ", sent to " << c.sent_to.size() << " Id(s), rejected by "
+                  << c.rejected_by.size() << "\n";
     }
     return 0;
 }
@@ -207,7 +239,10 @@ int cmd_cache_flush(const GlobalOptions& o) {
     auto r = store.flush(false);
     touch_ask_dir(o);
     print_flush(r, false);
-    if (!r.errors.empty()) { CA_LOG(err) << "cache flush: could not remove: " << r.errors; return 1; }
+    if (!r.errors.empty()) {
+        CA_LOG(err) << "cache flush: could not remove: " << r.errors;
+        return 1;
+    }
     return 0;
 }
 
@@ -237,9 +272,13 @@ int cmd_finish(const GlobalOptions& o) {
     touch_ask_dir(o);
     print_flush(r, true);
     CA_LOG(notice) << "finish: cache flushed (keyring key " << (r.keyring_key ? "removed" : "absent") << ", file "
-                   << (r.file ? "removed" : "absent") << ", systemd entry " << (r.systemd_entry ? "removed" : "absent") << ")";
+                   << (r.file ? "removed" : "absent") << ", systemd entry " << (r.systemd_entry ? "removed" : "absent")
+                   << ")";
     int status = 0;
-    if (!r.errors.empty()) { CA_LOG(err) << "finish: could not remove: " << r.errors; status = 1; }
+    if (!r.errors.empty()) {
+        CA_LOG(err) << "finish: could not remove: " << r.errors;
+        status = 1;
+    }
     // Then make this boot's keys useless at the next: new seeds, new keyslots (one card operation).
     const bool card = o.card.enabled();
     const bool rotate = o.rotate_on_finish == GlobalOptions::Rotate::yes ||
@@ -270,21 +309,31 @@ struct Listed {
 
 void list_text(const GlobalOptions& o, const std::vector<Listed>& items, std::uint64_t now) {
     for (const auto& it : items) {
-        if (!it.q) { std::cout << it.name << "  (unreadable: " << it.error << ")\n"; continue; }
+        if (!it.q) {
+            std::cout << it.name << "  (unreadable: " << it.error << ")\n";
+            continue;
+        }
         const auto& q = *it.q;
         std::string left = "no deadline";
-        if (q.has_deadline()) left = q.not_after_us > now ? std::to_string((q.not_after_us - now) / 1000000) + " s left" : "expired";
-        std::cout << it.name << "  Id=" << q.id.value_or("(none)") << "  PID " << q.pid << (pid_alive(q.pid) ? " alive" : " dead")
-                  << "  " << left << (q.accept_cached ? "" : "  AcceptCached=0") << (q.echo ? "  Echo=1" : "")
-                  << "\n    " << q.message.value_or("(no message)") << "\n";
+        if (q.has_deadline())
+            left = q.not_after_us > now ? std::to_string((q.not_after_us - now) / 1000000) + " s left" : "expired";
+        std::cout << it.name << "  Id=" << q.id.value_or("(none)") << "  PID " << q.pid
+                  << (pid_alive(q.pid) ? " alive" : " dead") << "  " << left
+                  << (q.accept_cached ? "" : "  AcceptCached=0") << (q.echo ? "  Echo=1" : "") << "\n    "
+                  << q.message.value_or("(no message)") << "\n";
     }
     if (items.empty()) std::cout << "no questions in " << o.ask_dir.string() << "\n";
 }
 
 // Fields documented in crypt-agent(8), section JSON OUTPUT.
-void list_json(const GlobalOptions& o, bool exists, const std::vector<Listed>& items, std::uint64_t now, JsonMode mode) {
+void list_json(const GlobalOptions& o, bool exists, const std::vector<Listed>& items, std::uint64_t now,
+               JsonMode mode) {
     JsonWriter j(mode);
-    j.begin_object().field("ask_dir", o.ask_dir.string()).field("ask_dir_exists", exists).key("questions").begin_array();
+    j.begin_object()
+        .field("ask_dir", o.ask_dir.string())
+        .field("ask_dir_exists", exists)
+        .key("questions")
+        .begin_array();
     for (const auto& it : items) {
         j.begin_object().field("file", it.name);
         if (!it.q) {
@@ -292,12 +341,19 @@ void list_json(const GlobalOptions& o, bool exists, const std::vector<Listed>& i
             continue;
         }
         const auto& q = *it.q;
-        j.field("id", q.id).field("pid", q.pid).field("pid_alive", pid_alive(q.pid)).field("socket", q.socket)
-            .field("accept_cached", q.accept_cached).field("echo", q.echo).field("silent", q.silent);
+        j.field("id", q.id)
+            .field("pid", q.pid)
+            .field("pid_alive", pid_alive(q.pid))
+            .field("socket", q.socket)
+            .field("accept_cached", q.accept_cached)
+            .field("echo", q.echo)
+            .field("silent", q.silent);
         j.key("not_after_usec");
-        if (q.has_deadline()) j.value(q.not_after_us); else j.null();
+        if (q.has_deadline()) j.value(q.not_after_us);
+        else j.null();
         j.key("seconds_left");
-        if (q.has_deadline()) j.value(q.not_after_us > now ? (q.not_after_us - now) / 1000000 : std::uint64_t{0}); else j.null();
+        if (q.has_deadline()) j.value(q.not_after_us > now ? (q.not_after_us - now) / 1000000 : std::uint64_t{0});
+        else j.null();
         j.field("expired", q.has_deadline() && q.not_after_us <= now).field("message", q.message).field("icon", q.icon);
         j.end_object();
     }
@@ -322,7 +378,10 @@ int cmd_list(const GlobalOptions& o, JsonMode mode) {
     }
     Fd dup(::fcntl(dir.get(), F_DUPFD_CLOEXEC, 3));
     DIR* d = ::fdopendir(dup.get());
-    if (d == nullptr) { CA_LOG(err) << "cannot read " << o.ask_dir.string() << ": " << std::strerror(errno); return 1; }
+    if (d == nullptr) {
+        CA_LOG(err) << "cannot read " << o.ask_dir.string() << ": " << std::strerror(errno);
+        return 1;
+    }
     dup.release();
     std::vector<std::string> names;
     while (dirent* de = ::readdir(d))
@@ -332,7 +391,7 @@ int cmd_list(const GlobalOptions& o, JsonMode mode) {
     const auto now = monotonic_us();
     std::vector<Listed> items;
     for (const auto& nm : names) {
-        struct stat st{};
+        struct stat st {};
         if (fstatat(dir.get(), nm.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
         auto f = read_ask_file(dir.get(), nm.c_str(), st.st_uid);
         if (f) items.push_back(Listed{nm, std::move(f->q), {}});

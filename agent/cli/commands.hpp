@@ -2,8 +2,8 @@
 // The commands besides `serve`.  Each returns the process exit status and
 // prints for a person on stdout, problems on stderr (through the log).
 #pragma once
-#include <optional>
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 

@@ -24,14 +24,14 @@ std::string json_quote(std::string_view s) {
         if (c < 0x80) {
             ++i;
             switch (c) {
-                case '"': out += "\\\""; continue;
-                case '\\': out += "\\\\"; continue;
-                case '\b': out += "\\b"; continue;
-                case '\f': out += "\\f"; continue;
-                case '\n': out += "\\n"; continue;
-                case '\r': out += "\\r"; continue;
-                case '\t': out += "\\t"; continue;
-                default: break;
+            case '"': out += "\\\""; continue;
+            case '\\': out += "\\\\"; continue;
+            case '\b': out += "\\b"; continue;
+            case '\f': out += "\\f"; continue;
+            case '\n': out += "\\n"; continue;
+            case '\r': out += "\\r"; continue;
+            case '\t': out += "\\t"; continue;
+            default: break;
             }
             if (c < 0x20 || c == 0x7f) {
                 out += "\\u00";
@@ -107,10 +107,22 @@ void JsonWriter::close(char c, bool object) {
     if (stack_.empty()) done_ = true;
 }
 
-JsonWriter& JsonWriter::begin_object() { open('{', true); return *this; }
-JsonWriter& JsonWriter::end_object() { close('}', true); return *this; }
-JsonWriter& JsonWriter::begin_array() { open('[', false); return *this; }
-JsonWriter& JsonWriter::end_array() { close(']', false); return *this; }
+JsonWriter& JsonWriter::begin_object() {
+    open('{', true);
+    return *this;
+}
+JsonWriter& JsonWriter::end_object() {
+    close('}', true);
+    return *this;
+}
+JsonWriter& JsonWriter::begin_array() {
+    open('[', false);
+    return *this;
+}
+JsonWriter& JsonWriter::end_array() {
+    close(']', false);
+    return *this;
+}
 
 void JsonWriter::scalar(std::string_view text) {
     before_value();
@@ -118,11 +130,26 @@ void JsonWriter::scalar(std::string_view text) {
     if (stack_.empty()) done_ = true;
 }
 
-JsonWriter& JsonWriter::value(std::string_view s) { scalar(json_quote(s)); return *this; }
-JsonWriter& JsonWriter::value(bool b) { scalar(b ? "true" : "false"); return *this; }
-JsonWriter& JsonWriter::value(std::int64_t n) { scalar(std::to_string(n)); return *this; }
-JsonWriter& JsonWriter::value(std::uint64_t n) { scalar(std::to_string(n)); return *this; }
-JsonWriter& JsonWriter::null() { scalar("null"); return *this; }
+JsonWriter& JsonWriter::value(std::string_view s) {
+    scalar(json_quote(s));
+    return *this;
+}
+JsonWriter& JsonWriter::value(bool b) {
+    scalar(b ? "true" : "false");
+    return *this;
+}
+JsonWriter& JsonWriter::value(std::int64_t n) {
+    scalar(std::to_string(n));
+    return *this;
+}
+JsonWriter& JsonWriter::value(std::uint64_t n) {
+    scalar(std::to_string(n));
+    return *this;
+}
+JsonWriter& JsonWriter::null() {
+    scalar("null");
+    return *this;
+}
 
 std::string JsonWriter::str() const {
     if (!stack_.empty()) throw std::logic_error("JsonWriter: unclosed container");

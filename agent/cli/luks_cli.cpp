@@ -14,13 +14,13 @@
 #include <string>
 #include <vector>
 
-#include "agent/config/crypttab.hpp"
-#include "agent/log.hpp"
-#include "agent/config/options.hpp"
 #include "agent/cli/card_wait.hpp"
+#include "agent/cli/wait_line.hpp"
+#include "agent/config/crypttab.hpp"
+#include "agent/config/options.hpp"
+#include "agent/log.hpp"
 #include "agent/luks/volume.hpp"
 #include "agent/sources/pin_asker.hpp"
-#include "agent/cli/wait_line.hpp"
 #include "proto/seed_token.hpp"
 #include "smartcard/blocking.hpp"
 #include "smartcard/pkcs11.hpp"
@@ -69,8 +69,7 @@ private:
 };
 
 // Only volumes with a crypt-agent record: the others are not ours to rotate.
-std::vector<std::string> enrolled_volumes(const std::vector<std::string>& candidates,
-                                          const luks::StoreOptions& store) {
+std::vector<std::string> enrolled_volumes(const std::vector<std::string>& candidates, const luks::StoreOptions& store) {
     std::vector<std::string> out;
     for (const auto& path : candidates) {
         auto seeds = luks::candidates_for_volume(path, store);
@@ -93,8 +92,7 @@ std::vector<proto::Secret> read_passphrases() {
     std::size_t start = 0;
     for (std::size_t i = 0; i <= all.size(); ++i) {
         if (i < all.size() && all.data()[i] != '\n') continue;
-        if (i > start || i < all.size())
-            lines.push_back(proto::Secret::copy_of(all.bytes().subspan(start, i - start)));
+        if (i > start || i < all.size()) lines.push_back(proto::Secret::copy_of(all.bytes().subspan(start, i - start)));
         start = i + 1;
     }
     return lines;
@@ -110,8 +108,8 @@ struct CardUse {
 // counted when it reached a card.
 smartcard::Expected<std::vector<proto::Secret>> responses_waiting(const smartcard::BlockingOptions& b,
                                                                   const std::vector<std::vector<unsigned char>>& seeds,
-                                                                  bool check_determinism, std::chrono::seconds pin_timeout,
-                                                                  CardUse& use) {
+                                                                  bool check_determinism,
+                                                                  std::chrono::seconds pin_timeout, CardUse& use) {
     const std::string what = card_wait_text(b.card);
     auto wait = std::make_shared<CardWait>(what, b.wait_for_card);
     smartcard::BlockingOptions opts = b;
@@ -120,7 +118,8 @@ smartcard::Expected<std::vector<proto::Secret>> responses_waiting(const smartcar
         if (inner) inner(n);
     };
     if (b.pin)
-        opts.pin = [wait, make = b.pin, pin_timeout](boost::asio::io_context& io) -> std::unique_ptr<smartcard::PinPrompt> {
+        opts.pin = [wait, make = b.pin,
+                    pin_timeout](boost::asio::io_context& io) -> std::unique_ptr<smartcard::PinPrompt> {
             return std::make_unique<WaitingPinPrompt>(make(io), wait, pin_timeout);
         };
     auto r = smartcard::responses_blocking(opts, seeds, check_determinism);
@@ -213,8 +212,8 @@ std::optional<proto::Secret> ask_existing_passphrase(const std::string& volume, 
     const std::string id = "crypt-agent:enroll:" + volume;
     WaitLine wait("the existing passphrase of " + volume + " (asked through ask-password, Id " + id + ")",
                   std::chrono::duration_cast<std::chrono::milliseconds>(o.card.pin_timeout));
-    asker.ask_text(id, "Existing passphrase for " + volume + " (crypt-agent enrolment):",
-                   "drive-harddisk", [&pass, &why](smartcard::Expected<proto::Secret> r) {
+    asker.ask_text(id, "Existing passphrase for " + volume + " (crypt-agent enrolment):", "drive-harddisk",
+                   [&pass, &why](smartcard::Expected<proto::Secret> r) {
                        if (r) pass = std::move(*r);
                        else why = r.error().message;
                    });
@@ -313,7 +312,7 @@ namespace {
 void library_log(luks::LibraryMessage kind, std::string_view text, bool reported) {
     using K = luks::LibraryMessage;
     // An error our own message reports already is worth a line only when debugging.
-    const Level l = kind == K::error ? (reported ? Level::debug : Level::err)
+    const Level l = kind == K::error    ? (reported ? Level::debug : Level::err)
                     : kind == K::normal ? Level::notice
                                         : Level::debug;
     if (!log_enabled(l)) return;
@@ -321,9 +320,7 @@ void library_log(luks::LibraryMessage kind, std::string_view text, bool reported
 }
 }  // namespace
 
-void route_library_log(Level log_level) {
-    luks::set_library_log(library_log, log_level == Level::debug);
-}
+void route_library_log(Level log_level) { luks::set_library_log(library_log, log_level == Level::debug); }
 
 static int run_enroll(const LuksArgs& a, const GlobalOptions& o, luks::CardAccess& card, const CardUse& use) {
     if (a.volumes.empty()) {
@@ -413,15 +410,15 @@ int rotate_main(const LuksArgs& a, const GlobalOptions& o, RememberedResponses r
     wrapped.key_uri = card->key_uri;
     wrapped.new_seed = card->new_seed;
     wrapped.remembered = [known](const std::vector<unsigned char>& seed) { return known->responses.count(seed) != 0; };
-    wrapped.challenge = [known, real = card->challenge](std::span<const unsigned char> seed)
-        -> smartcard::Expected<proto::Secret> {
+    wrapped.challenge =
+        [known, real = card->challenge](std::span<const unsigned char> seed) -> smartcard::Expected<proto::Secret> {
         if (auto it = known->responses.find(std::vector<unsigned char>(seed.begin(), seed.end()));
             it != known->responses.end())
             return it->second.clone();
         return real(seed);
     };
-    wrapped.batch = [known, real = card->batch](const std::vector<std::vector<unsigned char>>& seeds, bool check)
-        -> smartcard::Expected<std::vector<proto::Secret>> {
+    wrapped.batch = [known, real = card->batch](const std::vector<std::vector<unsigned char>>& seeds,
+                                                bool check) -> smartcard::Expected<std::vector<proto::Secret>> {
         std::vector<std::vector<unsigned char>> missing;
         for (const auto& s : seeds)
             if (check || !known->responses.count(s)) missing.push_back(s);
@@ -436,7 +433,10 @@ int rotate_main(const LuksArgs& a, const GlobalOptions& o, RememberedResponses r
         std::size_t next = 0;
         for (const auto& s : seeds) {
             if (!check)
-                if (auto it = known->responses.find(s); it != known->responses.end()) { out.push_back(it->second.clone()); continue; }
+                if (auto it = known->responses.find(s); it != known->responses.end()) {
+                    out.push_back(it->second.clone());
+                    continue;
+                }
             out.push_back(std::move(fetched[next++]));
         }
         return out;

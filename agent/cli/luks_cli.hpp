@@ -37,8 +37,8 @@ struct LuksArgs {
 
 // By default the commands use the smartcard layer (smartcard/blocking.hpp) with
 // the configured card settings; a caller (a test) may install another way to reach a card.
-using CardOpener = std::function<luks::LuksResult<luks::CardAccess>(const std::string& reader,
-                                                                    const std::string& profile)>;
+using CardOpener =
+    std::function<luks::LuksResult<luks::CardAccess>(const std::string& reader, const std::string& profile)>;
 void set_card_opener(CardOpener opener);
 
 // Card responses obtained earlier in this boot (the agent's one card operation,

@@ -24,7 +24,7 @@ inline constexpr const char* kDefaultLuks1Store = CRYPT_AGENT_LUKS1_STORE;
 
 struct CardSourceConfig {
     smartcard::CardOptions card;
-    std::filesystem::path seed_file;           // raw bytes or hex text
+    std::filesystem::path seed_file;             // raw bytes or hex text
     std::map<std::string, std::string> volumes;  // question Id -> LUKS UUID
     bool luks_tokens = true;
     std::string luks1_dir = kDefaultLuks1Store;

@@ -10,8 +10,10 @@ namespace ca::agent {
 
 std::string resolve_source(const std::string& source) {
     static constexpr std::pair<std::string_view, std::string_view> kinds[] = {
-        {"UUID=", "/dev/disk/by-uuid/"}, {"PARTUUID=", "/dev/disk/by-partuuid/"},
-        {"LABEL=", "/dev/disk/by-label/"}, {"PARTLABEL=", "/dev/disk/by-partlabel/"}};
+        {"UUID=", "/dev/disk/by-uuid/"},
+        {"PARTUUID=", "/dev/disk/by-partuuid/"},
+        {"LABEL=", "/dev/disk/by-label/"},
+        {"PARTLABEL=", "/dev/disk/by-partlabel/"}};
     for (const auto& [prefix, dir] : kinds)
         if (source.rfind(prefix, 0) == 0) return std::string(dir) + source.substr(prefix.size());
     return source;

@@ -150,8 +150,7 @@ const Setting kSettings[] = {
          return std::nullopt;
      },
      nullptr, [](const GlobalOptions& o) { return Values{to_string(o.phase)}; }},
-    {"match", "GLOB",
-     "question Ids to answer, repeatable (default 'cryptsetup:*'); others are left to other agents",
+    {"match", "GLOB", "question Ids to answer, repeatable (default 'cryptsetup:*'); others are left to other agents",
      SettingGroup::serve, true,
      [](GlobalOptions& o, const std::string& v) -> Why {
          if (v.empty()) return "match needs a glob such as 'cryptsetup:*'";
@@ -164,7 +163,9 @@ const Setting kSettings[] = {
      SettingGroup::serve, false,
      [](GlobalOptions& o, const std::string& v) -> Why {
          auto d = parse_duration(v);
-         if (!d) return "cache-lifetime must be a duration such as 900, 900s, 15min or 1h (at most 7 days), not '" + v + "'";
+         if (!d)
+             return "cache-lifetime must be a duration such as 900, 900s, 15min or 1h (at most 7 days), not '" + v +
+                    "'";
          o.cache_lifetime = *d;
          return std::nullopt;
      },
@@ -217,7 +218,7 @@ const Setting kSettings[] = {
      [](const GlobalOptions& o) {
          return Values{o.rotate_on_finish == GlobalOptions::Rotate::automatic ? "auto"
                        : o.rotate_on_finish == GlobalOptions::Rotate::yes     ? "yes"
-                                                                               : "no"};
+                                                                              : "no"};
      }},
 
     // ---- smartcard (serve, finish, enroll, rotate, card)
@@ -256,8 +257,9 @@ const Setting kSettings[] = {
     {"card-luks-tokens", "yes|no", "read seeds from enrolled volumes (default yes)", SettingGroup::card, false,
      [](GlobalOptions& o, const std::string& v) { return boolean(o.card.luks_tokens, v); }, nullptr,
      [](const GlobalOptions& o) { return Values{yes_no(o.card.luks_tokens)}; }},
-    {"card-luks1-dir", "DIR", "seed store of LUKS1 volumes, readable in the initramfs (default " CRYPT_AGENT_LUKS1_STORE ")",
-     SettingGroup::card, false,
+    {"card-luks1-dir", "DIR",
+     "seed store of LUKS1 volumes, readable in the initramfs (default " CRYPT_AGENT_LUKS1_STORE ")", SettingGroup::card,
+     false,
      [](GlobalOptions& o, const std::string& v) -> Why {
          if (auto e = absolute("card-luks1-dir", v)) return e;
          o.card.luks1_dir = v;
@@ -273,8 +275,7 @@ const Setting kSettings[] = {
          return std::nullopt;
      },
      nullptr, [](const GlobalOptions& o) { return Values{o.card.crypttab.string()}; }},
-    {"card-reader", "SUBSTRING", "use only readers whose name contains this (default any)", SettingGroup::card,
-     false,
+    {"card-reader", "SUBSTRING", "use only readers whose name contains this (default any)", SettingGroup::card, false,
      [](GlobalOptions& o, const std::string& v) -> Why {
          o.card.card.reader_filter = v;
          return std::nullopt;
@@ -285,12 +286,16 @@ const Setting kSettings[] = {
      [](const GlobalOptions& o) { return Values{o.card.card.profile.name}; }},
     {"card-aid", "HEX", "application to SELECT before the challenge (default none)", SettingGroup::card, false,
      [](GlobalOptions& o, const std::string& v) -> Why {
-         if (v.empty()) { o.card.card.profile.aid.clear(); return std::nullopt; }
+         if (v.empty()) {
+             o.card.card.profile.aid.clear();
+             return std::nullopt;
+         }
          return profile_field(o, "aid", v);
      },
      nullptr, [](const GlobalOptions& o) { return Values{sc::hex(o.card.card.profile.aid)}; }},
-    {"card-select-p2", "HEX", "SELECT's P2: 00 (default, OpenPGP cards, as scdaemon sends it) or 0C", SettingGroup::card,
-     false, [](GlobalOptions& o, const std::string& v) { return profile_field(o, "select-p2", v); }, nullptr,
+    {"card-select-p2", "HEX", "SELECT's P2: 00 (default, OpenPGP cards, as scdaemon sends it) or 0C",
+     SettingGroup::card, false, [](GlobalOptions& o, const std::string& v) { return profile_field(o, "select-p2", v); },
+     nullptr,
      [](const GlobalOptions& o) {
          const unsigned char b[] = {o.card.card.profile.select_p2};
          return Values{sc::hex(b)};
@@ -314,9 +319,8 @@ const Setting kSettings[] = {
          const unsigned char b[] = {*r};
          return Values{sc::hex(b)};
      }},
-    {"card-watchdog", "SECONDS", "abandon a card that does not answer within this time (default 5)",
-     SettingGroup::card, false,
-     [](GlobalOptions& o, const std::string& v) { return seconds_into(o.card.card.watchdog, v); }, nullptr,
+    {"card-watchdog", "SECONDS", "abandon a card that does not answer within this time (default 5)", SettingGroup::card,
+     false, [](GlobalOptions& o, const std::string& v) { return seconds_into(o.card.card.watchdog, v); }, nullptr,
      [](const GlobalOptions& o) { return Values{seconds_text(o.card.card.watchdog)}; }},
     {"card-pin-timeout", "SECONDS", "how long to wait for the PIN (default 180)", SettingGroup::card, false,
      [](GlobalOptions& o, const std::string& v) -> Why {
@@ -330,8 +334,8 @@ const Setting kSettings[] = {
      SettingGroup::card, false, [](GlobalOptions& o, const std::string& v) { return seconds_into(o.card.wait, v); },
      nullptr, [](const GlobalOptions& o) { return Values{seconds_text(o.card.wait)}; }},
     {"card-allow-last-pin-try", "yes|no", "allow trying a PIN with one try left (default no)", SettingGroup::card,
-     false, [](GlobalOptions& o, const std::string& v) { return boolean(o.card.card.allow_last_pin_try, v); },
-     nullptr, [](const GlobalOptions& o) { return Values{yes_no(o.card.card.allow_last_pin_try)}; }},
+     false, [](GlobalOptions& o, const std::string& v) { return boolean(o.card.card.allow_last_pin_try, v); }, nullptr,
+     [](const GlobalOptions& o) { return Values{yes_no(o.card.card.allow_last_pin_try)}; }},
     // PKCS#11: card-uri or card-module chooses the backend (the module is loaded only then);
     // card-pin-pad alone does not.
     {"card-uri", "pkcs11:...|auto",
@@ -351,8 +355,8 @@ const Setting kSettings[] = {
      nullptr,
      [](const GlobalOptions& o) { return Values{o.card.card.pkcs11 ? o.card.card.pkcs11->uri : std::string()}; }},
     {"card-module", "PATH",
-     "PKCS#11 module; chooses the PKCS#11 backend (default p11-kit's proxy, when card-uri is set)",
-     SettingGroup::card, false,
+     "PKCS#11 module; chooses the PKCS#11 backend (default p11-kit's proxy, when card-uri is set)", SettingGroup::card,
+     false,
      [](GlobalOptions& o, const std::string& v) -> Why {
          if (v.empty()) {  // "card-module =": p11-kit's proxy; does not choose the backend
              if (o.card.card.pkcs11) o.card.card.pkcs11->module.clear();
@@ -384,7 +388,10 @@ const Setting kSettings[] = {
     {"card-early", "yes|no|auto", "ask the card at start-up, before READY=1 (default auto: in the initramfs)",
      SettingGroup::card, false,
      [](GlobalOptions& o, const std::string& v) -> Why {
-         if (v == "auto") { o.card.early.reset(); return std::nullopt; }
+         if (v == "auto") {
+             o.card.early.reset();
+             return std::nullopt;
+         }
          auto b = parse_bool(v);
          if (!b) return "expected yes, no or auto";
          o.card.early = *b;
@@ -392,9 +399,8 @@ const Setting kSettings[] = {
      },
      nullptr,
      [](const GlobalOptions& o) { return Values{o.card.early ? yes_no(*o.card.early) : std::string("auto")}; }},
-    {"card-early-wait", "SECONDS", "how long card-early holds READY=1 without a card (default 15)",
-     SettingGroup::card, false,
-     [](GlobalOptions& o, const std::string& v) { return seconds_into(o.card.early_wait, v); }, nullptr,
+    {"card-early-wait", "SECONDS", "how long card-early holds READY=1 without a card (default 15)", SettingGroup::card,
+     false, [](GlobalOptions& o, const std::string& v) { return seconds_into(o.card.early_wait, v); }, nullptr,
      [](const GlobalOptions& o) { return Values{seconds_text(o.card.early_wait)}; }},
     {"card-prepare-rotation", "yes|no",
      "challenge the next seed in the boot's card operation, so finish rotates without the card (default yes)",
@@ -473,7 +479,7 @@ std::optional<ConfigError> load_config_file(GlobalOptions& o) {
         if (e == ENOENT && !o.config_file_explicit) return std::nullopt;  // no /etc/crypt-agent.conf: defaults
         return ConfigError{file, 0, std::string("cannot open the configuration file: ") + std::strerror(e)};
     }
-    struct stat st{};
+    struct stat st {};
     if (::fstat(fd, &st) != 0) {
         const int e = errno;
         ::close(fd);
@@ -523,7 +529,8 @@ std::optional<ConfigError> load_config_file(GlobalOptions& o) {
         const auto line = parse_config_line(raw);
         if (line.error) return ConfigError{file, lineno, *line.error};
         if (line.empty) continue;
-        if (line.name == "config") return ConfigError{file, lineno, "'config' cannot be set inside a configuration file"};
+        if (line.name == "config")
+            return ConfigError{file, lineno, "'config' cannot be set inside a configuration file"};
         if (auto why = apply_setting(o, line.name, line.value, source)) return ConfigError{file, lineno, *why};
     }
     return std::nullopt;

@@ -44,8 +44,8 @@ struct GlobalOptions {
     // serve
     Phase phase = Phase::root;
     std::vector<std::string> match = {"cryptsetup:*"};  // Ids to answer
-    std::chrono::seconds cache_lifetime{15 * 60};        // hard upper bound of the boot-scoped cache
-    bool harvest = true;                                 // take systemd's "cryptsetup" entry into the cache
+    std::chrono::seconds cache_lifetime{15 * 60};       // hard upper bound of the boot-scoped cache
+    bool harvest = true;                                // take systemd's "cryptsetup" entry into the cache
     SystemdEntryPolicy systemd_entry = SystemdEntryPolicy::clear;
     bool push_systemd = false;  // also push our candidates into systemd's entry (wakes AcceptCached=1 askers)
     std::string systemd_key_name = "cryptsetup";
@@ -69,7 +69,7 @@ struct Setting {
     const char* placeholder;  // shown in --help: "DIR", "yes|no"...
     const char* help;         // one line, with the default
     SettingGroup group;
-    bool repeatable;          // each line adds a value; the first one in a source replaces the default
+    bool repeatable;  // each line adds a value; the first one in a source replaces the default
     // Parses `value` into `o`; the reason for a refusal, or nullopt.
     std::optional<std::string> (*apply)(GlobalOptions& o, const std::string& value);
     // Empties a repeatable setting before the first value of a source (nullptr otherwise).

@@ -4,9 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <stdexcept>
 #include <cstdint>
 #include <span>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
@@ -17,14 +17,21 @@
 namespace ca::agent {
 
 Server::Server(boost::asio::io_context& io, GlobalOptions options)
-    : io_(io), o_(std::move(options)), owner_(geteuid()), cache_(io, o_), entry_(o_, cache_),
-      answer_(io, o_, owner_, watcher_, cache_, entry_, sources_), watcher_(io, o_.ask_dir, owner_, answer_) {
+    : io_(io),
+      o_(std::move(options)),
+      owner_(geteuid()),
+      cache_(io, o_),
+      entry_(o_, cache_),
+      answer_(io, o_, owner_, watcher_, cache_, entry_, sources_),
+      watcher_(io, o_.ask_dir, owner_, answer_) {
     // Completions going up: the cache asks the answer side what was learnt, and tells
     // systemd's entry when it saved.
     cache_.set_hooks({
-        .restore = [this](std::uint64_t h, const std::vector<std::uint64_t>& rejected_by,
-                          const std::vector<std::uint64_t>& sent_to) { answer_.ledger().restore(h, rejected_by, sent_to); },
-        .annotate = [this](proto::CachePayload& p, std::span<const std::uint64_t> hashes) { answer_.ledger().annotate(p, hashes); },
+        .restore =
+            [this](std::uint64_t h, const std::vector<std::uint64_t>& rejected_by,
+                   const std::vector<std::uint64_t>& sent_to) { answer_.ledger().restore(h, rejected_by, sent_to); },
+        .annotate = [this](proto::CachePayload& p,
+                           std::span<const std::uint64_t> hashes) { answer_.ledger().annotate(p, hashes); },
         .before_save = [this] { answer_.confirm_sends(); },
         .after_save = [this] { entry_.push(); },
     });
@@ -39,14 +46,12 @@ void Server::start() {
     if (auto bad = cache_.check_dir()) throw std::runtime_error(*bad);
     answer_.open();
     BootMemo memo;
-    memo.put = [this](proto::CardResponse::Kind kind, const std::vector<unsigned char>& seed, const proto::Secret& response) {
-        cache_.put_card_response(kind, seed, response);
-    };
+    memo.put = [this](proto::CardResponse::Kind kind, const std::vector<unsigned char>& seed,
+                      const proto::Secret& response) { cache_.put_card_response(kind, seed, response); };
     memo.response = [this](const std::vector<unsigned char>& seed) { return cache_.card_response(seed); };
     memo.has_next = [this] { return cache_.has_next_card_response(); };
     sources_ = make_sources(
-        io_, o_,
-        [this](const std::string& id, std::vector<proto::Secret> c) { on_source_delivery(id, std::move(c)); },
+        io_, o_, [this](const std::string& id, std::vector<proto::Secret> c) { on_source_delivery(id, std::move(c)); },
         std::move(memo));
 
     cache_.load();
@@ -105,7 +110,8 @@ void Server::reconfigure(GlobalOptions options) {
     o_.systemd_entry = options.systemd_entry;
     o_.push_systemd = options.push_systemd;
     set_log_level(o_.log_level);
-    if (dir_changed) CA_LOG(warning) << "ask-dir cannot change while running; restart the agent to use " << options.ask_dir.string();
+    if (dir_changed)
+        CA_LOG(warning) << "ask-dir cannot change while running; restart the agent to use " << options.ask_dir.string();
     CA_LOG(notice) << "configuration reloaded";
     // Questions ignored under the old patterns may be ours now.
     answer_.forget_left_alone();

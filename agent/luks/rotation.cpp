@@ -27,8 +27,9 @@ LuksResult<const proto::Secret*> ResponseCache::response(const std::vector<unsig
         if (!card_.remembered || !card_.remembered(seed)) ++operations_;
         auto r = card_.challenge(seed);
         if (r) it = answers_.emplace(seed, std::move(r).value()).first;
-        else it = answers_.emplace(seed, LuksError{LuksErrc::card, "the card did not answer: " +
-                                                                       r.error().message}).first;
+        else
+            it = answers_.emplace(seed, LuksError{LuksErrc::card, "the card did not answer: " + r.error().message})
+                     .first;
     }
     if (auto* e = std::get_if<LuksError>(&it->second)) return proto::unexpected(*e);
     return &std::get<proto::Secret>(it->second);
@@ -47,8 +48,8 @@ void ResponseCache::prefetch(const std::vector<std::vector<unsigned char>>& seed
             ++operations_;
             auto second = card_.challenge(seed);
             if (!second || !(*first)->equals(*second))
-                answers_[seed] = LuksError{LuksErrc::card, second ? kNotDeterministic
-                                                                  : "the card did not answer: " + second.error().message};
+                answers_[seed] = LuksError{
+                    LuksErrc::card, second ? kNotDeterministic : "the card did not answer: " + second.error().message};
         }
         return;
     }
@@ -57,11 +58,11 @@ void ResponseCache::prefetch(const std::vector<std::vector<unsigned char>>& seed
         ++operations_;
     auto r = card_.batch(missing, check_determinism);
     for (std::size_t i = 0; i < missing.size(); ++i) {
-        if (r && r->size() == missing.size())
-            answers_.emplace(missing[i], std::move((*r)[i]));
+        if (r && r->size() == missing.size()) answers_.emplace(missing[i], std::move((*r)[i]));
         else
-            answers_.emplace(missing[i], LuksError{LuksErrc::card, r ? std::string("the card gave too few responses")
-                                                                     : "the card did not answer: " + r.error().message});
+            answers_.emplace(missing[i],
+                             LuksError{LuksErrc::card, r ? std::string("the card gave too few responses")
+                                                         : "the card did not answer: " + r.error().message});
     }
 }
 
@@ -86,9 +87,12 @@ std::string gen_text(std::uint64_t g) { return "generation " + std::to_string(g)
 // so the crash tests can stop the run right after any durable step.
 class VolumeJob {
 public:
-    VolumeJob(Volume vol, ResponseCache& card, const RunOptions& opts, Progress& progress,
-              VolumeOutcome& out)
-        : vol_(std::move(vol)), card_(card), opts_(opts), progress_(progress), out_(out),
+    VolumeJob(Volume vol, ResponseCache& card, const RunOptions& opts, Progress& progress, VolumeOutcome& out)
+        : vol_(std::move(vol)),
+          card_(card),
+          opts_(opts),
+          progress_(progress),
+          out_(out),
           store_(store_for(vol_, opts.store)) {}
 
     LuksStatus load() {
@@ -112,7 +116,8 @@ public:
 
     // For --dry-run, which does not recover: say that a real run would.
     [[nodiscard]] std::string recovery_plan() const {
-        if (rec_.pending) return "; first finishes an interrupted run (pending " + slot_text(rec_.pending->keyslot) + ")";
+        if (rec_.pending)
+            return "; first finishes an interrupted run (pending " + slot_text(rec_.pending->keyslot) + ")";
         if (rec_.previous) return "; first finishes an interrupted run (old " + slot_text(rec_.previous->keyslot) + ")";
         return {};
     }
@@ -143,8 +148,8 @@ public:
             // but only if this card's key really opens the recorded keyslot.
             const proto::SeedGeneration cur = *rec_.current;
             if (rec_.profile != card_.profile_id())
-                return luks_error(LuksErrc::already_enrolled, vol_.path() + " is already enrolled for card profile '" +
-                                                                  rec_.profile + "'");
+                return luks_error(LuksErrc::already_enrolled,
+                                  vol_.path() + " is already enrolled for card profile '" + rec_.profile + "'");
             if (!opts_.dry_run) {
                 auto key = key_for(cur);
                 if (!key) return proto::unexpected(key.error());
@@ -163,9 +168,8 @@ public:
         auto slot = free_slot();
         if (!slot) return proto::unexpected(slot.error());
         if (opts_.dry_run) {
-            out_.summary = "would enrol: " + std::string(vol_.type_name()) + " " + vol_.uuid() +
-                           ", agent key in " + slot_text(*slot) + ", record in " + store_->describe(vol_) +
-                           recovery_plan();
+            out_.summary = "would enrol: " + std::string(vol_.type_name()) + " " + vol_.uuid() + ", agent key in " +
+                           slot_text(*slot) + ", record in " + store_->describe(vol_) + recovery_plan();
             return Done{};
         }
         const proto::SeedGeneration next{seed, 1, *slot, {}};
@@ -175,8 +179,8 @@ public:
         if (!installed) return proto::unexpected(installed.error());
         auto done = save_with(*installed, std::nullopt, std::nullopt, "enroll: record names the new keyslot");
         if (!done) return done;
-        out_.summary = "enrolled: " + gen_text(next.generation) + " in " + slot_text(next.keyslot) +
-                       ", record in " + store_->describe(vol_);
+        out_.summary = "enrolled: " + gen_text(next.generation) + " in " + slot_text(next.keyslot) + ", record in " +
+                       store_->describe(vol_);
         return Done{};
     }
 
@@ -199,10 +203,10 @@ public:
         auto old_key = key_for(cur);
         if (!old_key) return proto::unexpected(old_key.error());
         if (!vol_.opens(cur.keyslot, **old_key))
-            return luks_error(LuksErrc::wrong_key,
-                              vol_.path() + ": the card's key for " + gen_text(cur.generation) + " does not open " +
-                                  slot_text(cur.keyslot) + " (another card, or a header restored from a backup?); "
-                                  "left unchanged");
+            return luks_error(LuksErrc::wrong_key, vol_.path() + ": the card's key for " + gen_text(cur.generation) +
+                                                       " does not open " + slot_text(cur.keyslot) +
+                                                       " (another card, or a header restored from a backup?); "
+                                                       "left unchanged");
         const proto::SeedGeneration next{seed, cur.generation + 1, *slot, {}};
         auto new_key = key_for(next);
         if (!new_key) return proto::unexpected(new_key.error());
@@ -215,15 +219,14 @@ public:
         progress_.step(vol_.path(), "removing the old key");
         st = destroy(cur.keyslot, "rotate: old keyslot removed");
         if (!st)
-            return luks_error(st.error().code, st.error().message +
-                                                   "; the old key still opens it until the next rotate removes it");
+            return luks_error(st.error().code,
+                              st.error().message + "; the old key still opens it until the next rotate removes it");
         st = save_with(*installed, std::nullopt, std::nullopt, "rotate: record cleaned");
         if (!st) return st;
         out_.summary = "rotated " + gen_text(cur.generation) + " -> " + gen_text(next.generation) + ", " +
                        slot_text(cur.keyslot) + " -> " + slot_text(next.keyslot);
         return Done{};
     }
-
 
 private:
     // Steps 1 to 3: record the intent, add the keyslot, prove it opens.  On a
@@ -275,7 +278,8 @@ private:
                                      gen_text(g.generation) + ") is now current");
                 return save_with(g, std::nullopt, rec_.current, "recover: pending rolled forward");
             }
-            out_.notes.push_back(slot_text(g.keyslot) + " was named as pending but does not open with "
+            out_.notes.push_back(slot_text(g.keyslot) +
+                                 " was named as pending but does not open with "
                                  "the card's key: not ours, left alone");
         }
         return save_with(rec_.current, std::nullopt, rec_.previous, "recover: intent dropped");
@@ -299,8 +303,9 @@ private:
         if (vol_.keyslot_active(g.keyslot)) {
             // Destroy the old key only once the new one is proven to open.
             if (!rec_.current)
-                return luks_error(LuksErrc::internal, vol_.path() + ": record names a previous generation "
-                                                                    "but no current one; left unchanged");
+                return luks_error(LuksErrc::internal, vol_.path() +
+                                                          ": record names a previous generation "
+                                                          "but no current one; left unchanged");
             auto cur_key = key_for(*rec_.current);
             if (!cur_key) return proto::unexpected(cur_key.error());
             if (!vol_.opens(rec_.current->keyslot, **cur_key))
@@ -311,10 +316,11 @@ private:
                 progress_.step(vol_.path(), "finishing an interrupted rotation");
                 auto st = destroy(g.keyslot, "recover: previous keyslot removed");
                 if (!st) return st;
-                out_.notes.push_back("finished an interrupted rotation: removed old " + slot_text(g.keyslot) +
-                                     " (" + gen_text(g.generation) + ")");
+                out_.notes.push_back("finished an interrupted rotation: removed old " + slot_text(g.keyslot) + " (" +
+                                     gen_text(g.generation) + ")");
             } else {
-                out_.notes.push_back(slot_text(g.keyslot) + " was named as previous but is not the agent's "
+                out_.notes.push_back(slot_text(g.keyslot) +
+                                     " was named as previous but is not the agent's "
                                      "keyslot any more: left alone");
             }
         }
@@ -361,8 +367,7 @@ private:
         return &keys_.emplace(g.seed, std::move(key)).first->second;
     }
 
-    LuksStatus save_with(std::optional<proto::SeedGeneration> current,
-                         std::optional<proto::SeedGeneration> pending,
+    LuksStatus save_with(std::optional<proto::SeedGeneration> current, std::optional<proto::SeedGeneration> pending,
                          std::optional<proto::SeedGeneration> previous, const char* step) {
         proto::SeedRecord next{rec_.profile, std::move(current), std::move(pending), std::move(previous), rec_.key_uri};
         auto st = store_->save(vol_, next);
@@ -375,8 +380,8 @@ private:
     LuksStatus destroy(int slot, const char* step) {
         // The last keyslot would leave nothing that opens the volume.
         if (vol_.active_keyslots().size() <= 1)
-            return luks_error(LuksErrc::internal, vol_.path() + ": refusing to remove " + slot_text(slot) +
-                                                      ", the last keyslot");
+            return luks_error(LuksErrc::internal,
+                              vol_.path() + ": refusing to remove " + slot_text(slot) + ", the last keyslot");
         auto st = vol_.destroy_keyslot(slot);
         if (!st) return st;
         fault::after_step(step);
@@ -408,8 +413,8 @@ std::vector<std::vector<unsigned char>> recorded_seeds(const std::vector<std::st
 }
 
 template <class Work>
-VolumeOutcome run_one(const std::string& path, ResponseCache& card, const RunOptions& opts,
-                      Progress& progress, Work&& work) {
+VolumeOutcome run_one(const std::string& path, ResponseCache& card, const RunOptions& opts, Progress& progress,
+                      Work&& work) {
     VolumeOutcome out;
     out.path = path;
     auto fail = [&out, &path](const LuksError& e) {
@@ -422,12 +427,18 @@ VolumeOutcome run_one(const std::string& path, ResponseCache& card, const RunOpt
     try {
         progress.step(path, "opening");
         auto vol = Volume::open(path);
-        if (!vol) { fail(vol.error()); return out; }
+        if (!vol) {
+            fail(vol.error());
+            return out;
+        }
         VolumeJob job(std::move(*vol), card, opts, progress, out);
         auto st = job.load();
         if (st && !opts.dry_run) st = job.recover();
         if (st) st = work(job);
-        if (!st) { fail(st.error()); return out; }
+        if (!st) {
+            fail(st.error());
+            return out;
+        }
         out.ok = true;
     } catch (const std::exception& e) {
         // Only resource exhaustion gets here (OpenSSL, allocation).
@@ -451,20 +462,20 @@ std::vector<VolumeOutcome> enroll(const std::vector<std::string>& volumes,
     }
     for (std::size_t i = 0; i < volumes.size(); ++i) {
         const proto::Secret& pass = passphrases.size() == 1 ? passphrases[0] : passphrases.at(i);
-        outcomes.push_back(run_one(volumes[i], card, opts, progress, [&](VolumeJob& job) -> LuksStatus {
-            return job.enroll(pass, seed);
-        }));
+        outcomes.push_back(run_one(volumes[i], card, opts, progress,
+                                   [&](VolumeJob& job) -> LuksStatus { return job.enroll(pass, seed); }));
     }
     return outcomes;
 }
 
-std::vector<VolumeOutcome> rotate(const std::vector<std::string>& volumes, ResponseCache& card,
-                                  const RunOptions& opts, Progress& progress) {
+std::vector<VolumeOutcome> rotate(const std::vector<std::string>& volumes, ResponseCache& card, const RunOptions& opts,
+                                  Progress& progress) {
     std::vector<VolumeOutcome> outcomes;
     auto seeds = recorded_seeds(volumes, opts.store);
-    const std::vector<unsigned char> seed =
-        opts.new_seed.empty() ? card.new_seed(seeds.empty() ? std::vector<unsigned char>{} : seeds.front())
-                              : opts.new_seed;
+    const std::vector<unsigned char> seed = opts.new_seed.empty()
+                                                ? card.new_seed(seeds.empty() ? std::vector<unsigned char>{}
+                                                                              : seeds.front())
+                                                : opts.new_seed;
     if (!opts.dry_run) {
         // Every seed the run may need (recovery, the current keys, the new
         // seed) in one card operation: one PIN prompt, one session.
@@ -473,8 +484,7 @@ std::vector<VolumeOutcome> rotate(const std::vector<std::string>& volumes, Respo
     }
     outcomes.reserve(volumes.size());
     for (const std::string& path : volumes)
-        outcomes.push_back(run_one(path, card, opts, progress,
-                                   [&](VolumeJob& job) { return job.rotate(seed); }));
+        outcomes.push_back(run_one(path, card, opts, progress, [&](VolumeJob& job) { return job.rotate(seed); }));
     return outcomes;
 }
 

@@ -116,13 +116,13 @@ struct RunOptions {
 // holds one existing passphrase for every volume, or one per volume in order.
 // The person's keyslot is only used to unlock; it is never changed.
 std::vector<VolumeOutcome> enroll(const std::vector<std::string>& volumes,
-                                  const std::vector<proto::Secret>& passphrases,
-                                  ResponseCache& card, const RunOptions& opts, Progress& progress);
+                                  const std::vector<proto::Secret>& passphrases, ResponseCache& card,
+                                  const RunOptions& opts, Progress& progress);
 
 // Rotates each volume to one fresh seed (one card operation for it), after
 // recovering any half-done earlier run.  Failures are isolated per volume.
-std::vector<VolumeOutcome> rotate(const std::vector<std::string>& volumes, ResponseCache& card,
-                                  const RunOptions& opts, Progress& progress);
+std::vector<VolumeOutcome> rotate(const std::vector<std::string>& volumes, ResponseCache& card, const RunOptions& opts,
+                                  Progress& progress);
 
 // What the agent offers at boot: every generation the record names (current
 // first; during a rotation's window also the previous or pending one), with
@@ -133,6 +133,5 @@ struct VolumeSeeds {
     std::vector<proto::SeedGeneration> generations;
 };
 LuksResult<VolumeSeeds> candidates_for_volume(const std::string& path, const StoreOptions& opts);
-
 
 }  // namespace ca::agent::luks

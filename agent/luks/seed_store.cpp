@@ -21,8 +21,7 @@ public:
         token_id_ = (*token)->first;
         auto rec = proto::decode_seed_token((*token)->second);
         if (!rec)
-            return luks_error(LuksErrc::store, v.path() + ": the crypt-agent token " +
-                                                   std::to_string(token_id_) +
+            return luks_error(LuksErrc::store, v.path() + ": the crypt-agent token " + std::to_string(token_id_) +
                                                    " is unreadable: " + rec.error().reason);
         return LoadedRecord{std::move(*rec), {}};
     }
@@ -60,9 +59,12 @@ public:
     explicit Fd(int fd) : fd_(fd) {}
     Fd(const Fd&) = delete;
     Fd& operator=(const Fd&) = delete;
-    ~Fd() { if (fd_ >= 0) ::close(fd_); }
+    ~Fd() {
+        if (fd_ >= 0) ::close(fd_);
+    }
     [[nodiscard]] int get() const { return fd_; }
     [[nodiscard]] bool ok() const { return fd_ >= 0; }
+
 private:
     int fd_;
 };
@@ -80,10 +82,16 @@ std::optional<std::string> read_small_file(const std::string& path, std::string&
     for (;;) {
         const ssize_t n = ::read(fd.get(), buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) { error = sys_error(path); return std::nullopt; }
+        if (n < 0) {
+            error = sys_error(path);
+            return std::nullopt;
+        }
         if (n == 0) break;
         out.append(buf, static_cast<std::size_t>(n));
-        if (out.size() > 64 * 1024) { error = path + ": too large for a seed record"; return std::nullopt; }
+        if (out.size() > 64 * 1024) {
+            error = path + ": too large for a seed record";
+            return std::nullopt;
+        }
     }
     return out;
 }
@@ -115,19 +123,17 @@ public:
             std::string why_prev;
             auto rec = decode_for(v, *prev, why_prev);
             if (rec) {
-                const std::string warning =
-                    primary ? primary_path(v) + " is unusable (" + why_primary +
-                                  "); using the previous generation " + prev_path(v)
-                            : std::string();
+                const std::string warning = primary ? primary_path(v) + " is unusable (" + why_primary +
+                                                          "); using the previous generation " + prev_path(v)
+                                                    : std::string();
                 return LoadedRecord{std::move(*rec), warning};
             }
             if (primary)
-                return luks_error(LuksErrc::store, v.path() + ": both seed records are unusable: " +
-                                                       why_primary + "; " + why_prev);
+                return luks_error(LuksErrc::store,
+                                  v.path() + ": both seed records are unusable: " + why_primary + "; " + why_prev);
         }
         if (!err_primary.empty()) return luks_error(LuksErrc::store, err_primary);
-        if (primary)
-            return luks_error(LuksErrc::store, primary_path(v) + " is unusable: " + why_primary);
+        if (primary) return luks_error(LuksErrc::store, primary_path(v) + " is unusable: " + why_primary);
         return LoadedRecord{};
     }
 
@@ -158,8 +164,7 @@ public:
         }
         if (::rename(tmp.c_str(), primary_path(v).c_str()) != 0)
             return luks_error(LuksErrc::store, sys_error("cannot replace " + primary_path(v)));
-        if (::fsync(dirfd.get()) != 0)
-            return luks_error(LuksErrc::store, sys_error("cannot sync " + dir_));
+        if (::fsync(dirfd.get()) != 0) return luks_error(LuksErrc::store, sys_error("cannot sync " + dir_));
         return Done{};
     }
 
@@ -169,11 +174,16 @@ private:
     [[nodiscard]] std::string primary_path(const Volume& v) const { return dir_ + "/" + v.uuid() + ".rec"; }
     [[nodiscard]] std::string prev_path(const Volume& v) const { return primary_path(v) + ".prev"; }
 
-    static std::optional<proto::SeedRecord> decode_for(const Volume& v, const std::string& text,
-                                                       std::string& why) {
+    static std::optional<proto::SeedRecord> decode_for(const Volume& v, const std::string& text, std::string& why) {
         auto rec = proto::decode_store_record(text);
-        if (!rec) { why = rec.error().reason; return std::nullopt; }
-        if (rec->uuid != v.uuid()) { why = "it belongs to UUID " + rec->uuid; return std::nullopt; }
+        if (!rec) {
+            why = rec.error().reason;
+            return std::nullopt;
+        }
+        if (rec->uuid != v.uuid()) {
+            why = "it belongs to UUID " + rec->uuid;
+            return std::nullopt;
+        }
         return std::move(rec->record);
     }
 

@@ -23,7 +23,7 @@ namespace ca::agent::luks {
 
 struct StoreOptions {
     std::string luks1_dir = CRYPT_AGENT_LUKS1_STORE;  // LUKS1 records (card-luks1-dir; CMake sets it)
-    std::string lock_dir = "/run/crypt-agent";    // per-volume run locks
+    std::string lock_dir = "/run/crypt-agent";        // per-volume run locks
 };
 
 struct LoadedRecord {

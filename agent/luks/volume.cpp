@@ -34,10 +34,10 @@ std::string_view trimmed(const char* msg) {
 
 LibraryMessage kind_of(int level) {
     switch (level) {
-        case CRYPT_LOG_ERROR: return LibraryMessage::error;
-        case CRYPT_LOG_NORMAL: return LibraryMessage::normal;
-        case CRYPT_LOG_VERBOSE: return LibraryMessage::verbose;
-        default: return LibraryMessage::debug;
+    case CRYPT_LOG_ERROR: return LibraryMessage::error;
+    case CRYPT_LOG_NORMAL: return LibraryMessage::normal;
+    case CRYPT_LOG_VERBOSE: return LibraryMessage::verbose;
+    default: return LibraryMessage::debug;
     }
 }
 
@@ -83,21 +83,21 @@ LuksResult<Volume> Volume::open(const std::string& path) {
                           path + ": cannot open: " + (v.library_log_->empty() ? errno_text(r) : *v.library_log_));
     cryptsetup::crypt_set_log_callback(v.cd_, capture_log, v.library_log_.get());
     r = cryptsetup::crypt_load(v.cd_, CRYPT_LUKS, nullptr);
-    if (r < 0)
-        return luks_error(LuksErrc::not_luks, path + ": no LUKS header could be read (" +
-                                                  errno_text(r) + ")");
+    if (r < 0) return luks_error(LuksErrc::not_luks, path + ": no LUKS header could be read (" + errno_text(r) + ")");
     const char* type = cryptsetup::crypt_get_type(v.cd_);
     v.luks2_ = type && std::strcmp(type, CRYPT_LUKS2) == 0;
     const char* uuid = cryptsetup::crypt_get_uuid(v.cd_);
-    if (!uuid || !*uuid)
-        return luks_error(LuksErrc::not_luks, path + ": the LUKS header has no UUID");
+    if (!uuid || !*uuid) return luks_error(LuksErrc::not_luks, path + ": the LUKS header has no UUID");
     v.uuid_ = uuid;
     return v;
 }
 
 Volume::Volume(Volume&& o) noexcept
-    : path_(std::move(o.path_)), uuid_(std::move(o.uuid_)), luks2_(o.luks2_),
-      cd_(std::exchange(o.cd_, nullptr)), lock_fd_(std::exchange(o.lock_fd_, -1)),
+    : path_(std::move(o.path_)),
+      uuid_(std::move(o.uuid_)),
+      luks2_(o.luks2_),
+      cd_(std::exchange(o.cd_, nullptr)),
+      lock_fd_(std::exchange(o.lock_fd_, -1)),
       library_log_(std::move(o.library_log_)) {}
 
 Volume& Volume::operator=(Volume&& o) noexcept {
@@ -122,8 +122,7 @@ int Volume::keyslot_max() const noexcept { return cryptsetup::crypt_keyslot_max(
 
 bool Volume::keyslot_active(int slot) const {
     const crypt_keyslot_info info = cryptsetup::crypt_keyslot_status(cd_, slot);
-    return info == CRYPT_SLOT_ACTIVE || info == CRYPT_SLOT_ACTIVE_LAST ||
-           info == CRYPT_SLOT_UNBOUND;
+    return info == CRYPT_SLOT_ACTIVE || info == CRYPT_SLOT_ACTIVE_LAST || info == CRYPT_SLOT_UNBOUND;
 }
 
 std::vector<int> Volume::active_keyslots() const {
@@ -181,8 +180,7 @@ std::string Volume::last_library_error() const {
     return library_log_->empty() ? std::string() : " (" + *library_log_ + ")";
 }
 
-LuksStatus Volume::add_cheap_keyslot(int slot, const proto::Secret& unlock,
-                                     const proto::Secret& new_key) {
+LuksStatus Volume::add_cheap_keyslot(int slot, const proto::Secret& unlock, const proto::Secret& new_key) {
     crypt_pbkdf_type pbkdf{};
     pbkdf.type = CRYPT_KDF_PBKDF2;
     pbkdf.hash = "sha256";
@@ -190,33 +188,31 @@ LuksStatus Volume::add_cheap_keyslot(int slot, const proto::Secret& unlock,
     pbkdf.flags = CRYPT_PBKDF_NO_BENCHMARK;
     int r = cryptsetup::crypt_set_pbkdf_type(cd_, &pbkdf);
     if (r < 0)
-        return luks_error(LuksErrc::internal, path_ + ": libcryptsetup refused PBKDF2 settings: " +
-                                                  errno_text(r) + last_library_error());
+        return luks_error(LuksErrc::internal,
+                          path_ + ": libcryptsetup refused PBKDF2 settings: " + errno_text(r) + last_library_error());
     library_log_->clear();
-    r = cryptsetup::crypt_keyslot_add_by_passphrase(cd_, slot, unlock.chars(), unlock.size(),
-                                        new_key.chars(), new_key.size());
+    r = cryptsetup::crypt_keyslot_add_by_passphrase(cd_, slot, unlock.chars(), unlock.size(), new_key.chars(),
+                                                    new_key.size());
     if (r >= 0) return Done{};
     const std::string where = path_ + ": cannot add keyslot " + std::to_string(slot) + ": ";
     if (r == -ENOSPC || library_log_->find("No space") != std::string::npos)
-        return luks_error(LuksErrc::keyslot_area_full,
-                          where + "the keyslot area is full; remove an unused keyslot "
-                                  "(cryptsetup luksKillSlot) or enlarge the LUKS2 metadata" +
-                              last_library_error());
-    if (r == -EPERM && !library_log_->empty() &&
-        library_log_->find("passphrase") != std::string::npos)
+        return luks_error(LuksErrc::keyslot_area_full, where +
+                                                           "the keyslot area is full; remove an unused keyslot "
+                                                           "(cryptsetup luksKillSlot) or enlarge the LUKS2 metadata" +
+                                                           last_library_error());
+    if (r == -EPERM && !library_log_->empty() && library_log_->find("passphrase") != std::string::npos)
         return luks_error(LuksErrc::wrong_key, where + "the unlocking key was refused");
     return luks_error(LuksErrc::header_write,
-                      where + errno_text(r) + last_library_error() +
-                          "; is the device or image read-only?");
+                      where + errno_text(r) + last_library_error() + "; is the device or image read-only?");
 }
 
 LuksStatus Volume::destroy_keyslot(int slot) {
     library_log_->clear();
     const int r = cryptsetup::crypt_keyslot_destroy(cd_, slot);
     if (r >= 0) return Done{};
-    return luks_error(LuksErrc::header_write,
-                      path_ + ": cannot remove keyslot " + std::to_string(slot) + ": " +
-                          errno_text(r) + last_library_error() + "; is the device or image read-only?");
+    return luks_error(LuksErrc::header_write, path_ + ": cannot remove keyslot " + std::to_string(slot) + ": " +
+                                                  errno_text(r) + last_library_error() +
+                                                  "; is the device or image read-only?");
 }
 
 LuksResult<std::optional<std::pair<int, std::string>>> Volume::read_agent_token() const {
@@ -228,8 +224,8 @@ LuksResult<std::optional<std::pair<int, std::string>>> Volume::read_agent_token(
         const char* json = nullptr;
         const int r = cryptsetup::crypt_token_json_get(cd_, id, &json);
         if (r < 0 || !json)
-            return luks_error(LuksErrc::internal, path_ + ": cannot read token " +
-                                                      std::to_string(id) + ": " + errno_text(r));
+            return luks_error(LuksErrc::internal,
+                              path_ + ": cannot read token " + std::to_string(id) + ": " + errno_text(r));
         return std::optional<std::pair<int, std::string>>(std::pair{id, std::string(json)});
     }
     return std::optional<std::pair<int, std::string>>{};
@@ -238,11 +234,10 @@ LuksResult<std::optional<std::pair<int, std::string>>> Volume::read_agent_token(
 LuksStatus Volume::write_agent_token(int id, const std::string& json) {
     library_log_->clear();
     const int r = cryptsetup::crypt_token_json_set(cd_, id < 0 ? CRYPT_ANY_TOKEN : id,
-                                       json.empty() ? nullptr : json.c_str());
+                                                   json.empty() ? nullptr : json.c_str());
     if (r >= 0) return Done{};
-    return luks_error(LuksErrc::header_write,
-                      path_ + ": cannot write the crypt-agent token: " + errno_text(r) +
-                          last_library_error() + "; is the device or image read-only?");
+    return luks_error(LuksErrc::header_write, path_ + ": cannot write the crypt-agent token: " + errno_text(r) +
+                                                  last_library_error() + "; is the device or image read-only?");
 }
 
 LuksStatus Volume::check_writable() const {
@@ -251,9 +246,8 @@ LuksStatus Volume::check_writable() const {
         ::close(fd);
         return Done{};
     }
-    return luks_error(LuksErrc::header_write,
-                      path_ + ": the LUKS header is read-only (" + std::strerror(errno) +
-                          "): a read-only device or mount, or an immutable image (chattr +i)?");
+    return luks_error(LuksErrc::header_write, path_ + ": the LUKS header is read-only (" + std::strerror(errno) +
+                                                  "): a read-only device or mount, or an immutable image (chattr +i)?");
 }
 
 LuksStatus Volume::lock_exclusive(const std::string& lock_dir) {
@@ -264,14 +258,15 @@ LuksStatus Volume::lock_exclusive(const std::string& lock_dir) {
     const std::string lock_path = lock_dir + "/" + uuid_ + ".lock";
     const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
-        return luks_error(LuksErrc::open_failed, path_ + ": cannot open the lock file " +
-                                                     lock_path + ": " + std::strerror(errno));
+        return luks_error(LuksErrc::open_failed,
+                          path_ + ": cannot open the lock file " + lock_path + ": " + std::strerror(errno));
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
         const int e = errno;
         ::close(fd);
         if (e == EWOULDBLOCK)
-            return luks_error(LuksErrc::busy, path_ + ": another crypt-agent enroll or rotate "
-                                                      "is working on this volume");
+            return luks_error(LuksErrc::busy, path_ +
+                                                  ": another crypt-agent enroll or rotate "
+                                                  "is working on this volume");
         return luks_error(LuksErrc::internal, path_ + ": cannot lock: " + std::strerror(e));
     }
     lock_fd_ = fd;

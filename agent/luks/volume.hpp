@@ -24,17 +24,17 @@ struct crypt_device;
 namespace ca::agent::luks {
 
 enum class LuksErrc {
-    open_failed,       // no such file, not readable
-    not_luks,          // no LUKS header
-    header_write,      // the header could not be written (read-only device, I/O error)
-    no_free_keyslot,   // every keyslot number is taken
-    keyslot_area_full, // LUKS2: no room left in the binary keyslot area
-    wrong_key,         // a key that should open a keyslot does not
-    not_enrolled,      // no crypt-agent record for this volume
+    open_failed,        // no such file, not readable
+    not_luks,           // no LUKS header
+    header_write,       // the header could not be written (read-only device, I/O error)
+    no_free_keyslot,    // every keyslot number is taken
+    keyslot_area_full,  // LUKS2: no room left in the binary keyslot area
+    wrong_key,          // a key that should open a keyslot does not
+    not_enrolled,       // no crypt-agent record for this volume
     already_enrolled,
-    store,             // the LUKS1 file store failed (I/O, corrupt)
-    card,              // the card could not answer
-    busy,              // another crypt-agent run holds the volume
+    store,  // the LUKS1 file store failed (I/O, corrupt)
+    card,   // the card could not answer
+    busy,   // another crypt-agent run holds the volume
     internal,
 };
 

@@ -134,7 +134,8 @@ private:
             if (!all)
                 for (const auto& id : early_ids_)
                     if (std::find(known.begin(), known.end(), id) == known.end())
-                        CA_LOG(notice) << "card-early: no seed for '" << escaped(id) << "' yet (device absent or not enrolled); "
+                        CA_LOG(notice) << "card-early: no seed for '" << escaped(id)
+                                       << "' yet (device absent or not enrolled); "
                                        << "it asks the card when its question comes";
             start_jobs(known);
             arm_early_release();
@@ -156,7 +157,8 @@ private:
         early_timer_.expires_at(early_deadline_);
         early_timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
             if (ec || !alive.lock() || !early_done_) return;
-            CA_LOG(notice) << "card-early: no smartcard key within " << std::chrono::duration<double>(early_wait_).count()
+            CA_LOG(notice) << "card-early: no smartcard key within "
+                           << std::chrono::duration<double>(early_wait_).count()
                            << " s; letting systemd-cryptsetup ask (a card inserted later still answers)";
             release_early();
         });
@@ -212,7 +214,8 @@ private:
                 }
             }
             if (remembered == job->set.seeds.size())
-                CA_LOG(info) << "'" << escaped(id) << "': the card's response is in the boot cache (an earlier phase's card "
+                CA_LOG(info) << "'" << escaped(id)
+                             << "': the card's response is in the boot cache (an earlier phase's card "
                              << "operation); no card needed";
             else
                 CA_LOG(info) << "asking the smartcard for '" << escaped(id) << "' (" << job->set.seeds.size()
@@ -240,7 +243,8 @@ private:
 
     [[nodiscard]] bool memo_has_next() const { return memo_.has_next && memo_.has_next(); }
 
-    void remember(proto::CardResponse::Kind kind, const std::vector<unsigned char>& seed, const proto::Secret& response) {
+    void remember(proto::CardResponse::Kind kind, const std::vector<unsigned char>& seed,
+                  const proto::Secret& response) {
         if (!memo_.put || !stored_.emplace(kind, seed).second) return;
         memo_.put(kind, seed, response);
     }
@@ -295,7 +299,8 @@ private:
         }
         if (--job->outstanding != 0) return;
         in_progress_.erase(job->id);
-        if (!job->got.empty() && std::any_of(job->got.begin(), job->got.end(), [](const auto& g) { return g.has_value(); }))
+        if (!job->got.empty() &&
+            std::any_of(job->got.begin(), job->got.end(), [](const auto& g) { return g.has_value(); }))
             delivered_.insert(job->id);
         std::vector<proto::Secret> candidates;
         for (auto& g : job->got)

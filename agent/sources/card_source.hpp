@@ -60,15 +60,12 @@ using SeedLookup = std::function<std::optional<VolumeSeedSet>(const std::string&
 [[nodiscard]] std::unique_ptr<CandidateSource> make_card_source(boost::asio::io_context& io,
                                                                 const CardSourceConfig& config,
                                                                 const std::filesystem::path& ask_dir,
-                                                                CandidateSource::Deliver deliver,
-                                                                BootMemo memo = {});
+                                                                CandidateSource::Deliver deliver, BootMemo memo = {});
 // The same with an explicit lookup (tests).
 [[nodiscard]] std::unique_ptr<CandidateSource> make_card_source(boost::asio::io_context& io,
                                                                 const CardSourceConfig& config,
-                                                                const std::filesystem::path& ask_dir,
-                                                                SeedLookup lookup,
-                                                                CandidateSource::Deliver deliver,
-                                                                BootMemo memo = {});
+                                                                const std::filesystem::path& ask_dir, SeedLookup lookup,
+                                                                CandidateSource::Deliver deliver, BootMemo memo = {});
 
 // The volumes the initramfs will ask for, as systemd-cryptsetup names them:
 // rd.luks.uuid= and rd.luks.name= on the kernel command line (`cmdline`), and
@@ -77,6 +74,5 @@ using SeedLookup = std::function<std::optional<VolumeSeedSet>(const std::string&
 // give nothing.
 [[nodiscard]] std::vector<std::string> boot_volume_ids(const std::filesystem::path& cmdline,
                                                        const std::filesystem::path& crypttab);
-
 
 }  // namespace ca::agent

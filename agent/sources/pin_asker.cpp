@@ -85,8 +85,7 @@ std::string pin_question_message(const smartcard::PinPrompt::Request& req) {
     return one_line(m);
 }
 
-PinAsker::PinAsker(boost::asio::io_context& io, PinAskerOptions options)
-    : io_(io), options_(std::move(options)) {}
+PinAsker::PinAsker(boost::asio::io_context& io, PinAskerOptions options) : io_(io), options_(std::move(options)) {}
 
 PinAsker::~PinAsker() { cancel(); }
 
@@ -115,7 +114,10 @@ void PinAsker::ask_text(const std::string& id, const std::string& message, const
     if (fd < 0) return fail_now(sys_error("creating the PIN reply socket"));
     boost::system::error_code ec;
     q->socket.assign(datagram_protocol(), fd, ec);
-    if (ec) { ::close(fd); return fail_now(sc::make_error(sc::Errc::internal, "socket: " + ec.message())); }
+    if (ec) {
+        ::close(fd);
+        return fail_now(sc::make_error(sc::Errc::internal, "socket: " + ec.message()));
+    }
     // systemd checks SCM_CREDENTIALS of every reply: only root may answer.
     const int one = 1;
     if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0)
@@ -136,13 +138,16 @@ void PinAsker::ask_text(const std::string& id, const std::string& message, const
     const std::uint64_t not_after = monotonic_usec() + static_cast<std::uint64_t>(options_.timeout.count()) * 1000000u;
     const std::string body = "[Ask]\nPID=" + std::to_string(getpid()) + "\nSocket=" + sp +
                              "\nAcceptCached=0\nEcho=0\nNotAfter=" + std::to_string(not_after) +
-                             "\nMessage=" + one_line(message) + "\nIcon=" + one_line(icon) + "\nId=" +
-                             one_line(id) + "\n";
+                             "\nMessage=" + one_line(message) + "\nIcon=" + one_line(icon) + "\nId=" + one_line(id) +
+                             "\n";
     // Write a temporary name and rename: agents react to IN_MOVED_TO and must
     // never see a half-written question.
     std::string tmp = (options_.ask_dir / "tmp.XXXXXX").string();
     const int afd = mkostemp(tmp.data(), O_CLOEXEC);
-    if (afd < 0) { ::unlink(sp.c_str()); return fail_now(sys_error("creating a PIN question in " + options_.ask_dir.string())); }
+    if (afd < 0) {
+        ::unlink(sp.c_str());
+        return fail_now(sys_error("creating a PIN question in " + options_.ask_dir.string()));
+    }
     const bool written = fchmod(afd, 0644) == 0 &&
                          ::write(afd, body.data(), body.size()) == static_cast<ssize_t>(body.size());
     ::close(afd);
@@ -182,8 +187,7 @@ void PinAsker::on_readable(const std::shared_ptr<OwnAsk>& q) {
     }
     const ucred* cred = nullptr;
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
-            c->cmsg_len == CMSG_LEN(sizeof(ucred)))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len == CMSG_LEN(sizeof(ucred)))
             cred = reinterpret_cast<const ucred*>(CMSG_DATA(c));
     // Like systemd's askers: a reply without credentials or from another user is ignored.
     // A reply from this very process is ignored too: the agent answering its own
@@ -192,8 +196,7 @@ void PinAsker::on_readable(const std::shared_ptr<OwnAsk>& q) {
         static_cast<std::size_t>(n) > buf.size() || n < 1)
         return wait_reply(q);
     const unsigned char kind = buf.data()[0];
-    if (kind == '-')
-        return finish(q, sc::make_error(sc::Errc::cancelled, "the PIN question was cancelled"));
+    if (kind == '-') return finish(q, sc::make_error(sc::Errc::cancelled, "the PIN question was cancelled"));
     if (kind != '+') return wait_reply(q);
     // "+pw1\0pw2...": a PIN is the first candidate.
     std::size_t len = 0;

@@ -23,7 +23,7 @@ namespace ca::agent {
 struct PinAskerOptions {
     std::filesystem::path ask_dir = "/run/systemd/ask-password";
     std::chrono::seconds timeout{180};  // NotAfter; then the question is withdrawn
-    uid_t accept_uid = 0;  // replies from other users are dropped, as systemd does
+    uid_t accept_uid = 0;               // replies from other users are dropped, as systemd does
 };
 
 // "crypt-agent:pin:<reader>" (the Id agents and tests match on).
@@ -59,7 +59,7 @@ private:
 };
 
 // Ready-made factory for smartcard::BlockingOptions::pin.
-[[nodiscard]] std::function<std::unique_ptr<smartcard::PinPrompt>(boost::asio::io_context&)>
-pin_asker_factory(const PinAskerOptions& options);
+[[nodiscard]] std::function<std::unique_ptr<smartcard::PinPrompt>(boost::asio::io_context&)> pin_asker_factory(
+    const PinAskerOptions& options);
 
 }  // namespace ca::agent

@@ -38,7 +38,10 @@ public:
     // cryptsetup-pre.target) ask only once it is done: the card's PIN question
     // must reach the console before any disk's.  Returns false when there is
     // none; otherwise calls `done` once, on the loop, when finished or given up.
-    virtual bool prefetch(std::function<void()> done) { (void)done; return false; }
+    virtual bool prefetch(std::function<void()> done) {
+        (void)done;
+        return false;
+    }
     // Stops background work (threads, card sessions) for shutdown.
     virtual void stop() = 0;
 };
@@ -47,7 +50,8 @@ public:
 // cache's own card section (proto::CardResponse), never offered to a question.  They travel
 // with the cache to the real root and are flushed by `finish` with everything else.
 struct BootMemo {
-    std::function<void(proto::CardResponse::Kind kind, const std::vector<unsigned char>& seed, const proto::Secret& response)>
+    std::function<void(proto::CardResponse::Kind kind, const std::vector<unsigned char>& seed,
+                       const proto::Secret& response)>
         put;
     // The response to this seed (kind current), if an earlier phase kept it.
     std::function<std::optional<proto::Secret>(const std::vector<unsigned char>& seed)> response;

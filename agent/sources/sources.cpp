@@ -8,7 +8,8 @@
 
 namespace ca::agent {
 
-SourceList make_sources(boost::asio::io_context& io, const GlobalOptions& o, CandidateSource::Deliver deliver, BootMemo memo) {
+SourceList make_sources(boost::asio::io_context& io, const GlobalOptions& o, CandidateSource::Deliver deliver,
+                        BootMemo memo) {
     SourceList out;
     CardSourceConfig card = o.card;
     // card-early = auto: in the initramfs, where the root volume's question

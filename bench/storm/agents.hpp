@@ -5,20 +5,20 @@
 // to a log file the harness later greps for the password.
 #pragma once
 
+#include <sys/types.h>
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <sys/types.h>
 #include <vector>
 
 namespace storm {
 
 struct AgentSpec {
-    std::string name;                 // "crypt-agent", "floor", "tty-agent", "custom"
-    std::vector<std::string> argv;    // the long-running process
-    std::vector<std::string> prepare; // run to completion before each start (cache put), stdin = password file
-    std::vector<std::string> cleanup; // run after each stop (cache flush)
-    bool feed_password_lines = false; // stdin is a pipe fed "PASSWORD\n" forever (tty agent)
+    std::string name;                  // "crypt-agent", "floor", "tty-agent", "custom"
+    std::vector<std::string> argv;     // the long-running process
+    std::vector<std::string> prepare;  // run to completion before each start (cache put), stdin = password file
+    std::vector<std::string> cleanup;  // run after each stop (cache flush)
+    bool feed_password_lines = false;  // stdin is a pipe fed "PASSWORD\n" forever (tty agent)
     // Diagnostic mode: run under `strace -f -c -o strace_out`; empty = off.
     // strace slows the agent many times over: never mix with timing figures.
     std::string strace_out;

@@ -1,18 +1,18 @@
 // SPDX-License-Identifier: MIT
 #include "bench/storm/asker.hpp"
 
-#include <algorithm>
-#include <cerrno>
-#include <cstddef>
-#include <cstdio>
-#include <cstring>
-#include <ctime>
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <algorithm>
+#include <cerrno>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
 #include <utility>
 
 namespace storm {
@@ -65,8 +65,7 @@ int create_tmp(const std::string& dir, std::string& tmp_path, std::string& ask_p
             ask_path = dir + "/ask." + suffix;
             return fd;
         }
-        if (errno != EEXIST)
-            return -1;
+        if (errno != EEXIST) return -1;
     }
     errno = EEXIST;
     return -1;
@@ -74,8 +73,7 @@ int create_tmp(const std::string& dir, std::string& tmp_path, std::string& ask_p
 
 int create_socket(const std::string& dir, std::string& sock_path) {
     const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return -1;
+    if (fd < 0) return -1;
     char name[64];
     std::snprintf(name, sizeof name, "/sck.%lx", static_cast<unsigned long>(random_u64()));
     sock_path = dir + name;
@@ -103,15 +101,13 @@ int create_socket(const std::string& dir, std::string& sock_path) {
 }
 
 std::string ask_section(const AskOptions& opt, const std::string& sock_path, unsigned index) {
-    const std::uint64_t not_after =
-        static_cast<std::uint64_t>(monotonic_ns() / 1000) + opt.timeout_us;
+    const std::uint64_t not_after = static_cast<std::uint64_t>(monotonic_ns() / 1000) + opt.timeout_us;
     char buf[1024];
     const int n = std::snprintf(buf, sizeof buf,
                                 "[Ask]\nPID=%d\nSocket=%s\nAcceptCached=%d\nEcho=0\nNotAfter=%llu\nSilent=0\n"
                                 "Message=%s%u:\nIcon=drive-harddisk\nId=cryptsetup:/dev/bench-%u\n",
                                 static_cast<int>(getpid()), sock_path.c_str(), opt.accept_cached ? 1 : 0,
-                                static_cast<unsigned long long>(not_after), opt.message_prefix.c_str(),
-                                index, index);
+                                static_cast<unsigned long long>(not_after), opt.message_prefix.c_str(), index, index);
     return std::string(buf, static_cast<std::size_t>(std::max(n, 0)));
 }
 
@@ -136,8 +132,7 @@ Question::~Question() { finish(); }
 
 int Question::prepare(const AskOptions& opt, unsigned index) {
     file_fd_ = create_tmp(opt.dir, tmp_path_, ask_path_);
-    if (file_fd_ < 0)
-        return errno;
+    if (file_fd_ < 0) return errno;
     (void)fchmod(file_fd_, 0644);
     sock_fd_ = create_socket(opt.dir, sock_path_);
     if (sock_fd_ < 0) {
@@ -175,8 +170,7 @@ std::vector<std::string> parse_candidates(const char* body, std::size_t n) {
             start = i + 1;
         }
     }
-    if (start < n)
-        out.emplace_back(body + start, n - start);
+    if (start < n) out.emplace_back(body + start, n - start);
     return out;
 }
 
@@ -185,25 +179,18 @@ namespace {
 ReplyKind classify(const char* buf, ssize_t n, const msghdr& msg, const std::string& expected) {
     const ucred* cred = nullptr;
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(const_cast<msghdr*>(&msg), c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
-            c->cmsg_len == CMSG_LEN(sizeof(ucred)))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len == CMSG_LEN(sizeof(ucred)))
             cred = reinterpret_cast<const ucred*>(CMSG_DATA(c));
     }
-    if (!cred)
-        return ReplyKind::no_credentials;
-    if (cred->uid != 0)
-        return ReplyKind::not_root;
-    if (n <= 0)
-        return ReplyKind::invalid;
-    if (buf[0] == '-')
-        return ReplyKind::cancel;
-    if (buf[0] != '+')
-        return ReplyKind::invalid;
+    if (!cred) return ReplyKind::no_credentials;
+    if (cred->uid != 0) return ReplyKind::not_root;
+    if (n <= 0) return ReplyKind::invalid;
+    if (buf[0] == '-') return ReplyKind::cancel;
+    if (buf[0] != '+') return ReplyKind::invalid;
     const auto candidates = parse_candidates(buf + 1, static_cast<std::size_t>(n - 1));
-    if (candidates.empty())
-        return ReplyKind::invalid;
+    if (candidates.empty()) return ReplyKind::invalid;
     return std::find(candidates.begin(), candidates.end(), expected) != candidates.end() ? ReplyKind::right
-                                                                                          : ReplyKind::wrong;
+                                                                                         : ReplyKind::wrong;
 }
 
 std::int64_t stamp_of(const msghdr& msg, std::int64_t realtime_offset_ns) {
@@ -212,8 +199,7 @@ std::int64_t stamp_of(const msghdr& msg, std::int64_t realtime_offset_ns) {
             timespec ts{};
             std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
             const std::int64_t real = std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-            if (real != 0)
-                return real - realtime_offset_ns;
+            if (real != 0) return real - realtime_offset_ns;
         }
     }
     return monotonic_ns();
@@ -221,8 +207,7 @@ std::int64_t stamp_of(const msghdr& msg, std::int64_t realtime_offset_ns) {
 
 }  // namespace
 
-void Question::receive(const std::string& expected, std::int64_t realtime_offset_ns,
-                       std::vector<Reply>& out) const {
+void Question::receive(const std::string& expected, std::int64_t realtime_offset_ns, std::vector<Reply>& out) const {
     for (;;) {
         char buf[2049];  // systemd: LINE_MAX + 1; longer datagrams are truncated
         iovec iov{buf, sizeof buf};
@@ -234,8 +219,7 @@ void Question::receive(const std::string& expected, std::int64_t realtime_offset
         msg.msg_controllen = sizeof control;
         const ssize_t n = recvmsg(sock_fd_, &msg, MSG_DONTWAIT);
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             return;  // EAGAIN: queue drained
         }
         out.push_back({classify(buf, n, msg, expected), stamp_of(msg, realtime_offset_ns)});
@@ -244,16 +228,11 @@ void Question::receive(const std::string& expected, std::int64_t realtime_offset
 }
 
 void Question::finish() {
-    if (!sock_path_.empty())
-        (void)unlink(sock_path_.c_str());
-    if (!tmp_path_.empty())
-        (void)unlink(tmp_path_.c_str());  // ENOENT once renamed, as in systemd
-    if (!ask_path_.empty())
-        (void)unlink(ask_path_.c_str());
-    if (file_fd_ >= 0)
-        close(file_fd_);
-    if (sock_fd_ >= 0)
-        close(sock_fd_);
+    if (!sock_path_.empty()) (void)unlink(sock_path_.c_str());
+    if (!tmp_path_.empty()) (void)unlink(tmp_path_.c_str());  // ENOENT once renamed, as in systemd
+    if (!ask_path_.empty()) (void)unlink(ask_path_.c_str());
+    if (file_fd_ >= 0) close(file_fd_);
+    if (sock_fd_ >= 0) close(sock_fd_);
     file_fd_ = sock_fd_ = -1;
     sock_path_.clear();
     tmp_path_.clear();

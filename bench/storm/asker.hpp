@@ -30,9 +30,9 @@ struct Reply {
 };
 
 struct AskOptions {
-    std::string dir;                // the private ask directory
+    std::string dir;  // the private ask directory
     std::string message_prefix = "Please enter passphrase for disk bench-";
-    bool accept_cached = true;      // systemd-cryptsetup's first ask
+    bool accept_cached = true;              // systemd-cryptsetup's first ask
     std::uint64_t timeout_us = 90'000'000;  // NotAfter = now + this (systemd-ask-password's 90 s)
 };
 
@@ -52,8 +52,7 @@ public:
     int publish();
     // Reads every queued datagram; classifies each as systemd would.
     // `expected` is the password that counts as right.
-    void receive(const std::string& expected, std::int64_t realtime_offset_ns,
-                 std::vector<Reply>& out) const;
+    void receive(const std::string& expected, std::int64_t realtime_offset_ns, std::vector<Reply>& out) const;
     // systemd's clean-up order: unlink socket, unlink tmp, unlink ask, close.
     void finish();
 

@@ -6,17 +6,17 @@
 #include "bench/storm/sandbox.hpp"
 #include "bench/storm/scenario.hpp"
 
+#include <fcntl.h>
+#include <getopt.h>
+#include <sys/random.h>
+#include <unistd.h>
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <fcntl.h>
 #include <fstream>
-#include <getopt.h>
 #include <iostream>
 #include <sstream>
-#include <sys/random.h>
-#include <unistd.h>
 
 namespace {
 
@@ -59,47 +59,72 @@ std::vector<unsigned> parse_ns(const char* s) {
     std::vector<unsigned> out;
     std::stringstream in(s);
     std::string item;
-    while (std::getline(in, item, ','))
-        out.push_back(static_cast<unsigned>(std::stoul(item)));
+    while (std::getline(in, item, ',')) out.push_back(static_cast<unsigned>(std::stoul(item)));
     return out;
 }
 
 bool parse_scenario(const std::string& s, std::vector<storm::Scenario>& out) {
     using storm::Scenario;
-    if (s == "all")
-        out.insert(out.end(), {Scenario::live, Scenario::backlog, Scenario::startup});
-    else if (s == "live")
-        out.push_back(Scenario::live);
-    else if (s == "backlog")
-        out.push_back(Scenario::backlog);
-    else if (s == "startup")
-        out.push_back(Scenario::startup);
-    else
-        return false;
+    if (s == "all") out.insert(out.end(), {Scenario::live, Scenario::backlog, Scenario::startup});
+    else if (s == "live") out.push_back(Scenario::live);
+    else if (s == "backlog") out.push_back(Scenario::backlog);
+    else if (s == "startup") out.push_back(Scenario::startup);
+    else return false;
     return true;
 }
 
 int parse_options(int argc, char** argv, Options& o) {
-    enum { AGENT = 1000, COMPARE, CMD, SCENARIO, REPS, TIMEOUT, IDLE, PEERMAX, FLOOR, CRYPT, PWFILE, CSV, SVG, KEEP, HELP, SYSCALLS };
-    static const option longopts[] = {
-        {"agent", required_argument, nullptr, AGENT},     {"compare", no_argument, nullptr, COMPARE},
-        {"agent-cmd", required_argument, nullptr, CMD},   {"scenario", required_argument, nullptr, SCENARIO},
-        {"reps", required_argument, nullptr, REPS},       {"timeout", required_argument, nullptr, TIMEOUT},
-        {"idle-ms", required_argument, nullptr, IDLE},    {"peer-max-n", required_argument, nullptr, PEERMAX},
-        {"floor", required_argument, nullptr, FLOOR},     {"crypt-agent", required_argument, nullptr, CRYPT},
-        {"password-file", required_argument, nullptr, PWFILE}, {"csv", required_argument, nullptr, CSV},
-        {"svg", required_argument, nullptr, SVG},         {"keep", no_argument, nullptr, KEEP},
-        {"help", no_argument, nullptr, HELP},             {"syscalls", no_argument, nullptr, SYSCALLS},             {nullptr, 0, nullptr, 0}};
+    enum {
+        AGENT = 1000,
+        COMPARE,
+        CMD,
+        SCENARIO,
+        REPS,
+        TIMEOUT,
+        IDLE,
+        PEERMAX,
+        FLOOR,
+        CRYPT,
+        PWFILE,
+        CSV,
+        SVG,
+        KEEP,
+        HELP,
+        SYSCALLS
+    };
+    static const option longopts[] = {{"agent", required_argument, nullptr, AGENT},
+                                      {"compare", no_argument, nullptr, COMPARE},
+                                      {"agent-cmd", required_argument, nullptr, CMD},
+                                      {"scenario", required_argument, nullptr, SCENARIO},
+                                      {"reps", required_argument, nullptr, REPS},
+                                      {"timeout", required_argument, nullptr, TIMEOUT},
+                                      {"idle-ms", required_argument, nullptr, IDLE},
+                                      {"peer-max-n", required_argument, nullptr, PEERMAX},
+                                      {"floor", required_argument, nullptr, FLOOR},
+                                      {"crypt-agent", required_argument, nullptr, CRYPT},
+                                      {"password-file", required_argument, nullptr, PWFILE},
+                                      {"csv", required_argument, nullptr, CSV},
+                                      {"svg", required_argument, nullptr, SVG},
+                                      {"keep", no_argument, nullptr, KEEP},
+                                      {"help", no_argument, nullptr, HELP},
+                                      {"syscalls", no_argument, nullptr, SYSCALLS},
+                                      {nullptr, 0, nullptr, 0}};
     int c;
     try {
         while ((c = getopt_long(argc, argv, "n:c:", longopts, nullptr)) != -1) {
             switch (c) {
-            case 'n': { auto v = parse_ns(optarg); o.ns.insert(o.ns.end(), v.begin(), v.end()); break; }
+            case 'n': {
+                auto v = parse_ns(optarg);
+                o.ns.insert(o.ns.end(), v.begin(), v.end());
+                break;
+            }
             case 'c': o.concurrency = static_cast<unsigned>(std::stoul(optarg)); break;
             case AGENT: o.agents.emplace_back(optarg); break;
             case COMPARE: o.compare = true; break;
             case CMD: o.custom_cmd = optarg; break;
-            case SCENARIO: if (!parse_scenario(optarg, o.scenarios)) return 2; break;
+            case SCENARIO:
+                if (!parse_scenario(optarg, o.scenarios)) return 2;
+                break;
             case REPS: o.reps = static_cast<unsigned>(std::stoul(optarg)); break;
             case TIMEOUT: o.timeout_s = std::stoi(optarg); break;
             case IDLE: o.idle_ms = std::stoi(optarg); break;
@@ -118,30 +143,24 @@ int parse_options(int argc, char** argv, Options& o) {
     } catch (const std::exception&) {
         return 2;
     }
-    if (optind != argc || o.reps == 0)
-        return 2;
-    if (o.scenarios.empty())
-        o.scenarios.push_back(storm::Scenario::live);
-    if (o.ns.empty())
-        o.ns.push_back(100);
-    if (std::find(o.ns.begin(), o.ns.end(), 0u) != o.ns.end())
-        return 2;
+    if (optind != argc || o.reps == 0) return 2;
+    if (o.scenarios.empty()) o.scenarios.push_back(storm::Scenario::live);
+    if (o.ns.empty()) o.ns.push_back(100);
+    if (std::find(o.ns.begin(), o.ns.end(), 0u) != o.ns.end()) return 2;
     return 0;
 }
 
 std::string self_dir() {
     char buf[4096];
     const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-    if (n <= 0)
-        return ".";
+    if (n <= 0) return ".";
     std::string p(buf, static_cast<std::size_t>(n));
     return p.substr(0, p.rfind('/'));
 }
 
 void default_paths(Options& o) {
     const std::string here = self_dir();
-    if (o.floor_bin.empty())
-        o.floor_bin = here + "/floor-agent";
+    if (o.floor_bin.empty()) o.floor_bin = here + "/floor-agent";
     if (o.crypt_agent_bin.empty()) {
         const char* env = std::getenv("CRYPT_AGENT_BIN");
         o.crypt_agent_bin = env && *env ? env : here + "/../agent/crypt-agent";
@@ -155,25 +174,21 @@ std::string random_password() {
     while (getrandom(raw, sizeof raw, 0) != static_cast<ssize_t>(sizeof raw)) {
     }
     std::string pw = "storm-";
-    for (unsigned char b : raw)
-        pw += alphabet[b % (sizeof alphabet - 1)];
+    for (unsigned char b : raw) pw += alphabet[b % (sizeof alphabet - 1)];
     return pw;
 }
 
 bool read_password(const std::string& path, std::string& pw) {
     std::ifstream in(path, std::ios::binary);
-    if (!in)
-        return false;
+    if (!in) return false;
     std::getline(in, pw, '\0');
-    while (!pw.empty() && pw.back() == '\n')
-        pw.pop_back();
+    while (!pw.empty() && pw.back() == '\n') pw.pop_back();
     return !pw.empty();
 }
 
 bool write_password(const std::string& path, const std::string& pw) {
     const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return false;
+    if (fd < 0) return false;
     const bool ok = write(fd, pw.data(), pw.size()) == static_cast<ssize_t>(pw.size());
     close(fd);
     return ok;
@@ -209,12 +224,10 @@ int select_agents(const Options& o, const storm::Paths& paths, std::vector<storm
         return 0;
     }
     std::vector<std::string> names = o.agents;
-    if (names.empty())
-        names.emplace_back(o.custom_cmd.empty() ? "floor" : "custom");
+    if (names.empty()) names.emplace_back(o.custom_cmd.empty() ? "floor" : "custom");
     for (const auto& name : names) {
         if (name == "custom") {
-            if (o.custom_cmd.empty())
-                return 2;
+            if (o.custom_cmd.empty()) return 2;
             out.push_back(custom_agent(o, paths));
             continue;
         }
@@ -235,20 +248,17 @@ int select_agents(const Options& o, const storm::Paths& paths, std::vector<storm
 char g_password_path[4096];
 
 extern "C" void on_fatal_signal(int sig) {
-    if (g_password_path[0])
-        unlink(g_password_path);
+    if (g_password_path[0]) unlink(g_password_path);
     _exit(128 + sig);
 }
 
 void remove_password_on_signals(const std::string& path) {
-    if (path.size() >= sizeof g_password_path)
-        return;
+    if (path.size() >= sizeof g_password_path) return;
     std::memcpy(g_password_path, path.c_str(), path.size() + 1);
     struct sigaction sa {};
     sa.sa_handler = on_fatal_signal;
     sigemptyset(&sa.sa_mask);
-    for (int sig : {SIGINT, SIGTERM, SIGHUP})
-        sigaction(sig, &sa, nullptr);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);
 }
 
 // The 1-minute load average: figures from a busy machine are labelled so.
@@ -289,8 +299,7 @@ int main(int argc, char** argv) {
         std::cerr << "storm: cannot read a password from " << o.password_file << "\n";
         return 2;
     }
-    if (password.empty())
-        password = random_password();
+    if (password.empty()) password = random_password();
     remove_password_on_signals(paths.password_file);
     if (!write_password(paths.password_file, password)) {
         std::cerr << "storm: cannot write the password file in " << box.work_dir << "\n";
@@ -299,8 +308,7 @@ int main(int argc, char** argv) {
 
     std::vector<storm::AgentSpec> agents;
     if (const int rc = select_agents(o, paths, agents); rc != 0) {
-        if (rc == 2)
-            usage(std::cerr);
+        if (rc == 2) usage(std::cerr);
         storm::remove_tree(box.work_dir);
         return rc;
     }
@@ -316,8 +324,7 @@ int main(int argc, char** argv) {
                 if (sc == storm::Scenario::startup && n != o.ns.front())
                     continue;  // startup is one question whatever N is
                 for (const auto& agent : agents) {
-                    if (agent.name == "tty-agent" && this_n > o.peer_max_n)
-                        continue;
+                    if (agent.name == "tty-agent" && this_n > o.peer_max_n) continue;
                     storm::RunConfig cfg;
                     cfg.scenario = sc;
                     cfg.n = this_n;
@@ -330,8 +337,7 @@ int main(int argc, char** argv) {
                     const auto& r = runs.back();
                     std::cerr << "storm: rep " << rep << " " << storm::to_string(sc) << " N=" << this_n << " "
                               << agent.name << ": " << r.answered << " answered, " << r.wrong << " wrong, "
-                              << r.unanswered << " unanswered" << (r.error.empty() ? "" : " (" + r.error + ")")
-                              << "\n";
+                              << r.unanswered << " unanswered" << (r.error.empty() ? "" : " (" + r.error + ")") << "\n";
                 }
             }
         }
@@ -347,14 +353,10 @@ int main(int argc, char** argv) {
     } else {
         storm::print_targets(std::cout, runs);
     }
-    if (!o.csv.empty() && !storm::write_csv(o.csv, runs))
-        std::cerr << "storm: cannot write " << o.csv << "\n";
-    if (!o.svg.empty() && !storm::write_svg(o.svg, runs))
-        std::cerr << "storm: cannot write " << o.svg << "\n";
-    if (o.keep)
-        std::cerr << "storm: agent logs kept in " << box.work_dir << "\n";
-    else
-        storm::remove_tree(box.work_dir);
+    if (!o.csv.empty() && !storm::write_csv(o.csv, runs)) std::cerr << "storm: cannot write " << o.csv << "\n";
+    if (!o.svg.empty() && !storm::write_svg(o.svg, runs)) std::cerr << "storm: cannot write " << o.svg << "\n";
+    if (o.keep) std::cerr << "storm: agent logs kept in " << box.work_dir << "\n";
+    else storm::remove_tree(box.work_dir);
     std::cout << "load average (1 min): " << load_start << " at start, " << load1() << " at end, on "
               << sysconf(_SC_NPROCESSORS_ONLN) << " CPUs\n";
     storm::print_machine_lines(std::cout, runs);

@@ -11,8 +11,7 @@
 namespace storm {
 
 double percentile(std::vector<double> v, double p) {
-    if (v.empty())
-        return -1;
+    if (v.empty()) return -1;
     std::sort(v.begin(), v.end());
     const auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
     return v[std::min(v.size() - 1, rank == 0 ? 0 : rank - 1)];
@@ -20,8 +19,7 @@ double percentile(std::vector<double> v, double p) {
 
 double median(std::vector<double> v) {
     v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return x < 0; }), v.end());
-    if (v.empty())
-        return -1;
+    if (v.empty()) return -1;
     std::sort(v.begin(), v.end());
     const std::size_t m = v.size() / 2;
     return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
@@ -104,15 +102,13 @@ std::vector<Summary> summarise(const std::vector<RunResult>& runs) {
 
 const Summary* floor_of(const std::vector<Summary>& all, const Summary& s) {
     for (const auto& f : all)
-        if (f.agent == "floor" && f.scenario == s.scenario && f.n == s.n)
-            return &f;
+        if (f.agent == "floor" && f.scenario == s.scenario && f.n == s.n) return &f;
     return nullptr;
 }
 
 // A figure with `decimals` places, or "-" when it was not measured (< 0).
 std::string fmt(double v, int decimals = 1) {
-    if (v < 0)
-        return "-";
+    if (v < 0) return "-";
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
     return buf;
@@ -120,18 +116,14 @@ std::string fmt(double v, int decimals = 1) {
 
 std::string axis_label(double us) {
     char buf[32];
-    if (us >= 1e6)
-        std::snprintf(buf, sizeof buf, "%g s", us / 1e6);
-    else if (us >= 1000)
-        std::snprintf(buf, sizeof buf, "%g ms", us / 1000);
-    else
-        std::snprintf(buf, sizeof buf, "%g µs", us);
+    if (us >= 1e6) std::snprintf(buf, sizeof buf, "%g s", us / 1e6);
+    else if (us >= 1000) std::snprintf(buf, sizeof buf, "%g ms", us / 1000);
+    else std::snprintf(buf, sizeof buf, "%g µs", us);
     return buf;
 }
 
 std::string ratio(double v, double floor_v) {
-    if (v < 0 || floor_v <= 0)
-        return "-";
+    if (v < 0 || floor_v <= 0) return "-";
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.2fx", v / floor_v);
     return buf;
@@ -143,19 +135,18 @@ void print_table(std::ostream& out, const std::vector<RunResult>& runs) {
     const auto sums = summarise(runs);
     char line[512];
     std::snprintf(line, sizeof line, "%-8s %-12s %6s %4s %6s %5s %5s %4s %9s %8s %8s %8s %9s %8s %7s %8s %7s %7s\n",
-                  "scenario", "agent", "N", "reps", "answrd", "wrong", "unans", "dup", "wall_ms", "p50_us",
-                  "p90_us", "p99_us", "max_us", "cpu/q_us", "cpu/fl", "first_ms", "rss_KiB", "p99/fl");
+                  "scenario", "agent", "N", "reps", "answrd", "wrong", "unans", "dup", "wall_ms", "p50_us", "p90_us",
+                  "p99_us", "max_us", "cpu/q_us", "cpu/fl", "first_ms", "rss_KiB", "p99/fl");
     out << line;
     for (const auto& s : sums) {
         const Summary* f = floor_of(sums, s);
-        std::snprintf(line, sizeof line,
-                      "%-8s %-12s %6u %4u %6u %5u %5u %4u %9s %8s %8s %8s %9s %8s %7s %8s %7s %7s%s%s\n",
-                      to_string(s.scenario), s.agent.c_str(), s.n, s.reps, s.answered, s.wrong, s.unanswered,
-                      s.duplicates, fmt(s.wall_ms, 2).c_str(), fmt(s.p50).c_str(), fmt(s.p90).c_str(),
-                      fmt(s.p99).c_str(), fmt(s.max).c_str(), fmt(s.cpu_per_q_us, 2).c_str(),
-                      f ? ratio(s.cpu_per_q_us, f->cpu_per_q_us).c_str() : "-", fmt(s.first_ms, 2).c_str(),
-                      fmt(s.rss_kib, 0).c_str(), f ? ratio(s.p99, f->p99).c_str() : "-",
-                      s.leaked ? "  SECRET IN LOG" : "", s.errors.empty() ? "" : ("  [" + s.errors + "]").c_str());
+        std::snprintf(
+            line, sizeof line, "%-8s %-12s %6u %4u %6u %5u %5u %4u %9s %8s %8s %8s %9s %8s %7s %8s %7s %7s%s%s\n",
+            to_string(s.scenario), s.agent.c_str(), s.n, s.reps, s.answered, s.wrong, s.unanswered, s.duplicates,
+            fmt(s.wall_ms, 2).c_str(), fmt(s.p50).c_str(), fmt(s.p90).c_str(), fmt(s.p99).c_str(), fmt(s.max).c_str(),
+            fmt(s.cpu_per_q_us, 2).c_str(), f ? ratio(s.cpu_per_q_us, f->cpu_per_q_us).c_str() : "-",
+            fmt(s.first_ms, 2).c_str(), fmt(s.rss_kib, 0).c_str(), f ? ratio(s.p99, f->p99).c_str() : "-",
+            s.leaked ? "  SECRET IN LOG" : "", s.errors.empty() ? "" : ("  [" + s.errors + "]").c_str());
         out << line;
     }
 }
@@ -170,16 +161,15 @@ void print_targets(std::ostream& out, const std::vector<RunResult>& runs) {
     for (const auto& agent : agents) {
         out << "targets for " << agent << " (medians):\n";
         for (const auto& s : sums) {
-            if (s.agent != agent)
-                continue;
+            if (s.agent != agent) continue;
             const Summary* f = floor_of(sums, s);
             if (s.scenario == Scenario::live) {
                 const bool have = s.cpu_per_q_us >= 0 && f && f->cpu_per_q_us > 0;
-                out << "  live N=" << s.n << ": CPU/question " << fmt(s.cpu_per_q_us, 2) << " us = "
-                    << (f ? ratio(s.cpu_per_q_us, f->cpu_per_q_us) : "-") << " floor (<= 1.5x): "
-                    << verdict(have, have && s.cpu_per_q_us <= 1.5 * f->cpu_per_q_us) << "; p99 " << fmt(s.p99, 0)
-                    << " us (< 1000; floor " << (f ? fmt(f->p99, 0) : "-") << "): " << verdict(s.p99 >= 0, s.p99 < 1000)
-                    << "\n";
+                out << "  live N=" << s.n << ": CPU/question " << fmt(s.cpu_per_q_us, 2)
+                    << " us = " << (f ? ratio(s.cpu_per_q_us, f->cpu_per_q_us) : "-")
+                    << " floor (<= 1.5x): " << verdict(have, have && s.cpu_per_q_us <= 1.5 * f->cpu_per_q_us)
+                    << "; p99 " << fmt(s.p99, 0) << " us (< 1000; floor " << (f ? fmt(f->p99, 0) : "-")
+                    << "): " << verdict(s.p99 >= 0, s.p99 < 1000) << "\n";
             } else if (s.scenario == Scenario::startup) {
                 out << "  start to first answer " << fmt(s.first_ms, 2) << " ms (<= 2; floor "
                     << (f ? fmt(f->first_ms, 2) : "-") << "): " << verdict(s.first_ms >= 0, s.first_ms <= 2.0)
@@ -197,11 +187,10 @@ void print_machine_lines(std::ostream& out, const std::vector<RunResult>& runs) 
     for (const auto& s : sums) {
         const Summary* f = floor_of(sums, s);
         out << "storm-result agent=" << s.agent << " scenario=" << to_string(s.scenario) << " n=" << s.n
-            << " reps=" << s.reps << " answered=" << s.answered << " wrong=" << s.wrong
-            << " cancelled=" << s.cancelled << " unanswered=" << s.unanswered << " duplicates=" << s.duplicates
-            << " ignored=" << s.ignored << " wall_ms=" << fmt(s.wall_ms, 3) << " p50_us=" << fmt(s.p50)
-            << " p90_us=" << fmt(s.p90) << " p99_us=" << fmt(s.p99) << " max_us=" << fmt(s.max)
-            << " cpu_per_q_us=" << fmt(s.cpu_per_q_us, 3)
+            << " reps=" << s.reps << " answered=" << s.answered << " wrong=" << s.wrong << " cancelled=" << s.cancelled
+            << " unanswered=" << s.unanswered << " duplicates=" << s.duplicates << " ignored=" << s.ignored
+            << " wall_ms=" << fmt(s.wall_ms, 3) << " p50_us=" << fmt(s.p50) << " p90_us=" << fmt(s.p90)
+            << " p99_us=" << fmt(s.p99) << " max_us=" << fmt(s.max) << " cpu_per_q_us=" << fmt(s.cpu_per_q_us, 3)
             << " cpu_ratio=" << (f ? ratio(s.cpu_per_q_us, f->cpu_per_q_us) : "-")
             << " first_answer_ms=" << fmt(s.first_ms, 3) << " rss_kib=" << fmt(s.rss_kib, 0)
             << " hwm_kib=" << fmt(s.hwm_kib, 0) << " secret_in_log=" << (s.leaked ? 1 : 0)
@@ -220,8 +209,8 @@ void print_machine_lines(std::ostream& out, const std::vector<RunResult>& runs) 
     }
     out << "storm-total runs=" << runs.size() << " questions=" << total_n << " answered=" << answered
         << " wrong=" << wrong << " cancelled=" << cancelled << " unanswered=" << unanswered
-        << " duplicates=" << duplicates << " ignored=" << ignored << " errors=" << errors
-        << " secret_in_log=" << leaks << "\n";
+        << " duplicates=" << duplicates << " ignored=" << ignored << " errors=" << errors << " secret_in_log=" << leaks
+        << "\n";
 }
 
 bool write_csv(const std::string& path, const std::vector<RunResult>& runs) {
@@ -233,12 +222,12 @@ bool write_csv(const std::string& path, const std::vector<RunResult>& runs) {
         std::string err = r.error;
         std::replace(err.begin(), err.end(), '"', '\'');
         out << r.agent << ',' << to_string(r.scenario) << ',' << r.n << ',' << r.rep << ',' << r.answered << ','
-            << r.wrong << ',' << r.cancelled << ',' << r.unanswered << ',' << r.duplicates << ',' << r.ignored
-            << ',' << fmt(r.wall_ms, 3) << ',' << fmt(percentile(r.latency_us, 50), 2) << ','
-            << fmt(percentile(r.latency_us, 90), 2) << ',' << fmt(percentile(r.latency_us, 99), 2)
-            << ',' << fmt(percentile(r.latency_us, 100), 2) << ',' << fmt(r.cpu_total_us, 1) << ','
-            << fmt(r.cpu_per_q_us, 3) << ',' << fmt(r.first_answer_ms, 3) << ',' << r.rss_kib << ','
-            << r.hwm_kib << ',' << (r.leaked_secret ? 1 : 0) << ",\"" << err << "\"\n";
+            << r.wrong << ',' << r.cancelled << ',' << r.unanswered << ',' << r.duplicates << ',' << r.ignored << ','
+            << fmt(r.wall_ms, 3) << ',' << fmt(percentile(r.latency_us, 50), 2) << ','
+            << fmt(percentile(r.latency_us, 90), 2) << ',' << fmt(percentile(r.latency_us, 99), 2) << ','
+            << fmt(percentile(r.latency_us, 100), 2) << ',' << fmt(r.cpu_total_us, 1) << ',' << fmt(r.cpu_per_q_us, 3)
+            << ',' << fmt(r.first_answer_ms, 3) << ',' << r.rss_kib << ',' << r.hwm_kib << ','
+            << (r.leaked_secret ? 1 : 0) << ",\"" << err << "\"\n";
     }
     return static_cast<bool>(out);
 }
@@ -250,17 +239,14 @@ namespace {
 constexpr int kW = 760, kPanelH = 300, kLeft = 70, kRight = 170, kTop = 40, kBottom = 50;
 constexpr const char* kColours[] = {"#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
 
-std::string svg_panel(const std::vector<RunResult>& runs, Scenario sc, int y0,
-                      const std::vector<std::string>& agents) {
+std::string svg_panel(const std::vector<RunResult>& runs, Scenario sc, int y0, const std::vector<std::string>& agents) {
     unsigned n = 0;
     for (const auto& r : runs)
-        if (r.scenario == sc)
-            n = std::max(n, r.n);
+        if (r.scenario == sc) n = std::max(n, r.n);
     std::map<std::string, std::vector<double>> lat;
     double lo = 1e300, hi = 0;
     for (const auto& r : runs) {
-        if (r.scenario != sc || r.n != n)
-            continue;
+        if (r.scenario != sc || r.n != n) continue;
         auto& v = lat[r.agent];
         for (double x : r.latency_us) {
             v.push_back(std::max(x, 0.1));
@@ -268,8 +254,7 @@ std::string svg_panel(const std::vector<RunResult>& runs, Scenario sc, int y0,
             hi = std::max(hi, v.back());
         }
     }
-    if (lat.empty() || hi <= 0)
-        return {};
+    if (lat.empty() || hi <= 0) return {};
     const double l0 = std::floor(std::log10(lo)), l1 = std::max(l0 + 1, std::ceil(std::log10(hi)));
     const int pw = kW - kLeft - kRight, ph = kPanelH - kTop - kBottom;
     const auto xpix = [&](double us) { return kLeft + (std::log10(us) - l0) / (l1 - l0) * pw; };
@@ -290,8 +275,7 @@ std::string svg_panel(const std::vector<RunResult>& runs, Scenario sc, int y0,
         std::snprintf(buf, sizeof buf,
                       "<line x1='%.1f' y1='%d' x2='%.1f' y2='%d' stroke='#ddd'/><text x='%.1f' y='%d' "
                       "font-size='11' text-anchor='middle'>%s</text>\n",
-                      x, y0 + kTop, x, y0 + kTop + ph, x, y0 + kTop + ph + 16,
-                      axis_label(us).c_str());
+                      x, y0 + kTop, x, y0 + kTop + ph, x, y0 + kTop + ph + 16, axis_label(us).c_str());
         s += buf;
     }
     for (int q = 0; q <= 4; ++q) {
@@ -312,15 +296,14 @@ std::string svg_panel(const std::vector<RunResult>& runs, Scenario sc, int y0,
         std::snprintf(buf, sizeof buf,
                       "<line x1='%.1f' y1='%d' x2='%.1f' y2='%d' stroke='#888' stroke-dasharray='4,3'/>"
                       "<text x='%.1f' y='%d' font-size='10' fill='#666'>%g ms target</text>\n",
-                      xpix(target_us), y0 + kTop, xpix(target_us), y0 + kTop + ph, xpix(target_us) + 3,
-                      y0 + kTop + 12, target_us / 1000);
+                      xpix(target_us), y0 + kTop, xpix(target_us), y0 + kTop + ph, xpix(target_us) + 3, y0 + kTop + 12,
+                      target_us / 1000);
         s += buf;
     }
     int legend_y = y0 + kTop + 10;
     for (std::size_t a = 0; a < agents.size(); ++a) {
         auto it = lat.find(agents[a]);
-        if (it == lat.end() || it->second.empty())
-            continue;
+        if (it == lat.end() || it->second.empty()) continue;
         auto v = it->second;
         std::sort(v.begin(), v.end());
         const char* colour = kColours[a % std::size(kColours)];
@@ -328,7 +311,8 @@ std::string svg_panel(const std::vector<RunResult>& runs, Scenario sc, int y0,
         // At most ~600 points per curve: every k-th sample plus the last.
         const std::size_t step = std::max<std::size_t>(1, v.size() / 600);
         for (std::size_t i = 0; i < v.size(); i += step) {
-            std::snprintf(buf, sizeof buf, "%.1f,%.1f ", xpix(v[i]), ypix(static_cast<double>(i + 1) / static_cast<double>(v.size())));
+            std::snprintf(buf, sizeof buf, "%.1f,%.1f ", xpix(v[i]),
+                          ypix(static_cast<double>(i + 1) / static_cast<double>(v.size())));
             s += buf;
         }
         std::snprintf(buf, sizeof buf, "%.1f,%.1f", xpix(v.back()), ypix(1.0));
@@ -350,8 +334,7 @@ std::string svg_panel(const std::vector<RunResult>& runs, Scenario sc, int y0,
 bool write_svg(const std::string& path, const std::vector<RunResult>& runs) {
     std::vector<std::string> agents;
     for (const auto& r : runs)
-        if (std::find(agents.begin(), agents.end(), r.agent) == agents.end())
-            agents.push_back(r.agent);
+        if (std::find(agents.begin(), agents.end(), r.agent) == agents.end()) agents.push_back(r.agent);
     std::string body;
     int y = 0;
     for (Scenario sc : {Scenario::live, Scenario::backlog, Scenario::startup}) {

@@ -1,9 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "bench/storm/sandbox.hpp"
 
-#include <cerrno>
-#include <cstdlib>
-#include <cstring>
 #include <dirent.h>
 #include <linux/keyctl.h>
 #include <linux/magic.h>
@@ -14,6 +11,9 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 
 namespace storm {
 
@@ -26,12 +26,10 @@ std::string errno_text(const char* what) { return std::string(what) + ": " + std
 
 bool dir_is_empty(const std::string& dir) {
     DIR* d = opendir(dir.c_str());
-    if (!d)
-        return false;
+    if (!d) return false;
     bool empty = true;
     while (dirent* de = readdir(d)) {
-        if (std::strcmp(de->d_name, ".") != 0 && std::strcmp(de->d_name, "..") != 0)
-            empty = false;
+        if (std::strcmp(de->d_name, ".") != 0 && std::strcmp(de->d_name, "..") != 0) empty = false;
     }
     closedir(d);
     return empty;
@@ -57,14 +55,12 @@ std::string enter_sandbox(Sandbox& box, bool& missing) {
         return errno_text("unshare(CLONE_NEWNS)");
     }
     // Private propagation first, so that nothing mounted below leaks out.
-    if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
-        return errno_text("making / private");
+    if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return errno_text("making / private");
     if (mount("storm", kRunSystemd, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=256m") != 0) {
         missing = errno == EPERM;
         return errno_text("mounting a tmpfs on /run/systemd");
     }
-    if (mkdir(kRealAskDir, 0755) != 0)
-        return errno_text("creating the private ask directory");
+    if (mkdir(kRealAskDir, 0755) != 0) return errno_text("creating the private ask directory");
     struct stat after {};
     struct statfs fs {};
     if (stat(kRealAskDir, &after) != 0 || statfs(kRealAskDir, &fs) != 0)
@@ -78,8 +74,7 @@ std::string enter_sandbox(Sandbox& box, bool& missing) {
     // Agents keep runtime state (crypt-agent's answered record and cache file) under /run, a
     // tmpfs; on the scratch directory's disk each pwrite cost it an ext4 write that no boot pays.
     box.run_dir = std::string(kRunSystemd) + "/storm-run";
-    if (mkdir(box.run_dir.c_str(), 0700) != 0)
-        return errno_text("creating the private run directory");
+    if (mkdir(box.run_dir.c_str(), 0700) != 0) return errno_text("creating the private run directory");
 
     // A fresh anonymous session keyring (what `keyctl session -` does): the
     // agents inherit it, and "--keyring session" then never touches root's @u.
@@ -87,8 +82,7 @@ std::string enter_sandbox(Sandbox& box, bool& missing) {
         return errno_text("joining a private session keyring");
 
     char tmpl[] = "/tmp/storm.XXXXXX";
-    if (!mkdtemp(tmpl))
-        return errno_text("creating a scratch directory");
+    if (!mkdtemp(tmpl)) return errno_text("creating a scratch directory");
     box.work_dir = tmpl;
     return {};
 }
@@ -96,8 +90,7 @@ std::string enter_sandbox(Sandbox& box, bool& missing) {
 void raise_fd_limit(unsigned long fds) {
     rlimit cur{};
     getrlimit(RLIMIT_NOFILE, &cur);
-    if (cur.rlim_cur >= fds)
-        return;
+    if (cur.rlim_cur >= fds) return;
     rlimit want{fds, std::max<rlim_t>(cur.rlim_max, fds)};
     if (setrlimit(RLIMIT_NOFILE, &want) != 0) {
         want.rlim_cur = cur.rlim_max;
@@ -108,11 +101,9 @@ void raise_fd_limit(unsigned long fds) {
 
 void remove_tree(const std::string& dir) {
     DIR* d = opendir(dir.c_str());
-    if (!d)
-        return;
+    if (!d) return;
     while (dirent* de = readdir(d)) {
-        if (std::strcmp(de->d_name, ".") == 0 || std::strcmp(de->d_name, "..") == 0)
-            continue;
+        if (std::strcmp(de->d_name, ".") == 0 || std::strcmp(de->d_name, "..") == 0) continue;
         (void)unlink((dir + "/" + de->d_name).c_str());
     }
     closedir(d);

@@ -5,12 +5,12 @@
 #include "bench/storm/sandbox.hpp"
 #include "bench/storm/workers.hpp"
 
-#include <algorithm>
-#include <climits>
 #include <dirent.h>
-#include <cstdint>
 #include <poll.h>
 #include <unistd.h>
+#include <algorithm>
+#include <climits>
+#include <cstdint>
 
 namespace storm {
 
@@ -31,14 +31,11 @@ bool warm_up(const Paths& paths, const RunningAgent& agent, int timeout_ms) {
     AskOptions ask;
     ask.dir = paths.ask_dir;
     Question q;
-    if (q.prepare(ask, 999'999) != 0 || q.publish() != 0)
-        return false;
+    if (q.prepare(ask, 999'999) != 0 || q.publish() != 0) return false;
     pollfd p{q.socket_fd(), POLLIN, 0};
     for (int waited = 0; waited < timeout_ms; waited += 50) {
-        if (poll(&p, 1, 50) > 0)
-            return true;
-        if (!agent.alive())
-            return false;
+        if (poll(&p, 1, 50) > 0) return true;
+        if (!agent.alive()) return false;
     }
     return false;
 }
@@ -50,16 +47,14 @@ std::int64_t settled_cpu(const RunningAgent& agent, int max_ms) {
     for (int waited = 0; waited < max_ms; waited += 20) {
         usleep(20'000);
         const std::int64_t now = agent.cpu_ns().value_or(-1);
-        if (now == last)
-            break;
+        if (now == last) break;
         last = now;
     }
     return last;
 }
 
 bool log_contains(const std::string& log_path, const std::string& secret) {
-    if (secret.empty())
-        return false;
+    if (secret.empty()) return false;
     const std::string all = read_whole_file(log_path);
     return all.find(secret) != std::string::npos;
 }
@@ -81,8 +76,7 @@ SliceConfig slice_config(const Paths& paths, const RunConfig& cfg) {
 void account(RunResult& r, const Collected& c, std::int64_t base_ns) {
     r.duplicates = c.duplicates;
     r.ignored = c.ignored;
-    if (!c.error.empty() && r.error.empty())
-        r.error = c.error;
+    if (!c.error.empty() && r.error.empty()) r.error = c.error;
     std::int64_t first = INT64_MAX, last = 0;
     for (const Record& rec : c.records) {
         first = std::min(first, rec.published_ns);
@@ -96,8 +90,7 @@ void account(RunResult& r, const Collected& c, std::int64_t base_ns) {
     }
     r.unanswered = r.n - (r.answered + r.wrong + r.cancelled);
     const std::int64_t from = std::max(first, base_ns);
-    if (!c.records.empty() && last > from)
-        r.wall_ms = static_cast<double>(last - from) / 1e6;
+    if (!c.records.empty() && last > from) r.wall_ms = static_cast<double>(last - from) / 1e6;
 }
 
 void run_live(RunningAgent& agent, const Paths& paths, const RunConfig& cfg, RunResult& r) {
@@ -107,8 +100,7 @@ void run_live(RunningAgent& agent, const Paths& paths, const RunConfig& cfg, Run
     }
     const std::int64_t cpu0 = settled_cpu(agent, 200);
     Workers w;
-    if (w.prepare(slice_config(paths, cfg), r.error))
-        (void)w.publish(r.error);
+    if (w.prepare(slice_config(paths, cfg), r.error)) (void)w.publish(r.error);
     const Collected c = w.collect();
     const std::int64_t cpu1 = settled_cpu(agent, 1000);
     if (cpu0 >= 0 && cpu1 >= 0) {
@@ -118,11 +110,10 @@ void run_live(RunningAgent& agent, const Paths& paths, const RunConfig& cfg, Run
     account(r, c, 0);
 }
 
-void run_backlog(RunningAgent& agent, const AgentSpec& spec, const Paths& paths, const RunConfig& cfg,
-                 RunResult& r, const std::string& log) {
+void run_backlog(RunningAgent& agent, const AgentSpec& spec, const Paths& paths, const RunConfig& cfg, RunResult& r,
+                 const std::string& log) {
     Workers w;
-    if (w.prepare(slice_config(paths, cfg), r.error) && w.publish(r.error) &&
-        agent.start(spec, paths, log, r.error)) {
+    if (w.prepare(slice_config(paths, cfg), r.error) && w.publish(r.error) && agent.start(spec, paths, log, r.error)) {
         r.started = true;
     }
     const Collected c = w.collect();
@@ -136,11 +127,10 @@ void run_backlog(RunningAgent& agent, const AgentSpec& spec, const Paths& paths,
     account(r, c, r.started ? agent.started_ns() : 0);
 }
 
-void run_startup(RunningAgent& agent, const AgentSpec& spec, const Paths& paths, const RunConfig& cfg,
-                 RunResult& r, const std::string& log) {
+void run_startup(RunningAgent& agent, const AgentSpec& spec, const Paths& paths, const RunConfig& cfg, RunResult& r,
+                 const std::string& log) {
     run_backlog(agent, spec, paths, cfg, r, log);
-    if (!r.latency_us.empty())
-        r.first_answer_ms = *std::min_element(r.latency_us.begin(), r.latency_us.end()) / 1000.0;
+    if (!r.latency_us.empty()) r.first_answer_ms = *std::min_element(r.latency_us.begin(), r.latency_us.end()) / 1000.0;
     usleep(200'000);  // let it settle into its idle state
     r.rss_kib = agent.rss_kib().value_or(-1);
 }
@@ -156,8 +146,7 @@ RunResult run_scenario(const AgentSpec& base, const Paths& paths, const RunConfi
     r.rep = rep;
     const std::string log = paths.work_dir + "/" + spec.name + "-" + to_string(cfg.scenario) + "-" +
                             std::to_string(cfg.n) + "-" + std::to_string(rep) + ".log";
-    if (cfg.strace)
-        spec.strace_out = log + ".strace";
+    if (cfg.strace) spec.strace_out = log + ".strace";
     RunningAgent agent;
     if (cfg.scenario == Scenario::live) {
         if (agent.start(spec, paths, log, r.error)) {
@@ -169,15 +158,11 @@ RunResult run_scenario(const AgentSpec& base, const Paths& paths, const RunConfi
     } else {
         run_startup(agent, spec, paths, cfg, r, log);
     }
-    if (r.started && r.rss_kib < 0)
-        r.rss_kib = agent.rss_kib().value_or(-1);
-    if (r.started)
-        r.hwm_kib = agent.hwm_kib().value_or(-1);
-    if (r.started && !agent.alive() && r.error.empty())
-        r.error = "agent exited during the run";
+    if (r.started && r.rss_kib < 0) r.rss_kib = agent.rss_kib().value_or(-1);
+    if (r.started) r.hwm_kib = agent.hwm_kib().value_or(-1);
+    if (r.started && !agent.alive() && r.error.empty()) r.error = "agent exited during the run";
     agent.stop();
-    if (!spec.cleanup.empty())
-        (void)run_helper(spec.cleanup, "", log);
+    if (!spec.cleanup.empty()) (void)run_helper(spec.cleanup, "", log);
     // Every run starts as a boot does, with an empty /run: crypt-agent's answered record kept
     // 10,000 records of gone questions from the run before, which the next start read back
     // (1 MiB more RSS in a startup run after a storm).
@@ -188,11 +173,9 @@ RunResult run_scenario(const AgentSpec& base, const Paths& paths, const RunConfi
         closedir(d);
         for (const auto& sub : subdirs) remove_tree(sub);
     }
-    if (r.unanswered == 0 && r.answered + r.wrong + r.cancelled == 0)
-        r.unanswered = r.n;
+    if (r.unanswered == 0 && r.answered + r.wrong + r.cancelled == 0) r.unanswered = r.n;
     r.leaked_secret = log_contains(log, cfg.password);
-    if (cfg.strace)
-        r.syscalls = syscalls_per_question(spec.strace_out, cfg.n);
+    if (cfg.strace) r.syscalls = syscalls_per_question(spec.strace_out, cfg.n);
     return r;
 }
 

@@ -23,11 +23,11 @@ const char* to_string(Scenario s);
 struct RunConfig {
     Scenario scenario = Scenario::live;
     unsigned n = 100;
-    unsigned concurrency = 0;   // 0: all N at once
-    int timeout_ms = 120'000;   // whole run
-    int idle_ms = 2'000;        // give up after this long with no reply once all are published
-    std::string password;       // the expected answer
-    bool strace = false;        // count the agent's system calls (slows it down)
+    unsigned concurrency = 0;  // 0: all N at once
+    int timeout_ms = 120'000;  // whole run
+    int idle_ms = 2'000;       // give up after this long with no reply once all are published
+    std::string password;      // the expected answer
+    bool strace = false;       // count the agent's system calls (slows it down)
 };
 
 struct RunResult {
@@ -43,11 +43,11 @@ struct RunResult {
     std::vector<double> latency_us;  // of the right and wrong answers
     double cpu_total_us = -1;        // agent CPU over the measured part
     double cpu_per_q_us = -1;
-    double first_answer_ms = -1;     // startup: spawn to first answer
-    long rss_kib = -1;               // startup: idle RSS; live/backlog: at the end
-    long hwm_kib = -1;               // peak RSS
-    bool leaked_secret = false;      // the password appeared in the agent's log
-    std::string syscalls;            // --syscalls: calls per question, from strace -c
+    double first_answer_ms = -1;  // startup: spawn to first answer
+    long rss_kib = -1;            // startup: idle RSS; live/backlog: at the end
+    long hwm_kib = -1;            // peak RSS
+    bool leaked_secret = false;   // the password appeared in the agent's log
+    std::string syscalls;         // --syscalls: calls per question, from strace -c
 };
 
 RunResult run_scenario(const AgentSpec& agent, const Paths& paths, const RunConfig& cfg, unsigned rep);

@@ -1,16 +1,16 @@
 // SPDX-License-Identifier: MIT
 #include "bench/storm/workers.hpp"
 
-#include <algorithm>
-#include <cerrno>
-#include <csignal>
-#include <cstring>
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
 
 namespace storm {
 
@@ -22,14 +22,16 @@ enum class State : unsigned char { unpublished, open, done };
 class Slice {
 public:
     explicit Slice(const SliceConfig& cfg)
-        : cfg_(cfg), qs_(cfg.n), state_(cfg.n, State::unpublished),
+        : cfg_(cfg),
+          qs_(cfg.n),
+          state_(cfg.n, State::unpublished),
           concurrency_(cfg.concurrency ? std::min(cfg.concurrency, cfg.n) : cfg.n),
-          epoll_fd_(epoll_create1(EPOLL_CLOEXEC)), offset_ns_(realtime_offset_ns()) {
+          epoll_fd_(epoll_create1(EPOLL_CLOEXEC)),
+          offset_ns_(realtime_offset_ns()) {
         ask_.dir = cfg.ask_dir;
     }
     ~Slice() {
-        if (epoll_fd_ >= 0)
-            close(epoll_fd_);
+        if (epoll_fd_ >= 0) close(epoll_fd_);
     }
     Slice(const Slice&) = delete;
     Slice& operator=(const Slice&) = delete;
@@ -38,15 +40,13 @@ public:
     // that publishing is a tight loop of renames ("N appear at once").
     bool prepare_first() {
         for (unsigned i = 0; i < concurrency_; ++i)
-            if (!prepare(i))
-                return false;
+            if (!prepare(i)) return false;
         prepared_ = concurrency_;
         return true;
     }
     bool publish_prepared() {
         for (unsigned i = next_; i < prepared_; ++i)
-            if (!publish(i))
-                return false;
+            if (!publish(i)) return false;
         return true;
     }
     // Waits for replies until every question is decided, the deadline
@@ -57,14 +57,11 @@ public:
         epoll_event events[256];
         while (done_ < cfg_.n) {
             const std::int64_t now = monotonic_ns();
-            if (now >= deadline)
-                break;
-            if (next_ == cfg_.n && now - last_progress > std::int64_t{cfg_.idle_ms} * 1'000'000)
-                break;
+            if (now >= deadline) break;
+            if (next_ == cfg_.n && now - last_progress > std::int64_t{cfg_.idle_ms} * 1'000'000) break;
             const int k = epoll_wait(epoll_fd_, events, 256, 50);
             for (int i = 0; i < k; ++i) {
-                if (handle(events[i].data.u32))
-                    last_progress = monotonic_ns();
+                if (handle(events[i].data.u32)) last_progress = monotonic_ns();
             }
             refill();
         }
@@ -99,8 +96,7 @@ private:
     }
     void refill() {
         while (open_ < concurrency_ && next_ < cfg_.n && error_.empty()) {
-            if (!prepare(next_) || !publish(next_))
-                return;
+            if (!prepare(next_) || !publish(next_)) return;
         }
     }
     // True if the question got a reply systemd would act on.
@@ -108,15 +104,13 @@ private:
         replies_.clear();
         qs_[i].receive(cfg_.password, offset_ns_, replies_);
         bool progressed = false;
-        for (const Reply& r : replies_)
-            progressed |= account(i, r);
+        for (const Reply& r : replies_) progressed |= account(i, r);
         if (state_[i] == State::done) {
             // Whatever is queued behind the deciding reply is a second
             // answer; systemd would never read it.
             replies_.clear();
             qs_[i].receive(cfg_.password, offset_ns_, replies_);
-            for (const Reply& r : replies_)
-                account(i, r);
+            for (const Reply& r : replies_) account(i, r);
             epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, qs_[i].socket_fd(), nullptr);
             qs_[i].finish();
             --open_;
@@ -124,8 +118,7 @@ private:
         return progressed;
     }
     bool account(unsigned i, const Reply& r) {
-        const bool decisive =
-            r.kind == ReplyKind::right || r.kind == ReplyKind::wrong || r.kind == ReplyKind::cancel;
+        const bool decisive = r.kind == ReplyKind::right || r.kind == ReplyKind::wrong || r.kind == ReplyKind::cancel;
         if (!decisive) {
             ++ignored_;
             return false;
@@ -158,10 +151,8 @@ bool write_all(int fd, const void* p, std::size_t n) {
     const char* c = static_cast<const char*>(p);
     while (n > 0) {
         const ssize_t w = write(fd, c, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return false;
         c += w;
         n -= static_cast<std::size_t>(w);
     }
@@ -172,10 +163,8 @@ bool read_all(int fd, void* p, std::size_t n) {
     char* c = static_cast<char*>(p);
     while (n > 0) {
         const ssize_t r = read(fd, c, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return false;
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return false;
         c += r;
         n -= static_cast<std::size_t>(r);
     }
@@ -205,8 +194,7 @@ void send_results(int out, const Slice& s) {
         if (prepared && read_all(ctl, &go, 1) && go == 'G') {
             const bool published = s.publish_prepared();
             write_all(out, published ? "D" : "E", 1);
-            if (published)
-                s.pump();
+            if (published) s.pump();
         }
         send_results(out, s);
         // The slice's destructor withdraws every question still open,
@@ -234,8 +222,7 @@ bool Workers::prepare(const SliceConfig& whole, std::string& error) {
         SliceConfig cfg = whole;
         cfg.first_index = whole.first_index + given;
         cfg.n = whole.n / count + (w < whole.n % count ? 1 : 0);
-        if (whole.concurrency)
-            cfg.concurrency = std::max(1u, (whole.concurrency + count - 1) / count);
+        if (whole.concurrency) cfg.concurrency = std::max(1u, (whole.concurrency + count - 1) / count);
         given += cfg.n;
         int ctl[2], data[2];
         if (pipe2(ctl, O_CLOEXEC) != 0 || pipe2(data, O_CLOEXEC) != 0) {
@@ -260,8 +247,7 @@ bool Workers::prepare(const SliceConfig& whole, std::string& error) {
 }
 
 bool Workers::publish(std::string& error) {
-    for (const auto& w : workers_)
-        write_all(w.ctl, "G", 1);
+    for (const auto& w : workers_) write_all(w.ctl, "G", 1);
     return wait_byte('D', error);
 }
 
@@ -271,8 +257,7 @@ bool Workers::wait_byte(char expected, std::string& error) {
         char c = 0;
         if (!read_all(w.data, &c, 1) || c != expected) {
             ok = false;
-            if (error.empty())
-                error = "a storm worker failed before publishing";
+            if (error.empty()) error = "a storm worker failed before publishing";
         }
     }
     return ok;
@@ -287,16 +272,13 @@ Collected Workers::collect() {
     }
     for (const auto& w : workers_) {
         Totals t{};
-        if (!read_all(w.data, &t, sizeof t))
-            continue;
+        if (!read_all(w.data, &t, sizeof t)) continue;
         all.duplicates += t.duplicates;
         all.ignored += t.ignored;
-        if (t.error[0] && all.error.empty())
-            all.error.assign(t.error, strnlen(t.error, sizeof t.error));
+        if (t.error[0] && all.error.empty()) all.error.assign(t.error, strnlen(t.error, sizeof t.error));
         const std::size_t before = all.records.size();
         all.records.resize(before + t.records);
-        if (!read_all(w.data, all.records.data() + before, t.records * sizeof(Record)))
-            all.records.resize(before);
+        if (!read_all(w.data, all.records.data() + before, t.records * sizeof(Record))) all.records.resize(before);
     }
     reap();
     return all;
@@ -304,12 +286,9 @@ Collected Workers::collect() {
 
 void Workers::reap() {
     for (auto& w : workers_) {
-        if (w.ctl >= 0)
-            close(w.ctl);  // a worker still waiting for 'G' sees EOF and ends
-        if (w.data >= 0)
-            close(w.data);
-        if (w.pid > 0)
-            waitpid(w.pid, nullptr, 0);
+        if (w.ctl >= 0) close(w.ctl);  // a worker still waiting for 'G' sees EOF and ends
+        if (w.data >= 0) close(w.data);
+        if (w.pid > 0) waitpid(w.pid, nullptr, 0);
     }
     workers_.clear();
 }

@@ -13,9 +13,9 @@
 // totals and one record per decided question.
 #pragma once
 
+#include <sys/types.h>
 #include <cstdint>
 #include <string>
-#include <sys/types.h>
 #include <vector>
 
 #include "bench/storm/asker.hpp"

@@ -29,9 +29,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     for (std::size_t i = 0; i < p->candidates.size(); ++i) {
         const auto &a = p->candidates[i], &b = twice->candidates[i];
-        if (!a.value.equals(b.value) || a.origin != b.origin || a.opened != b.opened ||
-            a.added_us != b.added_us || a.patterns != b.patterns || a.sent_to != b.sent_to ||
-            a.rejected_by != b.rejected_by)
+        if (!a.value.equals(b.value) || a.origin != b.origin || a.opened != b.opened || a.added_us != b.added_us ||
+            a.patterns != b.patterns || a.sent_to != b.sent_to || a.rejected_by != b.rejected_by)
             std::abort();
     }
     return 0;

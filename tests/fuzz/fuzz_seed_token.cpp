@@ -29,8 +29,9 @@ void store_round_trip(std::string_view text) {
     (void)decode_store_record(text);
     const std::string line = std::string(text.substr(0, text.find('\n'))) + "\n";
     char sum[16];
-    std::snprintf(sum, sizeof sum, "crc32 %08x\n", static_cast<unsigned>(crc32(
-        std::span(reinterpret_cast<const unsigned char*>(line.data()), line.size()))));
+    std::snprintf(
+        sum, sizeof sum, "crc32 %08x\n",
+        static_cast<unsigned>(crc32(std::span(reinterpret_cast<const unsigned char*>(line.data()), line.size()))));
     auto r = decode_store_record(line + sum);
     if (!r) return;
     auto back = decode_store_record(encode_store_record(*r));

@@ -21,7 +21,9 @@ fs::path out_dir;
 
 // A string literal with its embedded NULs (the size comes from the array).
 template <std::size_t N>
-std::string_view lit(const char (&s)[N]) { return {s, N - 1}; }
+std::string_view lit(const char (&s)[N]) {
+    return {s, N - 1};
+}
 
 void write(const std::string& target, const std::string& name, std::span<const unsigned char> bytes) {
     fs::create_directories(out_dir / target);
@@ -56,18 +58,17 @@ void cache_payloads() {
 
     CachePayload learnt{3'000'000, 903'000'000, {}, {}};
     learnt.candidates.push_back(candidate("typed once", Origin::harvested, {},
-                                          {"cryptsetup:/dev/vda2", "cryptsetup:/dev/vdb"},
-                                          {"cryptsetup:/dev/vdb"}));
-    learnt.candidates.push_back(candidate(std::string(64, 'a'), Origin::card, {"cryptsetup:/dev/vd?"},
-                                          {"cryptsetup:/dev/vda2"}, {}));
+                                          {"cryptsetup:/dev/vda2", "cryptsetup:/dev/vdb"}, {"cryptsetup:/dev/vdb"}));
+    learnt.candidates.push_back(
+        candidate(std::string(64, 'a'), Origin::card, {"cryptsetup:/dev/vd?"}, {"cryptsetup:/dev/vda2"}, {}));
     write("cache_codec", "learnt", encode_cache(learnt)->bytes());
 
     CachePayload card{4'000'000, 904'000'000, {}, {}};
     card.candidates.push_back(candidate("card derived", Origin::card, {"cryptsetup:/dev/vda2"}, {}, {}));
-    card.card_responses.push_back({CardResponse::Kind::current, std::vector<unsigned char>(32, 0x11),
-                                   Secret::copy_of(std::string(256, 'r'))});
-    card.card_responses.push_back({CardResponse::Kind::next, std::vector<unsigned char>(32, 0x22),
-                                   Secret::copy_of(std::string(256, 'n'))});
+    card.card_responses.push_back(
+        {CardResponse::Kind::current, std::vector<unsigned char>(32, 0x11), Secret::copy_of(std::string(256, 'r'))});
+    card.card_responses.push_back(
+        {CardResponse::Kind::next, std::vector<unsigned char>(32, 0x22), Secret::copy_of(std::string(256, 'n'))});
     write("cache_codec", "card-responses", encode_cache(card)->bytes());
 }
 
@@ -84,20 +85,21 @@ void seed_records() {
     intent.pending = generation(0x22, 2, 2, "");
     write("seed_token", "pending", encode_seed_token(intent, one));
 
-    SeedRecord retiring{"iso7816-internal-authenticate", generation(0x22, 2, 2, "bmV3"), {},
-                        generation(0x11, 1, 1, "c2FsdA==")};
+    SeedRecord retiring{
+        "iso7816-internal-authenticate", generation(0x22, 2, 2, "bmV3"), {}, generation(0x11, 1, 1, "c2FsdA==")};
     const int both[] = {1, 2};
     write("seed_token", "previous", encode_seed_token(retiring, both));
 
-    write("seed_token", "store-steady",
-          encode_store_record({"0b5e7a3c-6f3e-4a57-9d8b-2f5a1c0e9d11", steady}));
-    write("seed_token", "store-retiring",
-          encode_store_record({"0b5e7a3c-6f3e-4a57-9d8b-2f5a1c0e9d11", retiring}));
+    write("seed_token", "store-steady", encode_store_record({"0b5e7a3c-6f3e-4a57-9d8b-2f5a1c0e9d11", steady}));
+    write("seed_token", "store-retiring", encode_store_record({"0b5e7a3c-6f3e-4a57-9d8b-2f5a1c0e9d11", retiring}));
 }
 
 void replies() {
     // separator byte, then candidates
-    write("reply", "two", lit("\x01" "first\x01" "second"));
+    write("reply", "two",
+          lit("\x01"
+              "first\x01"
+              "second"));
     write("reply", "nul-sep", lit("\0pass\0word"));
     Secret a = Secret::copy_of("one"), b = Secret::copy_of("two");
     const Secret* ptrs[] = {&a, &b};

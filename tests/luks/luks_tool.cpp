@@ -15,10 +15,10 @@
 #include <string>
 #include <vector>
 
-#include "agent/luks/rotation.hpp"
-#include "agent/luks/volume.hpp"
 #include "agent/cli/cli.hpp"
 #include "agent/cli/luks_cli.hpp"
+#include "agent/luks/rotation.hpp"
+#include "agent/luks/volume.hpp"
 #include "smartcard/derive.hpp"
 #include "tests/luks/software_card.hpp"
 
@@ -130,9 +130,10 @@ int main(int argc, char** argv) {
     const std::string cmd = argv[1];
     const std::vector<std::string> args(argv + 2, argv + argc);
     if (cmd == "enroll" || cmd == "rotate") {
-        agent::set_card_opener([](const std::string&, const std::string&) -> agent::luks::LuksResult<agent::luks::CardAccess> {
-            return test::software_card();
-        });
+        agent::set_card_opener(
+            [](const std::string&, const std::string&) -> agent::luks::LuksResult<agent::luks::CardAccess> {
+                return test::software_card();
+            });
         return agent::main_cli(argc, argv);
     }
     if (cmd == "key") return print_key(parse(args));

@@ -18,7 +18,9 @@ inline smartcard::Expected<proto::Secret> software_card_response(std::span<const
         return smartcard::make_error(smartcard::Errc::bad_profile, "seed must be 16..240 bytes, a multiple of 16");
     static const unsigned char key[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
     static const unsigned char iv[16] = {};
-    struct Free { void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); } };
+    struct Free {
+        void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
+    };
     std::unique_ptr<EVP_CIPHER_CTX, Free> ctx(EVP_CIPHER_CTX_new());
     proto::Secret out(seed.size());
     int len = 0, fin = 0;

@@ -12,7 +12,8 @@ namespace {
 SeedRecord sample() {
     SeedRecord r;
     r.profile = "vicc-aes128";
-    r.current = SeedGeneration{std::vector<unsigned char>(32, 0x11), 7, 1, "P+z+hoTGs1N2qMBOQ2CTBVw6v1Fw9ovbYxHys1rRXR8="};
+    r.current = SeedGeneration{std::vector<unsigned char>(32, 0x11), 7, 1,
+                               "P+z+hoTGs1N2qMBOQ2CTBVw6v1Fw9ovbYxHys1rRXR8="};
     r.previous = SeedGeneration{std::vector<unsigned char>(32, 0x22), 6, 2, "00ff"};
     return r;
 }
@@ -112,9 +113,10 @@ BOOST_AUTO_TEST_CASE(recorded_salt_survives_both_encodings_and_is_checked) {
     BOOST_REQUIRE(file.has_value());
     BOOST_TEST(file->record.previous->keyslot_salt == "00ff");
     // A salt with a control character or space is refused.
-    BOOST_TEST(!decode_seed_token("{\"type\":\"crypt-agent\",\"version\":1,\"profile\":\"p\",\"current\":{\"seed\":\"00\","
-                                  "\"generation\":1,\"keyslot\":1,\"keyslot_salt\":\"a b\"}}")
-                    .has_value());
+    BOOST_TEST(
+        !decode_seed_token("{\"type\":\"crypt-agent\",\"version\":1,\"profile\":\"p\",\"current\":{\"seed\":\"00\","
+                           "\"generation\":1,\"keyslot\":1,\"keyslot_salt\":\"a b\"}}")
+             .has_value());
 }
 
 // Headers and store files are read before anything is unlocked and may be
@@ -187,7 +189,8 @@ BOOST_AUTO_TEST_CASE(apdu_records_of_version_1_reencode_byte_for_byte) {
         "\"current\":{\"seed\":\"01\",\"generation\":1,\"keyslot\":2}}\n";
     const std::string file = store + "crc32 " + [&] {
         char buf[9];
-        std::snprintf(buf, sizeof buf, "%08x", crc32({reinterpret_cast<const unsigned char*>(store.data()), store.size()}));
+        std::snprintf(buf, sizeof buf, "%08x",
+                      crc32({reinterpret_cast<const unsigned char*>(store.data()), store.size()}));
         return std::string(buf);
     }() + "\n";
     auto s = decode_store_record(file);
@@ -202,8 +205,9 @@ BOOST_AUTO_TEST_CASE(pkcs11_records_carry_kind_and_key_uri) {
     r.current = SeedGeneration{std::vector<unsigned char>(65, 0x04), 1, 1, ""};
     const int bound[] = {1};
     const std::string token = encode_seed_token(r, bound);
-    BOOST_TEST(token.find("\"version\":2,\"kind\":\"pkcs11\",\"key\":\"pkcs11:token=crypt%20agent;id=%01;type=private\"") !=
-               std::string::npos);
+    BOOST_TEST(
+        token.find("\"version\":2,\"kind\":\"pkcs11\",\"key\":\"pkcs11:token=crypt%20agent;id=%01;type=private\"") !=
+        std::string::npos);
     auto back = decode_seed_token(token);
     BOOST_TEST_REQUIRE(back.has_value());
     BOOST_TEST((*back == r));
@@ -212,9 +216,10 @@ BOOST_AUTO_TEST_CASE(pkcs11_records_carry_kind_and_key_uri) {
     BOOST_TEST((store->record == r));
     // A version 2 record without its kind or key, or a version 1 reader's
     // confusion of the two, is refused.
-    for (const char* j : {"{\"type\":\"crypt-agent\",\"version\":2,\"profile\":\"pkcs11\"}",
-                          "{\"type\":\"crypt-agent\",\"version\":2,\"kind\":\"pkcs11\",\"profile\":\"pkcs11\"}",
-                          "{\"type\":\"crypt-agent\",\"version\":2,\"kind\":\"apdu\",\"key\":\"pkcs11:\",\"profile\":\"p\"}",
-                          "{\"type\":\"crypt-agent\",\"version\":3,\"profile\":\"p\"}"})
+    for (const char* j :
+         {"{\"type\":\"crypt-agent\",\"version\":2,\"profile\":\"pkcs11\"}",
+          "{\"type\":\"crypt-agent\",\"version\":2,\"kind\":\"pkcs11\",\"profile\":\"pkcs11\"}",
+          "{\"type\":\"crypt-agent\",\"version\":2,\"kind\":\"apdu\",\"key\":\"pkcs11:\",\"profile\":\"p\"}",
+          "{\"type\":\"crypt-agent\",\"version\":3,\"profile\":\"p\"}"})
         BOOST_TEST(!decode_seed_token(j).has_value(), j);
 }

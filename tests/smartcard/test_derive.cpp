@@ -24,7 +24,10 @@ std::vector<unsigned char> unhex(std::string_view h) {
 std::string hex(std::span<const unsigned char> b) {
     static constexpr char d[] = "0123456789ABCDEF";
     std::string s;
-    for (unsigned char c : b) { s.push_back(d[c >> 4]); s.push_back(d[c & 15]); }
+    for (unsigned char c : b) {
+        s.push_back(d[c >> 4]);
+        s.push_back(d[c & 15]);
+    }
     return s;
 }
 
@@ -35,7 +38,11 @@ std::span<const unsigned char> as_bytes(std::string_view s) {
 // LAB.md: fixture card key 000102..0F, seed = 32 x 0x11.
 const std::string kResponse = "35D14E6D3E3A279CF01E343E34E7DED3B9227EA666F1D6B8D105C10405844F4D";
 const std::string kOkm = "084D17C5EDEBD4566899E1FC263491FC6A79EA694720DE754997DD28A32A38D9";
-const std::array<unsigned char, 32> kSeed = [] { std::array<unsigned char, 32> a{}; a.fill(0x11); return a; }();
+const std::array<unsigned char, 32> kSeed = [] {
+    std::array<unsigned char, 32> a{};
+    a.fill(0x11);
+    return a;
+}();
 
 }  // namespace
 

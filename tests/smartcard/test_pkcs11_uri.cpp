@@ -26,17 +26,17 @@ BOOST_AUTO_TEST_CASE(token_and_key_attributes_percent_decoded) {
 }
 
 BOOST_AUTO_TEST_CASE(refused_uris_say_why) {
-    struct Case { const char* uri; const char* why; };
+    struct Case {
+        const char* uri;
+        const char* why;
+    };
     for (const Case& c : {Case{"pkcs11:token=a?pin-value=123456", "PIN in the URI"},
                           Case{"pkcs11:token=a?pin-source=file:/x", "PIN in the URI"},
                           Case{"pkcs11:slot-id=17", "slot-id is not stable"},
                           Case{"pkcs11:token=a;type=cert", "type must be 'private'"},
-                          Case{"pkcs11:token=a;token=b", "given twice"},
-                          Case{"pkcs11:id=%0", "percent-encoding"},
-                          Case{"pkcs11:id=%zz", "percent-encoding"},
-                          Case{"pkcs11:colour=blue", "unknown attribute"},
-                          Case{"pkcs11:token", "no '='"},
-                          Case{"token=a", "pkcs11:"}}) {
+                          Case{"pkcs11:token=a;token=b", "given twice"}, Case{"pkcs11:id=%0", "percent-encoding"},
+                          Case{"pkcs11:id=%zz", "percent-encoding"}, Case{"pkcs11:colour=blue", "unknown attribute"},
+                          Case{"pkcs11:token", "no '='"}, Case{"token=a", "pkcs11:"}}) {
         auto u = sc::parse_pkcs11_uri(c.uri);
         BOOST_TEST_REQUIRE(!u.has_value(), c.uri);
         BOOST_TEST(u.error().message.find(c.why) != std::string::npos, c.uri << ": " << u.error().message);
@@ -46,8 +46,9 @@ BOOST_AUTO_TEST_CASE(refused_uris_say_why) {
 BOOST_AUTO_TEST_CASE(formatted_key_uris_parse_back) {
     const unsigned char id[] = {0x00, 0xff, 0x41};
     const std::string uri = sc::format_pkcs11_key_uri("a;b c", "SoftHSM project", "SoftHSM v2", "e248", "k/1", id);
-    BOOST_TEST(uri == "pkcs11:model=SoftHSM%20v2;manufacturer=SoftHSM%20project;serial=e248;token=a%3Bb%20c;"
-                      "object=k%2F1;id=%00%FF%41;type=private");
+    BOOST_TEST(uri ==
+               "pkcs11:model=SoftHSM%20v2;manufacturer=SoftHSM%20project;serial=e248;token=a%3Bb%20c;"
+               "object=k%2F1;id=%00%FF%41;type=private");
     auto u = sc::parse_pkcs11_uri(uri);
     BOOST_TEST_REQUIRE(u.has_value());
     BOOST_TEST(*u->token == "a;b c");

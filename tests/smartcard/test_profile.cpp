@@ -59,7 +59,8 @@ BOOST_AUTO_TEST_CASE(pin_status_words) {
 // empty VERIFY but 9000 lets the agent skip the PIN: the rest is unclear, and the
 // challenge's 6982 decides.
 BOOST_AUTO_TEST_CASE(unclear_status_words_do_not_mean_no_pin) {
-    for (const std::uint16_t sw : std::initializer_list<std::uint16_t>{0x6A88, 0x6A86, 0x6B00, 0x6D00, 0x6982, 0x6984, 0x6A82}) {
+    for (const std::uint16_t sw :
+         std::initializer_list<std::uint16_t>{0x6A88, 0x6A86, 0x6B00, 0x6D00, 0x6982, 0x6984, 0x6A82}) {
         BOOST_TEST_CONTEXT("SW " << sc::sw_text(sw)) {
             BOOST_TEST(sc::pin_state_from_sw(sw).kind == sc::PinState::unknown);
         }

@@ -36,7 +36,9 @@ struct TempDir {
     }
 };
 
-AskIdentity key(std::uint64_t n) { return AskIdentity{42, ca::agent::name_hash("ask.q" + std::to_string(n)), 1000 + n, 77 + n}; }
+AskIdentity key(std::uint64_t n) {
+    return AskIdentity{42, ca::agent::name_hash("ask.q" + std::to_string(n)), 1000 + n, 77 + n};
+}
 SocketIdentity sock(std::uint64_t n) { return SocketIdentity{42, 5000 + n}; }
 
 // A first instance on `dir` that has recorded replies to questions 1..n (not confirmed).
@@ -140,7 +142,8 @@ BOOST_AUTO_TEST_CASE(a_torn_or_foreign_slot_is_not_a_record) {
     const int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
     BOOST_REQUIRE(fd >= 0);
     const char garbage[] = "not a record";
-    BOOST_REQUIRE(::pwrite(fd, garbage, sizeof garbage, AnsweredLog::kRecordSize * 2 + 20) == static_cast<ssize_t>(sizeof garbage));
+    BOOST_REQUIRE(::pwrite(fd, garbage, sizeof garbage, AnsweredLog::kRecordSize * 2 + 20) ==
+                  static_cast<ssize_t>(sizeof garbage));
     ::close(fd);
     auto m = std::make_unique<AnsweredLog>();
     BOOST_REQUIRE_EQUAL(m->open(d.path), "");
@@ -161,7 +164,10 @@ BOOST_AUTO_TEST_CASE(one_instance_at_a_time_and_only_a_private_file) {
 
     TempDir e;
     const auto file = e.path / "answered";
-    { const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644); ::close(fd); }
+    {
+        const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        ::close(fd);
+    }
     ::chmod(file.c_str(), 0644);
     AnsweredLog c;
     BOOST_TEST(c.open(e.path).find("not a regular 0600 file") != std::string::npos);
@@ -181,12 +187,13 @@ BOOST_AUTO_TEST_CASE(socket_queue_reports_a_waiting_datagram) {
     sa.sun_family = AF_UNIX;
     std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
     BOOST_REQUIRE(::bind(rx, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0);
-    struct stat st{};
+    struct stat st {};
     BOOST_REQUIRE(::stat(path.c_str(), &st) == 0);
     const SocketIdentity id{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
     auto q = ca::agent::socket_queue(id);
     if (!q) {
-        BOOST_TEST_MESSAGE("the kernel has no unix_diag here; socket_queue cannot tell (the agent then waits its grace second)");
+        BOOST_TEST_MESSAGE(
+            "the kernel has no unix_diag here; socket_queue cannot tell (the agent then waits its grace second)");
         ::close(rx);
         return;
     }
@@ -213,8 +220,8 @@ BOOST_AUTO_TEST_CASE(evicts_the_oldest_current_record) {
     constexpr std::uint64_t n = AnsweredLog::kMaxSlots;
     auto l = fresh(d.path, n);
     BOOST_CHECK(!l->evicted());
-    l->release(key(1));                        // its slot is free: the next record takes it
-    l->erase(key(2));                          // likewise
+    l->release(key(1));                          // its slot is free: the next record takes it
+    l->erase(key(2));                            // likewise
     BOOST_REQUIRE(!l->record(key(3), sock(3)));  // re-recorded: now the newest, not the oldest
     BOOST_REQUIRE(!l->record(key(n + 1), sock(n + 1)));
     BOOST_REQUIRE(!l->record(key(n + 2), sock(n + 2)));

@@ -52,8 +52,7 @@ BOOST_AUTO_TEST_CASE(every_truncation_is_an_error_not_a_crash) {
     p.candidates.push_back(std::move(a));
     auto enc = encode_cache(p);
     BOOST_REQUIRE(enc);
-    for (std::size_t n = 0; n < enc->size(); ++n)
-        BOOST_TEST(!decode_cache(enc->bytes().first(n)).has_value());
+    for (std::size_t n = 0; n < enc->size(); ++n) BOOST_TEST(!decode_cache(enc->bytes().first(n)).has_value());
     std::vector<unsigned char> extra(enc->bytes().begin(), enc->bytes().end());
     extra.push_back(0);
     BOOST_TEST((decode_cache(extra).error() == CacheCodecError::trailing_bytes));

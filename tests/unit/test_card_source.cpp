@@ -3,11 +3,11 @@
 // hex form of responses in the boot cache, and the card-early settings.
 #include <boost/test/unit_test.hpp>
 
+#include <unistd.h>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "agent/sources/card_source.hpp"
@@ -42,18 +42,21 @@ BOOST_AUTO_TEST_CASE(boot_volumes_from_the_kernel_command_line) {
                                           " quiet rd.luks.name=" + U2 + "=home rd.luks.uuid=" + U1 +
                                           " rd.luks.uuid=not-a-uuid\n");
     auto ids = boot_volume_ids(cmdline, d.path / "no-crypttab");
-    BOOST_TEST(ids == (std::vector<std::string>{"cryptsetup:/dev/disk/by-uuid/" + U1,
-                                                "cryptsetup:/dev/disk/by-uuid/" + U2}),
-               boost::test_tools::per_element());
+    BOOST_TEST(
+        ids == (std::vector<std::string>{"cryptsetup:/dev/disk/by-uuid/" + U1, "cryptsetup:/dev/disk/by-uuid/" + U2}),
+        boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(boot_volumes_from_crypttab) {
     TempDir d;
-    auto crypttab = d.write("crypttab", "# name source key options\n"
-                                        "root UUID=" + U1 + " none luks\n"
-                                        "\n"
-                                        "swap /dev/vda3 /dev/urandom swap\n"
-                                        "odd LABEL=x none\n");
+    auto crypttab = d.write("crypttab",
+                            "# name source key options\n"
+                            "root UUID=" +
+                                U1 +
+                                " none luks\n"
+                                "\n"
+                                "swap /dev/vda3 /dev/urandom swap\n"
+                                "odd LABEL=x none\n");
     auto ids = boot_volume_ids(d.path / "no-cmdline", crypttab);
     // LABEL= resolves as systemd-cryptsetup (and `finish`, which reads the same crypttab) resolves it.
     BOOST_TEST(ids == (std::vector<std::string>{"cryptsetup:/dev/disk/by-uuid/" + U1, "cryptsetup:/dev/vda3",
@@ -84,7 +87,8 @@ BOOST_AUTO_TEST_CASE(card_early_settings) {
     BOOST_TEST(c.early.value_or(false));
     BOOST_TEST(!ca::agent::apply_card_setting(c, "card-early", "auto").has_value());
     BOOST_TEST(!c.early.has_value());
-    BOOST_TEST(ca::agent::apply_card_setting(c, "card-early", "sometimes").value_or("") == "card-early: expected yes, no or auto");
+    BOOST_TEST(ca::agent::apply_card_setting(c, "card-early", "sometimes").value_or("") ==
+               "card-early: expected yes, no or auto");
     BOOST_TEST(!ca::agent::apply_card_setting(c, "card-early-wait", "2.5").has_value());
     BOOST_TEST(c.early_wait.count() == 2500);
     BOOST_TEST(ca::agent::apply_card_setting(c, "card-early-wait", "0").has_value());

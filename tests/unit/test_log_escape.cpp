@@ -27,22 +27,25 @@ BOOST_AUTO_TEST_CASE(control_bytes_c_style) {
 }
 
 BOOST_AUTO_TEST_CASE(unicode_line_breaks_and_bidi) {
-    BOOST_TEST(escaped("a\xe2\x80\xa8" "b") == "a\\u2028b");  // LINE SEPARATOR
-    BOOST_TEST(escaped("a\xe2\x80\xa9" "b") == "a\\u2029b");  // PARAGRAPH SEPARATOR
-    BOOST_TEST(escaped("a\xc2\x85" "b") == "a\\u0085b");      // NEL
-    BOOST_TEST(escaped("\xc2\x9b") == "\\u009b");              // C1 CSI
-    for (const char* bidi : {"\xe2\x80\xaa", "\xe2\x80\xab", "\xe2\x80\xac", "\xe2\x80\xad", "\xe2\x80\xae",
-                             "\xe2\x81\xa6", "\xe2\x81\xa7", "\xe2\x81\xa8", "\xe2\x81\xa9", "\xe2\x80\x8e",
-                             "\xe2\x80\x8f", "\xd8\x9c"})
+    BOOST_TEST(escaped("a\xe2\x80\xa8"
+                       "b") == "a\\u2028b");  // LINE SEPARATOR
+    BOOST_TEST(escaped("a\xe2\x80\xa9"
+                       "b") == "a\\u2029b");  // PARAGRAPH SEPARATOR
+    BOOST_TEST(escaped("a\xc2\x85"
+                       "b") == "a\\u0085b");       // NEL
+    BOOST_TEST(escaped("\xc2\x9b") == "\\u009b");  // C1 CSI
+    for (const char* bidi :
+         {"\xe2\x80\xaa", "\xe2\x80\xab", "\xe2\x80\xac", "\xe2\x80\xad", "\xe2\x80\xae", "\xe2\x81\xa6",
+          "\xe2\x81\xa7", "\xe2\x81\xa8", "\xe2\x81\xa9", "\xe2\x80\x8e", "\xe2\x80\x8f", "\xd8\x9c"})
         BOOST_TEST(escaped(bidi).rfind("\\u", 0) == 0u);
     BOOST_TEST(escaped("\xe2\x80\xae") == "\\u202e");
 }
 
 BOOST_AUTO_TEST_CASE(invalid_utf8_as_hex) {
     BOOST_TEST(escaped("\xff") == "\\xff");
-    BOOST_TEST(escaped("\xc0\x8a") == "\\xc0\\x8a");          // overlong '\n'
-    BOOST_TEST(escaped("\xe2\x80") == "\\xe2\\x80");          // truncated U+2028
-    BOOST_TEST(escaped("\xed\xa0\x80") == "\\xed\\xa0\\x80");  // a surrogate
+    BOOST_TEST(escaped("\xc0\x8a") == "\\xc0\\x8a");                    // overlong '\n'
+    BOOST_TEST(escaped("\xe2\x80") == "\\xe2\\x80");                    // truncated U+2028
+    BOOST_TEST(escaped("\xed\xa0\x80") == "\\xed\\xa0\\x80");           // a surrogate
     BOOST_TEST(escaped("\xf4\x90\x80\x80") == "\\xf4\\x90\\x80\\x80");  // past U+10FFFF
 }
 

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 // Configuration: the file takes the option names; bad values name file, line and reason.
+#include <sys/stat.h>
+#include <unistd.h>
 #include <boost/test/unit_test.hpp>
 #include <cstdio>
 #include <fstream>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <set>
 
@@ -27,8 +27,9 @@ std::string write_temp(const std::string& text) {
 BOOST_AUTO_TEST_SUITE(options)
 
 BOOST_AUTO_TEST_CASE(file_with_every_setting) {
-    auto path = write_temp("# comment\n[crypt-agent]\nask-dir = /tmp/ask\nkeyring = session\nmatch = cryptsetup:/dev/vd*\n"
-                           "match = luks:*\ncache-lifetime = 2min\nlog-level = debug\nsystemd-entry = keep\nharvest = no\n");
+    auto path = write_temp(
+        "# comment\n[crypt-agent]\nask-dir = /tmp/ask\nkeyring = session\nmatch = cryptsetup:/dev/vd*\n"
+        "match = luks:*\ncache-lifetime = 2min\nlog-level = debug\nsystemd-entry = keep\nharvest = no\n");
     GlobalOptions o;
     o.config_file = path;
     o.config_file_explicit = true;
@@ -83,13 +84,13 @@ BOOST_AUTO_TEST_CASE(durations) {
     BOOST_TEST(apply_setting(o, "cache-lifetime", "99999999h", reset).has_value());
 }
 
-
 // Issue 13 item 10: "key = value   # comment" in the file; a path never takes the comment.
 BOOST_AUTO_TEST_CASE(trailing_comments) {
-    auto path = write_temp("card-enable = yes   # answer enrolled volumes\n"
-                           "card-luks1-dir = /boot/crypt-agent # the seed store\n"
-                           "match = vpn#1\t# a '#' inside a word is kept\n"
-                           "# a comment line\n   ; an ini-style one\n");
+    auto path = write_temp(
+        "card-enable = yes   # answer enrolled volumes\n"
+        "card-luks1-dir = /boot/crypt-agent # the seed store\n"
+        "match = vpn#1\t# a '#' inside a word is kept\n"
+        "# a comment line\n   ; an ini-style one\n");
     GlobalOptions o;
     o.config_file = path;
     o.config_file_explicit = true;
@@ -135,7 +136,8 @@ BOOST_AUTO_TEST_CASE(writable_configuration_is_refused) {
 BOOST_AUTO_TEST_CASE(config_output_is_a_configuration) {
     GlobalOptions o;
     SettingSource src;
-    BOOST_TEST(!apply_setting(o, "card-volume", "cryptsetup:/dev/vda2 0b7c5a6e-2f3d-4a1b-9c8d-7e6f5a4b3c2d", src).has_value());
+    BOOST_TEST(
+        !apply_setting(o, "card-volume", "cryptsetup:/dev/vda2 0b7c5a6e-2f3d-4a1b-9c8d-7e6f5a4b3c2d", src).has_value());
     BOOST_TEST(!apply_setting(o, "card-aid", "A0 00 00 00 01", src).has_value());
     BOOST_TEST(!apply_setting(o, "card-early-wait", "2.5", src).has_value());
     BOOST_TEST(!apply_setting(o, "card-pin-reference", "none", src).has_value());

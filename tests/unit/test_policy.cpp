@@ -19,8 +19,8 @@ using ca::proto::Secret;
 
 namespace {
 
-CachedCandidate candidate(const char* value, Origin origin, std::uint64_t added_us, std::vector<std::string> patterns = {},
-                          bool opened = false) {
+CachedCandidate candidate(const char* value, Origin origin, std::uint64_t added_us,
+                          std::vector<std::string> patterns = {}, bool opened = false) {
     CachedCandidate c;
     c.value = Secret::copy_of(value);
     c.origin = origin;
@@ -38,11 +38,11 @@ BOOST_AUTO_TEST_SUITE(policy)
 
 BOOST_AUTO_TEST_CASE(rank_exact_id_then_opened_then_newest) {
     CachePayload p;
-    p.candidates.push_back(candidate("old", Origin::put, 10));                                  // 0
-    p.candidates.push_back(candidate("new", Origin::harvested, 30));                            // 1
-    p.candidates.push_back(candidate("opened", Origin::put, 5, {}, true));                      // 2
-    p.candidates.push_back(candidate("exact", Origin::card, 1, {"cryptsetup:/dev/vda2"}));      // 3
-    p.candidates.push_back(candidate("glob", Origin::card, 40, {"cryptsetup:/dev/vda*"}));      // 4
+    p.candidates.push_back(candidate("old", Origin::put, 10));                              // 0
+    p.candidates.push_back(candidate("new", Origin::harvested, 30));                        // 1
+    p.candidates.push_back(candidate("opened", Origin::put, 5, {}, true));                  // 2
+    p.candidates.push_back(candidate("exact", Origin::card, 1, {"cryptsetup:/dev/vda2"}));  // 3
+    p.candidates.push_back(candidate("glob", Origin::card, 40, {"cryptsetup:/dev/vda*"}));  // 4
     const std::vector<std::uint64_t> hashes{100, 101, 102, 103, 104};
     IdState ids;
     const auto order = eligible_ranked(p, hashes, ids, {}, "cryptsetup:/dev/vda2");

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include <boost/test/unit_test.hpp>
-#include "printers.hpp"
 #include <cstring>
 #include <vector>
+#include "printers.hpp"
 
 #include "proto/reply.hpp"
 

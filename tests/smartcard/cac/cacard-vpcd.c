@@ -24,38 +24,33 @@
 static const int one = 1;
 
 /* Reads exactly n bytes; -1 on EOF or error. */
-static int read_full(int fd, unsigned char *buf, size_t n)
-{
+static int read_full(int fd, unsigned char* buf, size_t n) {
     while (n > 0) {
         /* vpcd writes the length and the payload in two writes without TCP_NODELAY: with Nagle
          * on its side and a delayed ACK on ours each APDU would wait ~40 ms.  TCP_QUICKACK is not
          * sticky, so it is re-armed before every read. */
         setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
         ssize_t r = read(fd, buf, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
         buf += r;
         n -= (size_t)r;
     }
     return 0;
 }
 
-static int write_msg(int fd, const unsigned char *buf, size_t n)
-{
+static int write_msg(int fd, const unsigned char* buf, size_t n) {
     unsigned char len[2] = {(unsigned char)(n >> 8), (unsigned char)(n & 0xff)};
-    struct iovec v[2] = {{len, 2}, {(void *)buf, n}};
+    struct iovec v[2] = {{len, 2}, {(void*)buf, n}};
     return writev(fd, v, 2) == (ssize_t)(n + 2) ? 0 : -1;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char** argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: %s DBDIR PORT\n", argv[0]);
         return 2;
     }
-    char *end = NULL;
+    char* end = NULL;
     long port = strtol(argv[2], &end, 10);
     if (*argv[2] == '\0' || *end != '\0' || port <= 0 || port > 65535) {
         fprintf(stderr, "cacard-vpcd: bad port '%s'\n", argv[2]);
@@ -68,7 +63,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "cacard-vpcd: database path too long\n");
         return 2;
     }
-    VReader *reader = NULL;
+    VReader* reader = NULL;
     if (vcard_emul_init(vcard_emul_options(opts)) != VCARD_EMUL_OK ||
         (reader = vreader_get_reader_by_name("cac-test")) == NULL) {
         fprintf(stderr, "cacard-vpcd: libcacard cannot emulate a card from sql:%s (cert1..cert3 present?)\n", argv[1]);
@@ -85,7 +80,7 @@ int main(int argc, char **argv)
     a.sin_port = htons((uint16_t)port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(s, (struct sockaddr *)&a, sizeof a) != 0) {
+    if (connect(s, (struct sockaddr*)&a, sizeof a) != 0) {
         fprintf(stderr, "cacard-vpcd: connect to vpcd at 127.0.0.1:%ld: %s\n", port, strerror(errno));
         return 1;
     }
@@ -98,24 +93,19 @@ int main(int argc, char **argv)
     unsigned char head[2];
     while (read_full(s, head, 2) == 0) {
         size_t n = (size_t)head[0] << 8 | head[1];
-        if (n == 0 || read_full(s, in, n) != 0)
-            break;
+        if (n == 0 || read_full(s, in, n) != 0) break;
         if (n == 1) {
             switch (in[0]) {
-            case 0:
-                vreader_power_off(reader);
-                break;
+            case 0: vreader_power_off(reader); break;
             case 1:
             case 2:
                 atr_len = sizeof atr;
                 vreader_power_on(reader, atr, &atr_len);
                 break;
             case 4:
-                if (write_msg(s, atr, (size_t)atr_len) != 0)
-                    return 0;
+                if (write_msg(s, atr, (size_t)atr_len) != 0) return 0;
                 break;
-            default:
-                break;
+            default: break;
             }
             continue;
         }
@@ -126,8 +116,7 @@ int main(int argc, char **argv)
             out[1] = 0x00;
             out_len = 2;
         }
-        if (write_msg(s, out, (size_t)out_len) != 0)
-            break;
+        if (write_msg(s, out, (size_t)out_len) != 0) break;
     }
     return 0;
 }
