@@ -12,6 +12,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "proto/ask_file.hpp"
 #include "smartcard/pkcs11_uri.hpp"
 #include "smartcard/profile.hpp"
 
@@ -37,11 +38,9 @@ std::string trim(const std::string& s) {
     return s.substr(b, s.find_last_not_of(" \t\r") - b + 1);
 }
 
-std::optional<bool> parse_bool(const std::string& v) {
-    if (v == "yes" || v == "true" || v == "on" || v == "1") return true;
-    if (v == "no" || v == "false" || v == "off" || v == "0") return false;
-    return std::nullopt;
-}
+// systemd's words for a boolean (yes/no, true/false, on/off, 1/0, y/n, t/f, any case): the
+// same parser as the ask files' AcceptCached= and Echo=, so one spelling works everywhere.
+std::optional<bool> parse_bool(const std::string& v) { return proto::parse_boolean(v); }
 
 // "900", "900s", "15min", "1h"
 std::optional<std::chrono::seconds> parse_duration(const std::string& v) {

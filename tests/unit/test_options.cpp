@@ -84,6 +84,20 @@ BOOST_AUTO_TEST_CASE(durations) {
     BOOST_TEST(apply_setting(o, "cache-lifetime", "99999999h", reset).has_value());
 }
 
+// Booleans are spelt as systemd spells them (proto::parse_boolean, as the ask files' keys).
+BOOST_AUTO_TEST_CASE(booleans_as_systemd_spells_them) {
+    GlobalOptions o;
+    SettingSource reset;
+    BOOST_TEST(!apply_setting(o, "harvest", "No", reset).has_value());
+    BOOST_TEST(!o.harvest);
+    BOOST_TEST(!apply_setting(o, "harvest", "t", reset).has_value());
+    BOOST_TEST(o.harvest);
+    BOOST_TEST(!apply_setting(o, "harvest", "off", reset).has_value());
+    BOOST_TEST(!o.harvest);
+    BOOST_TEST(apply_setting(o, "harvest", "maybe", reset).has_value());
+    BOOST_TEST(apply_setting(o, "harvest", "", reset).has_value());
+}
+
 // Issue 13 item 10: "key = value   # comment" in the file; a path never takes the comment.
 BOOST_AUTO_TEST_CASE(trailing_comments) {
     auto path = write_temp(
