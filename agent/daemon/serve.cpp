@@ -30,11 +30,7 @@ namespace {
 // queued, instead of killing us half-started.
 class BlockedSignals {
 public:
-    BlockedSignals() {
-        sigemptyset(&mask_);
-        for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&mask_, sig);
-        ok_ = pthread_sigmask(SIG_BLOCK, &mask_, nullptr) == 0;
-    }
+    BlockedSignals() : mask_(handled_signals()), ok_(pthread_sigmask(SIG_BLOCK, &mask_, nullptr) == 0) {}
     BlockedSignals(const BlockedSignals&) = delete;
     BlockedSignals& operator=(const BlockedSignals&) = delete;
     ~BlockedSignals() { unblock(); }
@@ -45,6 +41,13 @@ public:
     }
 
 private:
+    static sigset_t handled_signals() noexcept {
+        sigset_t set{};
+        sigemptyset(&set);
+        for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, sig);
+        return set;
+    }
+
     sigset_t mask_{};
     bool ok_ = false;
 };
