@@ -15,6 +15,7 @@
 #include "agent/answer/answered_log.hpp"
 #include "agent/answer/ledger.hpp"
 #include "agent/answer/questions.hpp"
+#include "agent/askdir/files.hpp"
 #include "agent/askdir/watcher.hpp"
 #include "agent/cache/boot_cache.hpp"
 #include "agent/cache/systemd_entry.hpp"
@@ -63,7 +64,7 @@ private:
     void forget(const std::string& name);
     // send.cpp
     void send_to(TrackedAsk& q, std::vector<std::size_t> chosen);
-    void resend_later(TrackedAsk& q, Fd target, std::size_t first);
+    void resend_later(TrackedAsk& q, SendTarget target, std::size_t first);
     void record_answer(TrackedAsk& q);
     void delivered(TrackedAsk& q, std::size_t first);
 

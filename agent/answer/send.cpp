@@ -78,7 +78,7 @@ void Answerer::send_to(TrackedAsk& q, std::vector<std::size_t> chosen) {
     record_answer(q);
     fault::kill_at_send(false);
     int err = 0;
-    const auto status = send_datagram(sender_.get(), target->get(), reply_buf_.bytes().first(*len), err);
+    const auto status = send_datagram(sender_.get(), *target, reply_buf_.bytes().first(*len), err);
     fault::kill_at_send(true);
     if (status != SendStatus::sent && q.keyed) answered_.erase(q.key);  // nothing delivered: no claim
     const std::size_t first = q.sent.size();
@@ -132,7 +132,7 @@ void Answerer::record_answer(TrackedAsk& q) {
                         << "the oldest records are given up (a restart may answer those twice)";
 }
 
-void Answerer::resend_later(TrackedAsk& q, Fd target, std::size_t first) {
+void Answerer::resend_later(TrackedAsk& q, SendTarget target, std::size_t first) {
     auto attempt = [this, weak = questions_.weak(q.name), target = std::move(target), first]() -> Attempt {
         auto held = weak.lock();
         if (!held || stopping_) return Attempt::gave_up;  // its file went, or we are stopping
@@ -156,7 +156,7 @@ void Answerer::resend_later(TrackedAsk& q, Fd target, std::size_t first) {
         const WipeOnExit wipe_after{reply_buf_, *len};
         record_answer(qq);
         int err = 0;
-        const auto status = send_datagram(sender_.get(), target.get(), reply_buf_.bytes().first(*len), err);
+        const auto status = send_datagram(sender_.get(), target, reply_buf_.bytes().first(*len), err);
         if (status != SendStatus::sent && qq.keyed) answered_.erase(qq.key);
         switch (status) {
         case SendStatus::again: return Attempt::again;

@@ -11,6 +11,8 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
+#include <optional>
+#include <string_view>
 
 namespace ca::agent {
 
@@ -63,54 +65,78 @@ proto::Expected<AskFile, AskFileError> read_ask_file(int dirfd, const char* name
     return AskFile{std::move(*q), st.st_ino, st.st_ctim};
 }
 
-proto::Expected<Fd, std::string> resolve_socket(const struct stat& ask_dir, const std::string& path, uid_t owner,
-                                                int open_dir_fd, const std::string& open_dir_path,
-                                                struct stat* socket_st) {
+namespace {
+
+// What is wrong with the socket Socket= names, or nothing.
+std::optional<std::string> socket_problem(const struct stat& sst, uid_t owner) {
+    if (!S_ISSOCK(sst.st_mode))
+        return std::string(S_ISLNK(sst.st_mode) ? "Socket= is a symbolic link" : "Socket= is not a socket");
+    if (sst.st_uid != owner)
+        return "Socket= is owned by uid " + std::to_string(sst.st_uid) + ", not " + std::to_string(owner);
+    return std::nullopt;
+}
+
+bool set_path(SendTarget& t, std::string_view path) {
+    if (path.size() >= sizeof t.addr.sun_path) return false;
+    t.addr.sun_family = AF_UNIX;
+    std::memcpy(t.addr.sun_path, path.data(), path.size());
+    t.addr.sun_path[path.size()] = '\0';
+    t.addr_len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+    return true;
+}
+
+}  // namespace
+
+proto::Expected<SendTarget, std::string> resolve_socket(const struct stat& ask_dir, const std::string& path,
+                                                        uid_t owner, int open_dir_fd, const std::string& open_dir_path,
+                                                        struct stat* socket_st) {
     const auto slash = path.find_last_of('/');
     if (slash == std::string::npos || slash + 1 >= path.size())
         return proto::unexpected(std::string("Socket= has no file name"));
     const std::string base = path.substr(slash + 1);
     if (base == "." || base == "..") return proto::unexpected(std::string("Socket= names a directory"));
     const std::string parent = slash == 0 ? "/" : path.substr(0, slash);
-    Fd dir;
-    int dirfd = -1;
-    if (open_dir_fd >= 0 && parent == open_dir_path) {
-        dirfd = open_dir_fd;  // the directory this wake opened and checked, by that very path
-    } else {
-        // The kernel resolves the parent ("//", "..", symlinks); we compare what it found.
-        dir.reset(::open(parent.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-        if (!dir) return proto::unexpected(std::string("Socket= directory cannot be opened: ") + std::strerror(errno));
-        struct stat dst {};
-        if (fstat(dir.get(), &dst) < 0)
-            return proto::unexpected(std::string("cannot stat Socket= directory: ") + std::strerror(errno));
-        if (dst.st_dev != ask_dir.st_dev || dst.st_ino != ask_dir.st_ino)
-            return proto::unexpected(std::string("Socket= is outside the ask directory"));
-        dirfd = dir.get();
+    SendTarget t;
+    struct stat sst {};
+    if (open_dir_fd >= 0 && parent == open_dir_path && set_path(t, path)) {
+        // The directory the watcher opened and checked, by that very path: one fstatat.
+        if (fstatat(open_dir_fd, base.c_str(), &sst, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno == ENOENT) return proto::unexpected(std::string("Socket= does not exist (asker gone)"));
+            return proto::unexpected(std::string("cannot stat Socket=: ") + std::strerror(errno));
+        }
+        if (auto bad = socket_problem(sst, owner)) return proto::unexpected(std::move(*bad));
+        if (socket_st) *socket_st = sst;
+        return t;
     }
-    Fd sock(::openat(dirfd, base.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    // The kernel resolves the parent ("//", "..", symlinks); we compare what it found.
+    Fd dir(::open(parent.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!dir) return proto::unexpected(std::string("Socket= directory cannot be opened: ") + std::strerror(errno));
+    struct stat dst {};
+    if (fstat(dir.get(), &dst) < 0)
+        return proto::unexpected(std::string("cannot stat Socket= directory: ") + std::strerror(errno));
+    if (dst.st_dev != ask_dir.st_dev || dst.st_ino != ask_dir.st_ino)
+        return proto::unexpected(std::string("Socket= is outside the ask directory"));
+    Fd sock(::openat(dir.get(), base.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
     if (!sock) {
         if (errno == ENOENT) return proto::unexpected(std::string("Socket= does not exist (asker gone)"));
         return proto::unexpected(std::string("Socket= cannot be opened: ") + std::strerror(errno));
     }
-    struct stat sst {};
     if (fstat(sock.get(), &sst) < 0)
         return proto::unexpected(std::string("cannot stat Socket=: ") + std::strerror(errno));
-    if (!S_ISSOCK(sst.st_mode)) return proto::unexpected(std::string("Socket= is not a socket"));
-    if (sst.st_uid != owner)
-        return proto::unexpected("Socket= is owned by uid " + std::to_string(sst.st_uid) + ", not " +
-                                 std::to_string(owner));
+    if (auto bad = socket_problem(sst, owner)) return proto::unexpected(std::move(*bad));
     if (socket_st) *socket_st = sst;
-    return sock;
+    // Addressed through the descriptor, so the inode checked is the one that receives.
+    char proc[40];
+    const int n = std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", sock.get());
+    (void)set_path(t, std::string_view(proc, static_cast<std::size_t>(n)));
+    t.pinned = std::move(sock);
+    return t;
 }
 
-SendStatus send_datagram(int sender, int target, std::span<const unsigned char> datagram, int& err) {
-    sockaddr_un sa{};
-    sa.sun_family = AF_UNIX;
-    const int len = std::snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d", target);
-    const auto salen = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + static_cast<std::size_t>(len) + 1);
+SendStatus send_datagram(int sender, const SendTarget& target, std::span<const unsigned char> datagram, int& err) {
     for (;;) {
         ssize_t n = ::sendto(sender, datagram.data(), datagram.size(), MSG_NOSIGNAL,
-                             reinterpret_cast<const sockaddr*>(&sa), salen);
+                             reinterpret_cast<const sockaddr*>(&target.addr), target.addr_len);
         if (n >= 0) return SendStatus::sent;
         err = errno;
         if (err == EINTR) continue;

@@ -6,6 +6,7 @@
 
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
 
 #include <span>
 #include <string>
@@ -38,25 +39,39 @@ struct AskFileError {
 // writable, within the size cap.
 [[nodiscard]] proto::Expected<AskFile, AskFileError> read_ask_file(int dirfd, const char* name, uid_t owner);
 
-// Resolves Socket= and returns an O_PATH descriptor of the socket if, and only if,
-// it is a socket whose parent directory is the ask directory itself (compared by
-// device and inode after the kernel resolves the path: "//", "..", symlinked
-// directories all resolve before the comparison) and it is owned by `owner`.
-// `open_dir_fd`, when >= 0, is the ask directory opened at `open_dir_path` during this wake:
-// a Socket= whose directory part is exactly that path is looked up under it directly
-// (the same resolution, three system calls fewer); anything else is resolved by the kernel.
-// `socket_st`, when given, receives the socket's stat (its device and inode name the question's socket).
-[[nodiscard]] proto::Expected<Fd, std::string> resolve_socket(const struct stat& ask_dir,
-                                                              const std::string& socket_path, uid_t owner,
-                                                              int open_dir_fd = -1,
-                                                              const std::string& open_dir_path = {},
-                                                              struct stat* socket_st = nullptr);
+// Where a reply goes, once Socket= has been checked: the address to give sendto(2).
+// Usually the socket's own path (`<ask dir>/<name>`, as systemd's agents send); a Socket=
+// that reaches the ask directory by another spelling ("//", "..", a symlinked parent) is
+// pinned instead: an O_PATH descriptor, addressed as /proc/self/fd/N.
+struct SendTarget {
+    Fd pinned;
+    sockaddr_un addr{};
+    socklen_t addr_len = 0;
+};
+
+// Resolves Socket= and returns where to send if, and only if, it is a socket (not a
+// symlink) whose parent directory is the ask directory itself (compared by device and
+// inode after the kernel resolves the path) and it is owned by `owner`.
+// `open_dir_fd`, when >= 0, is the ask directory, opened and checked at `open_dir_path`: a
+// Socket= whose directory part is exactly that path is checked with one fstatat under it
+// and sent to by its path.  Between that check and the send only a writer of the ask
+// directory could replace the socket, and the watcher answers only in a directory that
+// is owned by the agent's own uid and writable by nobody else (Watcher::enter): such a
+// writer could send there itself, so pinning the inode would protect nothing, and its
+// open, the /proc look-up and its close were a third of the agent's work per question.
+// `socket_st`, when given, receives the socket's stat (its device and inode name the
+// question's socket).
+[[nodiscard]] proto::Expected<SendTarget, std::string> resolve_socket(const struct stat& ask_dir,
+                                                                      const std::string& socket_path, uid_t owner,
+                                                                      int open_dir_fd = -1,
+                                                                      const std::string& open_dir_path = {},
+                                                                      struct stat* socket_st = nullptr);
 
 enum class SendStatus { sent, gone, again, refused };
-// Sends `datagram` through the unbound SOCK_DGRAM `sender` to the socket behind
-// `target` (an O_PATH fd from resolve_socket), addressed as /proc/self/fd/N so the
-// checked inode is the one that receives it.  `err` gets errno on failure.
-[[nodiscard]] SendStatus send_datagram(int sender, int target, std::span<const unsigned char> datagram, int& err);
+// Sends `datagram` through the unbound SOCK_DGRAM `sender` to `target`.  `err` gets
+// errno on failure.
+[[nodiscard]] SendStatus send_datagram(int sender, const SendTarget& target, std::span<const unsigned char> datagram,
+                                       int& err);
 
 // A non-blocking, close-on-exec, unbound datagram socket for sending replies.
 [[nodiscard]] proto::Expected<Fd, int> make_sender();

@@ -85,6 +85,20 @@ env.check(no_datagram(via.sock), "Socket= through a symlinked directory: nothing
 via.close()
 os.unlink(os.path.join(ASK_DIR, "linkdir"))
 
+# 7b. Socket= is a symlink in the ask dir to a socket outside it (the socket's own name is
+# checked without following it: the agent sends by path, so a followed link would leak).
+outside2 = os.path.join(env.dir, "outside2.sock")
+target = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+target.bind(outside2)
+target.setblocking(False)
+os.symlink(outside2, os.path.join(ASK_DIR, "sck.link"))
+ln = TestAsker("cryptsetup:/dev/sock-link", socket_path=os.path.join(ASK_DIR, "sck.link"), bind=False)
+env.wait_log("Socket= is a symbolic link")
+env.check(no_datagram(target), "Socket= a symlink to a socket outside: nothing sent")
+ln.close()
+target.close()
+honest_still_served("Socket= symlink")
+
 # 8. Socket= at a regular file.
 reg_path = os.path.join(ASK_DIR, "sck.regular")
 open(reg_path, "w").close()
