@@ -70,22 +70,31 @@ void Answerer::on_wake(const DirWake& wake) {
         on_listing(wake);
         return;
     }
-    // An unlink is IN_ATTRIB (the link count) then IN_DELETE: a name that goes later in
-    // this batch is not read (it would only fail with ENOENT, once per answered question).
+    // A name that goes later in this batch is not read (it would only fail with ENOENT).
+    // A live storm's batches hold a few names (looked through); a burst, a map.
+    const auto& names = wake.names;
     std::unordered_map<std::string_view, std::size_t> last_gone;
-    for (std::size_t i = 0; i < wake.names.size(); ++i)
-        if (!wake.names[i].second) last_gone[wake.names[i].first] = i;
+    constexpr std::size_t kLinear = 16;
+    if (names.size() > kLinear)
+        for (std::size_t i = 0; i < names.size(); ++i)
+            if (!names[i].second) last_gone[names[i].first] = i;
+    const auto goes_later = [&](std::size_t i) {
+        if (names.size() <= kLinear) {
+            for (std::size_t j = i + 1; j < names.size(); ++j)
+                if (!names[j].second && names[j].first == names[i].first) return true;
+            return false;
+        }
+        const auto gone = last_gone.find(names[i].first);
+        return gone != last_gone.end() && gone->second > i;
+    };
     bool someone_answered = false;
-    for (std::size_t i = 0; i < wake.names.size(); ++i) {
-        const auto& [nm, appeared] = wake.names[i];
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        const auto& [nm, appeared] = names[i];
         if (appeared) {
-            const auto gone = last_gone.find(nm);
-            if (gone == last_gone.end() || gone->second < i) process_name(nm, 0);
+            if (!goes_later(i)) process_name(nm, 0);
             continue;
         }
-        const auto* q = questions_.find(nm);
-        someone_answered = someone_answered || (q != nullptr && q->state == State::waiting);
-        forget(nm);
+        someone_answered = forget(nm) == State::waiting || someone_answered;
     }
     if (someone_answered) {
         // A question we could not answer is gone: a person (through another agent) probably
@@ -332,9 +341,9 @@ void Answerer::arm_deadline(TrackedAsk& q) {
     });
 }
 
-void Answerer::forget(const std::string& name) {
+auto Answerer::forget(const std::string& name) -> std::optional<State> {
     auto q = questions_.remove(name);
-    if (!q) return;
+    if (!q) return std::nullopt;
     // The asker deleted its file.  If we answered with exactly one candidate and the same Id
     // does not come back with AcceptCached=0, that candidate worked: prefer it elsewhere.
     if (q->state == State::answered && q->sent.size() == 1) {
@@ -347,6 +356,7 @@ void Answerer::forget(const std::string& name) {
         }
     }
     if (q->keyed) answered_.release(q->key);  // its file is gone: its record's slot is free
+    return q->state;
 }
 
 void Answerer::revisit_waiting() {

@@ -61,7 +61,8 @@ private:
     void learn_from_retry(TrackedAsk& q, IdState& ids);
     void answer_or_wait(TrackedAsk& q);
     void arm_deadline(TrackedAsk& q);
-    void forget(const std::string& name);
+    // Drops a question whose file went; returns the state it was in (nothing if unknown).
+    std::optional<State> forget(const std::string& name);
     // send.cpp
     void send_to(TrackedAsk& q, std::vector<std::size_t> chosen);
     void resend_later(TrackedAsk& q, SendTarget target, std::size_t first);

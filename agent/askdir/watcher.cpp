@@ -24,8 +24,12 @@ namespace asio = boost::asio;
 
 namespace {
 
+// IN_EXCL_UNLINK: nothing about a file after its unlink.  An asker keeps its ask file open
+// until it has removed it (systemd-ask-password does), so without it each answered
+// question's IN_DELETE was followed by an IN_CLOSE_WRITE of the removed file, read again
+// for nothing (ENOENT): one more event, open and look-up per question.
 constexpr std::uint32_t kWatchMask = IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM | IN_ATTRIB |
-                                     IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW;
+                                     IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK;
 
 std::string mode_string(mode_t m) {
     char s[8];
