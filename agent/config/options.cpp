@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <sstream>
@@ -57,12 +58,28 @@ std::optional<std::chrono::seconds> parse_duration(const std::string& v) {
     return std::chrono::seconds(n * mul);
 }
 
-// Positive seconds, fractions allowed ("2.5"), at most a day.
+// Positive seconds, fractions allowed ("2.5", "0.25"), at most a day, kept to the
+// millisecond.  Fixed point on purpose: std::from_chars of a double brings libstdc++'s
+// floating_from_chars (and with it libm) into a binary that never needs floating point.
 std::optional<std::chrono::milliseconds> parse_seconds(const std::string& v) {
-    double d = 0;
-    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), d);
-    if (ec != std::errc{} || end != v.data() + v.size() || !(d > 0) || d > 86400) return std::nullopt;
-    return std::chrono::milliseconds(static_cast<long>(d * 1000));
+    constexpr std::uint64_t kMaxMs = 86400ULL * 1000;
+    std::uint64_t ms = 0;
+    std::size_t i = 0;
+    for (; i < v.size() && v[i] >= '0' && v[i] <= '9'; ++i) {
+        ms = ms * 10 + static_cast<std::uint64_t>(v[i] - '0') * 1000;
+        if (ms > kMaxMs) return std::nullopt;
+    }
+    const std::size_t int_digits = i;
+    std::size_t frac_digits = 0;
+    if (i < v.size() && v[i] == '.') {
+        std::uint64_t scale = 100;
+        for (++i; i < v.size() && v[i] >= '0' && v[i] <= '9'; ++i, ++frac_digits) {
+            ms += static_cast<std::uint64_t>(v[i] - '0') * scale;  // digits past the third add 0
+            scale /= 10;
+        }
+    }
+    if (i != v.size() || int_digits + frac_digits == 0 || ms == 0 || ms > kMaxMs) return std::nullopt;
+    return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
 }
 
 std::string yes_no(bool b) { return b ? "yes" : "no"; }

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include <set>
+#include <utility>
 
 #include "agent/config/options.hpp"
 
@@ -82,6 +83,28 @@ BOOST_AUTO_TEST_CASE(durations) {
     BOOST_TEST(apply_setting(o, "cache-lifetime", "0", reset).has_value());
     BOOST_TEST(apply_setting(o, "cache-lifetime", "5 parsecs", reset).has_value());
     BOOST_TEST(apply_setting(o, "cache-lifetime", "99999999h", reset).has_value());
+}
+
+// Seconds with a fraction, kept to the millisecond (fixed point: no floating-point parser).
+BOOST_AUTO_TEST_CASE(seconds_with_fractions) {
+    GlobalOptions o;
+    SettingSource reset;
+    const std::pair<const char*, long> good[] = {{"5", 5000},      {"2.5", 2500},       {"0.25", 250}, {"0.001", 1},
+                                                 {"1.0009", 1000}, {"86400", 86400000}, {".5", 500},   {"3.", 3000}};
+    for (const auto& [text, ms] : good) {
+        BOOST_TEST_CONTEXT(text) {
+            BOOST_TEST(!apply_setting(o, "card-watchdog", text, reset).has_value());
+            BOOST_TEST(o.card.card.watchdog.count() == ms);
+        }
+    }
+    for (const char* bad :
+         {"0", "0.0004", "", ".", "-1", "1e3", "2,5", "86400.001", "99999999999999999999", "5s", " 5", "inf", "nan"}) {
+        BOOST_TEST_CONTEXT(bad) {
+            const auto err = apply_setting(o, "card-watchdog", bad, reset);
+            BOOST_TEST(err.has_value());
+            if (err) BOOST_TEST(err->find("positive number of seconds") != std::string::npos);
+        }
+    }
 }
 
 // Booleans are spelt as systemd spells them (proto::parse_boolean, as the ask files' keys).
