@@ -68,6 +68,11 @@ if [ -x "$bin" ]; then
     dyn=$(readelf -d -W "$bin")
     if grep -qE 'BIND_NOW|\(FLAGS_1\).*Flags:.* NOW\b' <<< "$dyn"; then ok "BIND_NOW"; else bad "no BIND_NOW"; fi
     if grep -qE '\(FLAGS_1\).*\bPIE\b' <<< "$dyn"; then ok "PIE"; else bad "not PIE"; fi
+    # CRYPT_AGENT_LEAN_LINK (the default): libcryptsetup, pcsc-lite and libcrypto by dlopen
+    # on first use, Boost and the C++ runtime linked in; nothing else is mapped at start.
+    needed=$(sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' <<< "$dyn" | sort | tr '\n' ' ')
+    extra=$(tr ' ' '\n' <<< "$needed" | grep -vE '^(libc\.so\.6|libkeyutils\.so\.1|ld-linux[-a-z0-9_.]*\.so\.[0-9]+)?$' || true)
+    if [ -z "$extra" ]; then ok "DT_NEEDED only: $needed"; else bad "DT_NEEDED has more than libc and libkeyutils: $needed"; fi
     if grep -qa 'CRYPT_AGENT_FAULT_' "$bin"; then bad "test-only fault injection compiled in (CRYPT_AGENT_FAULT_ strings)"
     else ok "no CRYPT_AGENT_FAULT_ strings"; fi
     echo "info crypt-agent: $(du -k "$bin" | cut -f1) KiB stripped"
