@@ -14,6 +14,7 @@
 #include <cstring>
 #include <exception>
 #include <stdexcept>
+#include <string_view>
 
 #include "agent/askdir/files.hpp"
 #include "agent/log.hpp"
@@ -148,11 +149,18 @@ void Watcher::lost(const char* why) {
 }
 
 void Watcher::arm() {
-    inotify_->async_wait(asio::posix::stream_descriptor::wait_read, [this](const boost::system::error_code& ec) {
-        if (ec || stopping_) return;
-        on_events();
-        if (!stopping_) arm();
-    });
+    // A read, not a wait: Asio re-registers a descriptor with epoll_ctl for every async_wait,
+    // but not for a read that the last wake found exhausted (one system call per wake fewer).
+    inotify_->async_read_some(
+        asio::buffer(events_.get(), kEventBuffer), [this](const boost::system::error_code& ec, std::size_t n) {
+            if (stopping_ || ec == asio::error::operation_aborted) return;
+            if (ec) {
+                CA_LOG(err) << "reading inotify events failed: " << ec.message() << "; no longer watching " << dir_str_;
+                return;
+            }
+            on_events(n);
+            if (!stopping_) arm();
+        });
 }
 
 int Watcher::hint_dir_fd() {
@@ -163,28 +171,31 @@ int Watcher::hint_dir_fd() {
     return dir_fd_.get();
 }
 
-void Watcher::on_events() {
+void Watcher::on_events(std::size_t n) {
     // Drain everything queued, then act: the events are a doorbell plus hints.
-    alignas(inotify_event) char buf[64 * 1024];
+    char* const buf = events_.get();
     bool overflow = false, lost_dir = false;
     DirWake wake;
-    for (;;) {
-        ssize_t n = ::read(inotify_->native_handle(), buf, sizeof buf);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno != EAGAIN)
-                CA_LOG(err) << "reading inotify events failed: " << std::strerror(errno) << "; rescanning";
-            break;
+    for (bool first = true;; first = false) {
+        if (!first) {
+            const ssize_t r = ::read(inotify_->native_handle(), buf, kEventBuffer);
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0) {
+                if (errno != EAGAIN)
+                    CA_LOG(err) << "reading inotify events failed: " << std::strerror(errno) << "; rescanning";
+                break;
+            }
+            n = static_cast<std::size_t>(r);
         }
         if (n == 0) break;
         // Room for one more event of the longest name means the queue was empty: inotify
         // returns all it has that fits.  Later events wake us again (a read fewer per wake).
-        const bool drained = static_cast<std::size_t>(n) + sizeof(inotify_event) + NAME_MAX + 1 <= sizeof buf;
-        for (ssize_t off = 0; off + static_cast<ssize_t>(sizeof(inotify_event)) <= n;) {
+        const bool drained = n + sizeof(inotify_event) + NAME_MAX + 1 <= kEventBuffer;
+        for (std::size_t off = 0; off + sizeof(inotify_event) <= n;) {
             inotify_event ev;
             std::memcpy(&ev, buf + off, sizeof ev);  // aligned copy of the header
             const char* name = buf + off + sizeof(inotify_event);
-            off += static_cast<ssize_t>(sizeof(inotify_event) + ev.len);
+            off += sizeof(inotify_event) + ev.len;
             if (ev.mask & IN_Q_OVERFLOW) {
                 overflow = true;
                 continue;
@@ -197,8 +208,9 @@ void Watcher::on_events() {
                 if (ev.mask & IN_ATTRIB) wake.touched = true;
                 continue;
             }
-            std::string nm(name, strnlen(name, ev.len));
-            if (!is_question_name(nm)) continue;
+            const std::string_view raw(name, strnlen(name, ev.len));
+            if (!is_question_name(raw)) continue;  // tmp.*, sck.*: half of each question's events
+            std::string nm(raw);
             if (ev.mask & (IN_DELETE | IN_MOVED_FROM)) wake.names.emplace_back(std::move(nm), false);
             else if (ev.mask & IN_CREATE) {
                 // A regular file created under its final name is still being written: wait

@@ -72,11 +72,11 @@ public:
     [[nodiscard]] bool unsafe() const noexcept { return unsafe_; }
 
 private:
-    bool enter(bool recheck);  // the watched directory for this wake; false if replaced or unsafe
-    int hint_dir_fd();         // the directory, opened on demand while draining events
-    void close_when_idle();    // closes dir_fd_ once a wake-free interval has passed
-    void on_events();
-    void scan(DirWake wake);  // lists the directory into `wake` and reports it
+    bool enter(bool recheck);       // the watched directory for this wake; false if replaced or unsafe
+    int hint_dir_fd();              // the directory, opened on demand while draining events
+    void close_when_idle();         // closes dir_fd_ once a wake-free interval has passed
+    void on_events(std::size_t n);  // n: bytes of events already read into events_
+    void scan(DirWake wake);        // lists the directory into `wake` and reports it
     void rewatch_later();
     void lost(const char* why);
 
@@ -86,6 +86,9 @@ private:
     uid_t owner_;
     DirListener& listener_;
     std::unique_ptr<boost::asio::posix::stream_descriptor> inotify_;
+    static constexpr std::size_t kEventBuffer = 64 * 1024;
+    std::unique_ptr<char[]> events_ = std::make_unique_for_overwrite<char[]>(
+        kEventBuffer);  // inotify_event-aligned (new)
     int watch_ = -1;
     // Kept open across wakes while they keep coming (a storm wakes us once per question or
     // so, and open+fstat+close each time was 3 of the agent's system calls per question).
