@@ -9,20 +9,20 @@
 #include <span>
 #include <string_view>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
+#include "agent/answer/hash_set.hpp"
 #include "proto/cache_codec.hpp"
 
 namespace ca::agent {
 
 struct IdState {
-    bool seen = false;                           // a question with this Id was seen
-    std::uint64_t last_ask_us = 0;               // CLOCK_BOOTTIME of its latest question
-    std::unordered_set<std::uint64_t> sent;      // candidate hashes sent to this Id, not yet judged
-    std::unordered_set<std::uint64_t> rejected;  // never offer these to this Id again
-    std::unordered_set<std::uint64_t> excused;   // sent, then not judged once (the asker took systemd's entry)
-    bool asked_sources = false;                  // candidate sources were asked for this Id
+    bool seen = false;              // a question with this Id was seen
+    std::uint64_t last_ask_us = 0;  // CLOCK_BOOTTIME of its latest question
+    HashSet sent;                   // candidate hashes sent to this Id, not yet judged
+    HashSet rejected;               // never offer these to this Id again
+    HashSet excused;                // sent, then not judged once (the asker took systemd's entry)
+    bool asked_sources = false;     // candidate sources were asked for this Id
 };
 
 class Ledger {

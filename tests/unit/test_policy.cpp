@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "agent/answer/hash_set.hpp"
 #include "agent/answer/policy.hpp"
 
 using namespace ca::agent;
@@ -157,6 +158,25 @@ BOOST_AUTO_TEST_CASE(learn_without_a_cache) {
     const auto learnt = learn_from_retry(ids, nullptr, {}, EntryHistory{kNone, kNone}, {});
     BOOST_TEST(learnt.rejected == 1u);
     BOOST_TEST(ids.sent.empty());
+}
+
+// IdState's sets: set semantics on a sorted vector.
+BOOST_AUTO_TEST_CASE(hash_set_is_a_set) {
+    HashSet s;
+    BOOST_TEST(s.empty());
+    BOOST_TEST(s.insert(30).second);
+    BOOST_TEST(s.insert(10).second);
+    BOOST_TEST(!s.insert(30).second);
+    BOOST_TEST(s.insert(20).second);
+    BOOST_TEST(s.size() == 3u);
+    BOOST_TEST(s.count(20) == 1u);
+    BOOST_TEST(s.count(25) == 0u);
+    BOOST_TEST((std::vector<std::uint64_t>(s.begin(), s.end()) == std::vector<std::uint64_t>{10, 20, 30}));
+    BOOST_TEST(s.erase(20) == 1u);
+    BOOST_TEST(s.erase(20) == 0u);
+    BOOST_TEST(s.count(20) == 0u);
+    s.clear();
+    BOOST_TEST(s.empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
