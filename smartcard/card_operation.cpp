@@ -58,6 +58,12 @@ void CardOperationCore::cancel(boost::asio::cancellation_type type) {
 
 }  // namespace detail
 
+CardWorker CardWorker::apdu(std::shared_ptr<ApduCounters> counters) {
+    return CardWorker([counters = std::move(counters)](OperationRequest req) {
+        return run_operation(std::move(req), counters.get());
+    });
+}
+
 void CardWorker::start(OperationRequest req, std::shared_ptr<detail::CardOperationCore> op) const {
     if (module_thread_) {
         // A Pkcs11Thread job is a std::function, so copyable: the request (and its PIN) rides in a shared_ptr.
@@ -68,9 +74,9 @@ void CardWorker::start(OperationRequest req, std::shared_ptr<detail::CardOperati
         });
         return;
     }
-    std::thread([op = std::move(op), counters = counters_, req = std::move(req)]() mutable {
+    std::thread([op = std::move(op), blocking = blocking_, req = std::move(req)]() mutable {
         if (!op->begin()) return;
-        op->finish(run_operation(std::move(req), counters.get()));
+        op->finish(blocking(std::move(req)));
     }).detach();
 }
 

@@ -30,6 +30,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -106,10 +107,13 @@ private:
 // Where an operation's blocking calls run.
 class CardWorker {
 public:
-    // APDU profile: a thread per operation.  Operations are rare (one per boot
-    // and seed), and a thread stuck in SCardTransmit on a frozen card must not
-    // hold up the next one.  APDUs are counted into `counters`.
-    explicit CardWorker(std::shared_ptr<ApduCounters> counters) : counters_(std::move(counters)) {}
+    using Blocking = std::function<OperationResult(OperationRequest)>;
+    // APDU profile: run_operation on a thread per operation.  Operations are
+    // rare (one per boot and seed), and a thread stuck in SCardTransmit on a
+    // frozen card must not hold up the next one.  APDUs are counted into `counters`.
+    [[nodiscard]] static CardWorker apdu(std::shared_ptr<ApduCounters> counters);
+    // `blocking` on a thread per operation (apdu(); tests block it at will).
+    explicit CardWorker(Blocking blocking) : blocking_(std::move(blocking)) {}
     // PKCS#11: the thread that owns the module (every call on the thread that loaded it).
     explicit CardWorker(Pkcs11Thread& module_thread) : module_thread_(&module_thread) {}
 
@@ -117,7 +121,7 @@ public:
     void start(OperationRequest req, std::shared_ptr<detail::CardOperationCore> op) const;
 
 private:
-    std::shared_ptr<ApduCounters> counters_;
+    Blocking blocking_;
     Pkcs11Thread* module_thread_ = nullptr;
 };
 

@@ -214,7 +214,7 @@ void CardService::launch(const std::string& reader, std::optional<proto::Secret>
         if (ec) return;
         if (auto self = weak.lock()) self->on_watchdog(op);
     });
-    const CardWorker worker = p11_ ? CardWorker(*p11_) : CardWorker(counters_);
+    const CardWorker worker = p11_ ? CardWorker(*p11_) : CardWorker::apdu(counters_);
     async_card_operation(ex_, worker, std::move(req),
                          boost::asio::bind_cancellation_slot(op->cancel.slot(), [weak, op](OperationResult result) {
                              if (auto self = weak.lock()) self->on_operation_done(op, std::move(result));
