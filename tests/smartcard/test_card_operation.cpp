@@ -93,38 +93,50 @@ BOOST_AUTO_TEST_CASE(completes_once_on_the_loop_and_holds_its_work_until_then) {
     BOOST_TEST(got->responses.size() == 1U);
 }
 
-BOOST_AUTO_TEST_CASE(total_cancellation_is_ignored_once_the_card_is_reached) {
+// An operation whose card thread is inside the blocking call, with a cancellation slot.
+struct CardReached {
     asio::io_context io;
     Outcome out;
     StuckCard card;
     asio::cancellation_signal cancel;
-    sc::async_card_operation(io.get_executor(), card.worker(), sc::OperationRequest{},
-                             asio::bind_cancellation_slot(cancel.slot(), record(out)));
-    card.entered.get_future().wait();
+    bool released = false;
+
+    CardReached() {
+        sc::async_card_operation(io.get_executor(), card.worker(), sc::OperationRequest{},
+                                 asio::bind_cancellation_slot(cancel.slot(), record(out)));
+        card.entered.get_future().wait();
+    }
+    CardReached(const CardReached&) = delete;
+    CardReached& operator=(const CardReached&) = delete;
+    CardReached(CardReached&&) = delete;
+    CardReached& operator=(CardReached&&) = delete;
+    ~CardReached() {
+        if (!released) release();
+    }
+    // The card answers; returns once its thread has finished with the result.
+    void release() {
+        released = true;
+        card.release.set_value();
+        card.gone.get_future().wait();
+    }
+};
+
+BOOST_FIXTURE_TEST_CASE(total_cancellation_is_ignored_once_the_card_is_reached, CardReached) {
     cancel.emit(asio::cancellation_type::total);  // an APDU sent cannot be taken back
-    card.release.set_value();
+    release();
     io.run();
     BOOST_TEST(out.calls == 1);
     BOOST_TEST(std::holds_alternative<sc::Responses>(out.last));
-    card.gone.get_future().wait();
 }
 
-BOOST_AUTO_TEST_CASE(terminal_cancellation_completes_at_once_and_drops_the_late_result) {
-    asio::io_context io;
-    Outcome out;
-    StuckCard card;
-    asio::cancellation_signal cancel;
-    sc::async_card_operation(io.get_executor(), card.worker(), sc::OperationRequest{},
-                             asio::bind_cancellation_slot(cancel.slot(), record(out)));
-    card.entered.get_future().wait();
+BOOST_FIXTURE_TEST_CASE(terminal_cancellation_completes_at_once_and_drops_the_late_result, CardReached) {
     cancel.emit(asio::cancellation_type::terminal);
     io.run();  // returns although the card's thread is still stuck: the work was let go
     BOOST_TEST(out.calls == 1);
     BOOST_TEST(out.on_loop_thread);
     BOOST_TEST(cancelled(out.last));
 
-    card.release.set_value();
-    card.gone.get_future().wait();  // the thread finished with its result
+    release();
     io.restart();
     io.run();
     BOOST_TEST(out.calls == 1);  // that result went nowhere
