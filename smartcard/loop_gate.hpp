@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
-// The one door from PC/SC threads into the event loop.
+// The monitor thread's door into the event loop (card operations complete
+// through their own, card_operation.hpp, whose terminal cancellation does the
+// same job).
 //
-// Threads that block in pcsc-lite can outlive the loop's interest in them (an
-// operation abandoned by the watchdog may stay blocked for ever).  They post
-// through a gate that the owner closes before the io_context goes away, so a
-// late thread never touches a destroyed loop.
+// A thread that blocks in pcsc-lite can outlive the loop's interest in it
+// (SCardGetStatusChange until SCardCancel reaches it).  It posts through a gate
+// that the owner closes before the io_context goes away, so a late thread never
+// touches a destroyed loop.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>

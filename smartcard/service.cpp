@@ -3,6 +3,8 @@
 
 #include "smartcard/pcsc_dl.hpp"
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/post.hpp>
 
 #include <sys/random.h>
@@ -10,10 +12,9 @@
 #include <cerrno>
 #include <cstring>
 
-#include <atomic>
 #include <stdexcept>
-#include <thread>
-#include <type_traits>
+#include <variant>
+#include <vector>
 
 namespace ca::smartcard {
 namespace {
@@ -59,7 +60,7 @@ std::vector<unsigned char> fresh_seed(const CardOptions& options, std::span<cons
 
 struct CardService::Operation {
     std::string reader;
-    std::atomic<bool> abandoned{false};
+    boost::asio::cancellation_signal cancel;  // bound to the operation's completion
 };
 
 std::shared_ptr<CardService> CardService::create(boost::asio::any_io_executor ex, CardOptions options, PinPrompt* pin,
@@ -106,11 +107,15 @@ void CardService::stop() {
     if (stopped_) return;
     stopped_ = true;
     if (monitor_) monitor_->stop();
-    gate_->close();  // late results of abandoned threads go nowhere
+    gate_->close();  // late monitor events go nowhere
     watchdog_timer_.cancel();
     retry_timer_.cancel();
-    if (in_flight_) in_flight_->abandoned = true;
+    // Each operation completes now (ignored: stopped_) and lets go of the loop; a thread
+    // still blocked on a frozen card later finds nobody to tell.
+    if (in_flight_) in_flight_->cancel.emit(boost::asio::cancellation_type::terminal);
+    for (const auto& op : abandoned_) op->cancel.emit(boost::asio::cancellation_type::terminal);
     in_flight_.reset();
+    abandoned_.clear();
     if (asking_pin_ && pin_) pin_->cancel();
     asking_pin_ = false;
     fail_all(make_error(Errc::cancelled, "the smartcard service is shutting down"));
@@ -202,69 +207,27 @@ void CardService::launch(const std::string& reader, std::optional<proto::Secret>
     in_flight_ = op;
     ++operations_;
 
+    // The caller's watchdog races the operation: a frozen card must not hold the loop.
     std::weak_ptr<CardService> weak = weak_from_this();
     watchdog_timer_.expires_after(options_.watchdog);
     watchdog_timer_.async_wait([weak, op](boost::system::error_code ec) {
         if (ec) return;
         if (auto self = weak.lock()) self->on_watchdog(op);
     });
-    if (p11_) {
-        run_pkcs11(std::move(req), op);
-        return;
-    }
-    // A thread per operation: operations are rare (one per boot and seed), and
-    // a thread stuck in SCardTransmit on a frozen card must not hold up the next.
-    std::thread([gate = gate_, counters = counters_, weak, op, req = std::move(req)]() mutable {
-        auto result = std::make_shared<OperationResult>(run_operation(std::move(req), counters.get()));
-        gate->post([weak, op, result] {
-            if (auto self = weak.lock()) self->on_operation_done(op, std::move(*result));
-        });
-    }).detach();
-}
-
-// On the module's thread; the result enters the loop through the gate, as an
-// APDU operation's does, so the watchdog and retries treat both alike.
-void CardService::run_pkcs11(OperationRequest req, const std::shared_ptr<Operation>& op) {
-    std::weak_ptr<CardService> weak = weak_from_this();
-    auto shared_req = std::make_shared<OperationRequest>(std::move(req));
-    p11_->post([gate = gate_, weak, op, shared_req](Pkcs11Module* module, const Error* load_error) {
-        OperationResult result = Responses{};
-        if (op->abandoned) return;
-        if (!module) {
-            result = load_error ? *load_error : make_error(Errc::internal, "no PKCS#11 module");
-        } else {
-            Pkcs11Request r;
-            r.seeds = shared_req->seeds;
-            if (shared_req->pin) r.pin = std::move(shared_req->pin);
-            r.pin_pad_login = shared_req->pin_pad_login;
-            r.check_determinism = shared_req->check_determinism;
-            auto got = module->operate(r);
-            r.pin.reset();  // wiped by Secret's destructor
-            if (auto* ok = std::get_if<Pkcs11Responses>(&got)) {
-                result = Responses{std::move(ok->responses)};
-            } else if (auto* need = std::get_if<Pkcs11NeedPin>(&got)) {
-                NeedPin n;
-                n.tries_left = need->tries_left;
-                n.after_wrong_pin = need->after_wrong_pin;
-                n.token_label = need->token_label;
-                n.count_low = need->count_low;
-                n.pin_pad = need->pin_pad;
-                result = n;
-            } else {
-                result = std::get<Error>(got);
-            }
-        }
-        auto shared_result = std::make_shared<OperationResult>(std::move(result));
-        gate->post([weak, op, shared_result] {
-            if (auto self = weak.lock()) self->on_operation_done(op, std::move(*shared_result));
-        });
-    });
+    const CardWorker worker = p11_ ? CardWorker(*p11_) : CardWorker::apdu(counters_);
+    async_card_operation(ex_, worker, std::move(req),
+                         boost::asio::bind_cancellation_slot(op->cancel.slot(), [weak, op](OperationResult result) {
+                             if (auto self = weak.lock()) self->on_operation_done(op, std::move(result));
+                         }));
 }
 
 void CardService::on_watchdog(const std::shared_ptr<Operation>& op) {
     if (op != in_flight_) return;
-    op->abandoned = true;
     in_flight_.reset();
+    abandoned_.push_back(op);
+    // A PKCS#11 job still queued behind one stuck in the module never starts; one
+    // that is running goes on, and its completion says the card answers again.
+    op->cancel.emit(boost::asio::cancellation_type::total);
     readers_[op->reader].frozen = true;
     notify(Notice::error, "the card in reader " + in_quotes(op->reader) + " did not answer within " +
                               std::to_string(options_.watchdog.count()) +
@@ -273,7 +236,11 @@ void CardService::on_watchdog(const std::shared_ptr<Operation>& op) {
 }
 
 void CardService::on_operation_done(const std::shared_ptr<Operation>& op, OperationResult result) {
+    if (stopped_) return;  // stop() cancelled it
     if (op != in_flight_) {
+        std::erase(abandoned_, op);
+        // Cancelled before it reached the card (queued behind a stuck job): it says nothing about the card.
+        if (const auto* e = std::get_if<Error>(&result); e && e->code == Errc::cancelled) return;
         // An operation the watchdog gave up on finished after all: the card
         // answers again (or is gone), so it may be used for the next attempt.
         if (auto it = readers_.find(op->reader); it != readers_.end() && it->second.frozen) {

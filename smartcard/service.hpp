@@ -36,6 +36,7 @@
 
 #include "proto/secret.hpp"
 #include "smartcard/card_io.hpp"
+#include "smartcard/card_operation.hpp"
 #include "smartcard/expected.hpp"
 #include "smartcard/loop_gate.hpp"
 #include "smartcard/monitor.hpp"
@@ -155,7 +156,6 @@ private:
     void try_start();
     std::optional<std::string> pick_reader() const;
     void launch(const std::string& reader, std::optional<proto::Secret> pin, bool pin_pad = false);
-    void run_pkcs11(OperationRequest req, const std::shared_ptr<Operation>& op);
     void on_operation_done(const std::shared_ptr<Operation>& op, OperationResult result);
     void on_watchdog(const std::shared_ptr<Operation>& op);
     void on_need_pin(const std::string& reader, const NeedPin& need);
@@ -181,6 +181,9 @@ private:
     std::map<std::string, proto::Secret> responses_;  // key: hex(seed)
     std::unique_ptr<Pkcs11Thread> p11_;               // PKCS#11 only: the thread that owns the module
     std::shared_ptr<Operation> in_flight_;
+    // Given up on by the watchdog and still running: each says when its card answers
+    // again, and stop() cancels them so that none keeps the loop running.
+    std::vector<std::shared_ptr<Operation>> abandoned_;
     std::vector<std::string> in_flight_keys_;
     bool asking_pin_ = false;
     bool service_up_ = false;

@@ -6,49 +6,25 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <algorithm>
-#include <charconv>
-#include <fstream>
-#include <iterator>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <optional>
 #include <set>
-#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
 
-#include "agent/config/crypttab.hpp"
 #include "agent/log.hpp"
+#include "agent/sources/boot_volumes.hpp"
 #include "agent/sources/pin_asker.hpp"
-#include "proto/hex.hpp"
 #include "smartcard/derive.hpp"
-#include "smartcard/profile.hpp"
-
-#include "agent/luks/rotation.hpp"
+#include "smartcard/service.hpp"
 
 namespace ca::agent {
 namespace {
 
 namespace sc = ca::smartcard;
-
-// A seed file holds raw bytes, or the same bytes as hex text.
-std::vector<unsigned char> read_seed_file(const std::filesystem::path& path, std::size_t length) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw std::runtime_error("cannot read card-seed-file " + path.string());
-    std::vector<unsigned char> raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::string text(raw.begin(), raw.end());
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-    if (text.size() == 2 * length)
-        if (auto d = sc::unhex(text); d && d->size() == length) return *d;
-    if (raw.size() != length)
-        throw std::runtime_error("card-seed-file " + path.string() + " holds " + std::to_string(raw.size()) +
-                                 " bytes; the card profile needs " + std::to_string(length));
-    return raw;
-}
-
-// systemd-cryptsetup's Id is "cryptsetup:" + the source device as crypttab names it.
-std::optional<std::string> device_of(const std::string& id) {
-    static constexpr std::string_view prefix = "cryptsetup:";
-    if (id.rfind(prefix, 0) != 0) return std::nullopt;
-    std::string dev = resolve_source(id.substr(prefix.size()));
-    if (dev.empty() || dev[0] != '/') return std::nullopt;
-    return dev;
-}
 
 class CardSource final : public CandidateSource {
 public:
@@ -343,34 +319,6 @@ private:
 
 }  // namespace
 
-SeedLookup make_seed_lookup(const CardSourceConfig& c) {
-    std::optional<std::vector<unsigned char>> seed;
-    if (!c.volumes.empty()) {
-        if (c.seed_file.empty()) throw std::runtime_error("card-volume is set but card-seed-file is not");
-        seed = read_seed_file(c.seed_file, c.card.profile.challenge_length);
-    }
-    const auto volumes = c.volumes;
-    const bool tokens = c.luks_tokens;
-    const std::string luks1_dir = c.luks1_dir;
-    return [seed, volumes, tokens, luks1_dir](const std::string& id) -> std::optional<VolumeSeedSet> {
-        if (auto it = volumes.find(id); it != volumes.end()) return VolumeSeedSet{it->second, {*seed}};
-        if (!tokens) return std::nullopt;
-        auto dev = device_of(id);
-        if (!dev) return std::nullopt;
-        luks::StoreOptions so;
-        so.luks1_dir = luks1_dir;
-        auto r = luks::candidates_for_volume(*dev, so);
-        if (!r) {
-            CA_LOG(debug) << "'" << escaped(id) << "' has no smartcard seed record: " << r.error().message;
-            return std::nullopt;
-        }
-        VolumeSeedSet set{r->uuid, {}, true};
-        for (const auto& g : r->generations) set.seeds.push_back(g.seed);
-        if (set.seeds.empty()) return std::nullopt;
-        return set;
-    };
-}
-
 std::unique_ptr<CandidateSource> make_card_source(boost::asio::io_context& io, const CardSourceConfig& config,
                                                   const std::filesystem::path& ask_dir, SeedLookup lookup,
                                                   CandidateSource::Deliver deliver, BootMemo memo) {
@@ -383,27 +331,6 @@ std::unique_ptr<CandidateSource> make_card_source(boost::asio::io_context& io, c
                                                   CandidateSource::Deliver deliver, BootMemo memo) {
     if (!config.enabled()) return nullptr;
     return make_card_source(io, config, ask_dir, make_seed_lookup(config), std::move(deliver), std::move(memo));
-}
-
-std::vector<std::string> boot_volume_ids(const std::filesystem::path& cmdline, const std::filesystem::path& crypttab) {
-    std::vector<std::string> ids;
-    auto add = [&](const std::string& source) {
-        if (source.empty() || source[0] != '/') return;
-        std::string id = "cryptsetup:" + source;
-        if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(std::move(id));
-    };
-    std::ifstream cl(cmdline);
-    std::string word;
-    while (cl >> word) {
-        std::string uuid;
-        if (word.rfind("rd.luks.uuid=", 0) == 0) uuid = word.substr(13);
-        else if (word.rfind("rd.luks.name=", 0) == 0) uuid = word.substr(13, word.find('=', 13) - 13);
-        else continue;
-        if (uuid.rfind("luks-", 0) == 0) uuid = uuid.substr(5);
-        if (uuid.size() == 36) add(resolve_source("UUID=" + uuid));
-    }
-    for (const auto& source : crypttab_sources(crypttab)) add(source);
-    return ids;
 }
 
 }  // namespace ca::agent

@@ -10,7 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "agent/sources/card_source.hpp"
+#include "agent/config/card_config.hpp"
+#include "agent/sources/boot_volumes.hpp"
 #include "proto/hex.hpp"
 
 namespace fs = std::filesystem;
