@@ -15,6 +15,7 @@
 #include "agent/answer/answered_log.hpp"
 #include "agent/answer/ledger.hpp"
 #include "agent/answer/questions.hpp"
+#include "agent/answer/watchdog.hpp"
 #include "agent/askdir/files.hpp"
 #include "agent/askdir/watcher.hpp"
 #include "agent/cache/boot_cache.hpp"
@@ -61,6 +62,7 @@ private:
     void learn_from_retry(TrackedAsk& q, IdState& ids);
     void answer_or_wait(TrackedAsk& q);
     void arm_deadline(TrackedAsk& q);
+    void on_deadline(const std::string& name);
     void forget(const std::string& name);
     // send.cpp
     void send_to(TrackedAsk& q, std::vector<std::size_t> chosen);
@@ -81,6 +83,7 @@ private:
     LogOnce evicted_warned_;
     proto::Secret reply_buf_;  // locked, reused for every datagram, wiped after each send
     QuestionTable questions_;
+    Watchdog deadlines_;  // every question's NotAfter and grace second, on one timer
     Ledger ledger_;
     bool stopping_ = false;
     // systemd's keyring entry was read during the batch being handled: an AcceptCached=0

@@ -102,7 +102,7 @@ void Answerer::send_to(TrackedAsk& q, std::vector<std::size_t> chosen) {
         resend_later(q, std::move(*target), first);
         return;
     }
-    q.timer.cancel();
+    q.watch = 0;  // its deadline, if armed, no longer matters
     delivered(q, first);
     if (log_enabled(Level::info)) {
         std::string fps;  // keyed 4-hex fingerprints: tell candidates apart, reveal nothing
@@ -133,7 +133,7 @@ void Answerer::record_answer(TrackedAsk& q) {
 }
 
 void Answerer::resend_later(TrackedAsk& q, SendTarget target, std::size_t first) {
-    auto attempt = [this, weak = questions_.weak(q.name), target = std::move(target), first]() -> Attempt {
+    auto attempt = [this, weak = q.weak_from_this(), target = std::move(target), first]() -> Attempt {
         auto held = weak.lock();
         if (!held || stopping_) return Attempt::gave_up;  // its file went, or we are stopping
         auto& qq = *held;
