@@ -4,7 +4,7 @@
 //   learn from AcceptCached=0 -> choose candidates (cache, else ask the sources) -> send ->
 //   remember what was sent (ledger, AnsweredLog) -> the file goes: it worked.
 // It receives the watcher's batches (DirListener) and calls down into the cache, the
-// sources and the sender; completions (a resend, a source's delivery) come back here.
+// sources and the sender; completions (a reply's outcome, a source's delivery) come back here.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -17,6 +17,7 @@
 #include "agent/answer/questions.hpp"
 #include "agent/answer/watchdog.hpp"
 #include "agent/askdir/files.hpp"
+#include "agent/askdir/send_op.hpp"
 #include "agent/askdir/watcher.hpp"
 #include "agent/cache/boot_cache.hpp"
 #include "agent/cache/systemd_entry.hpp"
@@ -66,7 +67,8 @@ private:
     void forget(const std::string& name);
     // send.cpp
     void send_to(TrackedAsk& q, std::vector<std::size_t> chosen);
-    void resend_later(TrackedAsk& q, SendTarget target, std::size_t first);
+    SendResult try_reply(TrackedAsk& q, std::size_t first, std::optional<SendTarget>& target, unsigned tries);
+    void replied(TrackedAsk& q, std::size_t first, SendResult r);
     void record_answer(TrackedAsk& q);
     void delivered(TrackedAsk& q, std::size_t first);
 
