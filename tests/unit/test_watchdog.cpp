@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -27,14 +28,23 @@ std::vector<std::string> pop_all(DeadlineQueue& queue, Clock::time_point now) {
     return out;
 }
 
-// The Answerer's side, in small: which ticket each question holds, and what expired.
+// The Answerer's side, in small: which ticket each question holds, what expired, and what an
+// expiry does besides being recorded (`then`).
 struct Questions {
+    boost::asio::io_context io;
     std::map<std::string, Watchdog::Ticket> held;
     std::vector<std::string> expired;
+    std::function<void(const std::string&)> then;
+    Watchdog dog{io, [this](const std::string& n, Watchdog::Ticket t) { return current(n, t); },
+                 [this](const std::string& n) {
+                     expired.push_back(n);
+                     if (then) then(n);
+                 }};
     [[nodiscard]] bool current(const std::string& name, Watchdog::Ticket t) const {
         const auto it = held.find(name);
         return it != held.end() && it->second == t;
     }
+    void arm(const std::string& name, Clock::time_point at) { held[name] = dog.arm(name, at); }
 };
 
 }  // namespace
@@ -66,80 +76,58 @@ BOOST_AUTO_TEST_CASE(queue_retain_keeps_order) {
 }
 
 BOOST_AUTO_TEST_CASE(stale_entries_are_skipped) {
-    boost::asio::io_context io;
     Questions qs;
-    Watchdog dog(
-        io, [&qs](const std::string& n, Watchdog::Ticket t) { return qs.current(n, t); },
-        [&qs](const std::string& n) { qs.expired.push_back(n); });
-    qs.held["late"] = dog.arm("late", at_us(40));
-    qs.held["early"] = dog.arm("early", at_us(10));
-    qs.held["rearmed"] = dog.arm("rearmed", at_us(5));
-    qs.held["rearmed"] = dog.arm("rearmed", at_us(30));  // its first entry is stale
-    qs.held["gone"] = dog.arm("gone", at_us(20));
+    qs.arm("late", at_us(40));
+    qs.arm("early", at_us(10));
+    qs.arm("rearmed", at_us(5));
+    qs.arm("rearmed", at_us(30));  // its first entry is stale
+    qs.arm("gone", at_us(20));
     qs.held.erase("gone");  // the question went
-    qs.held["answered"] = dog.arm("answered", at_us(25));
+    qs.arm("answered", at_us(25));
     qs.held["answered"] = 0;  // answered: disarmed
-    BOOST_TEST(dog.arm("never", Clock::time_point::max()) == 0U);
-    io.run();
+    BOOST_TEST(qs.dog.arm("never", Clock::time_point::max()) == 0U);
+    qs.io.run();
     BOOST_TEST(qs.expired == (std::vector<std::string>{"early", "rearmed", "late"}));
-    BOOST_TEST(dog.queued() == 0U);
+    BOOST_TEST(qs.dog.queued() == 0U);
 }
 
 BOOST_AUTO_TEST_CASE(an_expiry_may_arm_again) {
     // A held question answered after its grace second may wait again, with its NotAfter.
-    boost::asio::io_context io;
     Questions qs;
-    Watchdog* self = nullptr;
-    Watchdog dog(
-        io, [&qs](const std::string& n, Watchdog::Ticket t) { return qs.current(n, t); },
-        [&qs, &self](const std::string& n) {
-            qs.expired.push_back(n);
-            if (n == "held" && qs.expired.size() == 1) qs.held["held"] = self->arm("held", at_us(60));
-            else qs.held.erase(n);
-        });
-    self = &dog;
-    qs.held["held"] = dog.arm("held", at_us(50));
-    qs.held["other"] = dog.arm("other", at_us(55));
-    io.run();
+    qs.then = [&qs](const std::string& n) {
+        if (n == "held" && qs.expired.size() == 1) qs.arm("held", at_us(60));
+        else qs.held.erase(n);
+    };
+    qs.arm("held", at_us(50));
+    qs.arm("other", at_us(55));
+    qs.io.run();
     BOOST_TEST(qs.expired == (std::vector<std::string>{"held", "other", "held"}));
 }
 
 BOOST_AUTO_TEST_CASE(an_expiry_that_always_arms_again_does_not_spin) {
     // Each pass handles what was armed before it: the loop turns, other work gets its turn.
-    boost::asio::io_context io;
     Questions qs;
-    Watchdog* self = nullptr;
-    Watchdog dog(
-        io, [&qs](const std::string& n, Watchdog::Ticket t) { return qs.current(n, t); },
-        [&qs, &self](const std::string& n) {
-            qs.expired.push_back(n);
-            qs.held[n] = self->arm(n, at_us(1));
-        });
-    self = &dog;
-    qs.held["again"] = dog.arm("again", at_us(1));
+    qs.then = [&qs](const std::string& n) { qs.arm(n, at_us(1)); };
+    qs.arm("again", at_us(1));
     std::size_t passes = 0;
-    while (qs.expired.size() < 3 && passes < 100) passes += io.run_one();
+    while (qs.expired.size() < 3 && passes < 100) passes += qs.io.run_one();
     BOOST_TEST(qs.expired.size() == 3U);
     BOOST_TEST(passes == qs.expired.size());  // one expiry per turn of the loop
-    dog.stop();
-    io.run();
+    qs.dog.stop();
+    qs.io.run();
 }
 
 BOOST_AUTO_TEST_CASE(stale_entries_do_not_pile_up) {
     // One question re-armed many times with a far deadline: the queue stays small, and
     // stop() ends the one wait.
-    boost::asio::io_context io;
     Questions qs;
-    Watchdog dog(
-        io, [&qs](const std::string& n, Watchdog::Ticket t) { return qs.current(n, t); },
-        [&qs](const std::string& n) { qs.expired.push_back(n); });
     const auto far = Clock::now() + std::chrono::hours(24);
-    for (int i = 0; i < 10000; ++i) qs.held["q"] = dog.arm("q", far - std::chrono::seconds(i % 7));
-    BOOST_TEST(dog.queued() <= 65U);
-    dog.stop();
-    io.run();
+    for (int i = 0; i < 10000; ++i) qs.arm("q", far - std::chrono::seconds(i % 7));
+    BOOST_TEST(qs.dog.queued() <= 65U);
+    qs.dog.stop();
+    qs.io.run();
     BOOST_TEST(qs.expired.empty());
-    BOOST_TEST(dog.arm("q", at_us(1)) == 0U);  // stopped: arms nothing
+    BOOST_TEST(qs.dog.arm("q", at_us(1)) == 0U);  // stopped: arms nothing
 }
 
 BOOST_AUTO_TEST_SUITE_END()
