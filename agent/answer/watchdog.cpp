@@ -73,15 +73,12 @@ void Watchdog::on_timer(const boost::system::error_code& ec) {
     // operation_aborted: set again for an earlier deadline (that wait is pending), or stopped.
     if (ec || stopped_) return;
     armed_ = Clock::time_point::max();
-    struct Firing {
-        bool& flag;
-        explicit Firing(bool& f) : flag(f) { flag = true; }
-        Firing(const Firing&) = delete;
-        Firing& operator=(const Firing&) = delete;
-        ~Firing() { flag = false; }
-    };
     {
-        const Firing firing(firing_);
+        firing_ = true;
+        struct EndOfFiring {
+            bool& flag;
+            ~EndOfFiring() { flag = false; }
+        } end_of_firing{firing_};
         const auto now = Clock::now();
         // One at a time: an expiry may arm another deadline (a held question, answered now,
         // may wait again with its NotAfter).  One armed during this pass waits for the next,
