@@ -31,7 +31,7 @@ struct TrackedAsk : std::enable_shared_from_this<TrackedAsk> {
     enum class State {
         waiting,   // ours, no reply yet (no candidate, or waiting for a source)
         held,      // AnsweredLog's grace second after a crash while answering it
-        sending,   // its socket's queue was full: a resend is under way
+        sending,   // its socket's queue was full: its reply operation backs off and tries again
         answered,  // a reply was delivered
         skipped,   // an earlier instance (or this one) answered it already
         ignored,   // left to other agents
