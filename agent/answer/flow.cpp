@@ -33,7 +33,20 @@ constexpr auto kUncertainGrace = std::chrono::seconds(1);
 
 Answerer::Answerer(boost::asio::io_context& io, const GlobalOptions& o, uid_t owner, Watcher& dir, BootCache& cache,
                    SystemdEntry& entry, SourceList& sources)
-    : io_(io), o_(o), owner_(owner), dir_(dir), cache_(cache), entry_(entry), sources_(sources) {}
+    : io_(io),
+      o_(o),
+      owner_(owner),
+      dir_(dir),
+      cache_(cache),
+      entry_(entry),
+      sources_(sources),
+      deadlines_(
+          io,
+          [this](const std::string& name, Watchdog::Ticket t) {
+              const auto* q = questions_.find(name);
+              return q != nullptr && q->watch == t;
+          },
+          [this](const std::string& name) { on_deadline(name); }) {}
 
 void Answerer::open() {
     auto s = make_sender();
@@ -55,7 +68,7 @@ void Answerer::open() {
 void Answerer::stop() {
     stopping_ = true;
     answered_.confirm();
-    questions_.cancel_timers();
+    deadlines_.stop();
 }
 
 // ---- the watcher's batches ---------------------------------------------------------------
@@ -153,7 +166,7 @@ void Answerer::process_name(const std::string& name, ino_t hint_ino) {
         forget(name);  // same name, new or rewritten file
     }
     auto file = read_ask_file(dirfd, name.c_str(), owner_);
-    auto q = std::make_shared<TrackedAsk>(io_);
+    auto q = std::make_shared<TrackedAsk>();
     q->name = name;
     if (!file) {
         const auto& e = file.error();
@@ -273,13 +286,7 @@ void Answerer::hold_uncertain(TrackedAsk& q) {
                        << (queued ? "no reply waits on its socket"
                                   : "the kernel cannot tell whether a reply waits on its socket")
                        << "; answering it in " << kUncertainGrace.count() << " s unless it goes away";
-        q.timer.expires_after(kUncertainGrace);
-        q.timer.async_wait([this, name = q.name](const boost::system::error_code& ec) {
-            if (ec || stopping_) return;
-            auto* held = questions_.find(name);
-            if (held == nullptr || held->state != State::held) return;
-            hold_uncertain(*held);
-        });
+        q.watch = deadlines_.arm(q.name, std::chrono::steady_clock::now() + kUncertainGrace);  // on_deadline
         return;
     }
     // Still asked a second later with nothing waiting: the reply was never sent.
@@ -330,15 +337,28 @@ void Answerer::answer_or_wait(TrackedAsk& q) {
 }
 
 void Answerer::arm_deadline(TrackedAsk& q) {
-    if (!q.ask.has_deadline()) return;
-    q.timer.expires_at(deadline_of(q.ask.not_after_us));
-    q.timer.async_wait([this, name = q.name](const boost::system::error_code& ec) {
-        if (ec || stopping_) return;
-        auto* late = questions_.find(name);
-        if (late == nullptr || late->state != State::waiting) return;
-        questions_.transition(*late, State::ignored);
-        CA_LOG(info) << describe(name, late->id) << ": deadline reached without an answer from us";
-    });
+    q.watch = q.ask.has_deadline() ? deadlines_.arm(q.name, deadline_of(q.ask.not_after_us)) : 0;
+}
+
+void Answerer::on_deadline(const std::string& name) {
+    auto* q = questions_.find(name);
+    if (q == nullptr || stopping_) return;
+    q->watch = 0;
+    // Its state says which deadline it was: the grace second of a held question, or the NotAfter
+    // of one still waiting (one being sent to checks its NotAfter before each try).
+    switch (q->state) {
+    case State::held: hold_uncertain(*q); return;
+    case State::waiting:
+        questions_.transition(*q, State::ignored);
+        CA_LOG(info) << describe(name, q->id) << ": deadline reached without an answer from us";
+        return;
+    case State::sending:
+    case State::answered:
+    case State::skipped:
+    case State::ignored:
+    case State::gone:
+    case State::retry: return;
+    }
 }
 
 auto Answerer::forget(const std::string& name) -> std::optional<State> {

@@ -4,7 +4,7 @@
 //   learn from AcceptCached=0 -> choose candidates (cache, else ask the sources) -> send ->
 //   remember what was sent (ledger, AnsweredLog) -> the file goes: it worked.
 // It receives the watcher's batches (DirListener) and calls down into the cache, the
-// sources and the sender; completions (a resend, a source's delivery) come back here.
+// sources and the sender; completions (a reply's outcome, a source's delivery) come back here.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -15,7 +15,9 @@
 #include "agent/answer/answered_log.hpp"
 #include "agent/answer/ledger.hpp"
 #include "agent/answer/questions.hpp"
+#include "agent/answer/watchdog.hpp"
 #include "agent/askdir/files.hpp"
+#include "agent/askdir/send_op.hpp"
 #include "agent/askdir/watcher.hpp"
 #include "agent/cache/boot_cache.hpp"
 #include "agent/cache/systemd_entry.hpp"
@@ -61,11 +63,13 @@ private:
     void learn_from_retry(TrackedAsk& q, IdState& ids);
     void answer_or_wait(TrackedAsk& q);
     void arm_deadline(TrackedAsk& q);
+    void on_deadline(const std::string& name);
     // Drops a question whose file went; returns the state it was in (nothing if unknown).
     std::optional<State> forget(const std::string& name);
     // send.cpp
     void send_to(TrackedAsk& q, std::vector<std::size_t> chosen);
-    void resend_later(TrackedAsk& q, SendTarget target, std::size_t first);
+    SendResult try_reply(TrackedAsk& q, std::size_t first, std::optional<SendTarget>& target, unsigned tries);
+    void replied(TrackedAsk& q, std::size_t first, SendResult r);
     void record_answer(TrackedAsk& q);
     void delivered(TrackedAsk& q, std::size_t first);
 
@@ -82,6 +86,7 @@ private:
     LogOnce evicted_warned_;
     proto::Secret reply_buf_;  // locked, reused for every datagram, wiped after each send
     QuestionTable questions_;
+    Watchdog deadlines_;  // every question's NotAfter and grace second, on one timer
     Ledger ledger_;
     bool stopping_ = false;
     // systemd's keyring entry was read during the batch being handled: an AcceptCached=0

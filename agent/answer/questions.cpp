@@ -37,7 +37,6 @@ QuestionTable::Ptr QuestionTable::remove(const std::string& name) {
     if (it == table_.end()) return nullptr;
     auto q = std::move(it->second);
     table_.erase(it);
-    q->timer.cancel();
     return q;
 }
 
@@ -60,15 +59,6 @@ std::vector<std::string> QuestionTable::names_absent_from(const std::vector<std:
     for (const auto& [name, q] : table_)
         if (!std::binary_search(present_sorted.begin(), present_sorted.end(), name)) out.push_back(name);
     return out;
-}
-
-std::weak_ptr<TrackedAsk> QuestionTable::weak(const std::string& name) const {
-    auto it = table_.find(name);
-    return it == table_.end() ? std::weak_ptr<TrackedAsk>() : std::weak_ptr<TrackedAsk>(it->second);
-}
-
-void QuestionTable::cancel_timers() {
-    for (auto& [name, q] : table_) q->timer.cancel();
 }
 
 }  // namespace ca::agent

@@ -5,8 +5,6 @@
 
 #include <sys/types.h>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <ctime>
 #include <memory>
@@ -27,19 +25,19 @@ struct AnswerStats {
     std::uint64_t skipped = 0;   // answered before a restart (AnsweredLog), not answered again
 };
 
-// One ask file as the agent tracks it (proto::Question is what the file says).
-struct TrackedAsk {
+// One ask file as the agent tracks it (proto::Question is what the file says).  Shared: a
+// reply waiting out a full socket holds it weakly, and gives up if its file goes meanwhile.
+struct TrackedAsk : std::enable_shared_from_this<TrackedAsk> {
     enum class State {
         waiting,   // ours, no reply yet (no candidate, or waiting for a source)
         held,      // AnsweredLog's grace second after a crash while answering it
-        sending,   // its socket's queue was full: a resend is under way
+        sending,   // its socket's queue was full: its reply operation backs off and tries again
         answered,  // a reply was delivered
         skipped,   // an earlier instance (or this one) answered it already
         ignored,   // left to other agents
         gone,      // its asker vanished
         retry,     // dropped for a transient reason (out of fds): read again on the next scan
     };
-    explicit TrackedAsk(boost::asio::io_context& io) : timer(io) {}
     std::string name;
     ino_t ino = 0;
     off_t size = 0;  // of a file we could not use, to notice when it is rewritten
@@ -52,8 +50,9 @@ struct TrackedAsk {
     std::vector<std::uint64_t> sent;
     AskIdentity key{};  // which question this is, for the AnsweredLog
     bool keyed = false;
-    SocketIdentity sock{};            // the socket the reply went to
-    boost::asio::steady_timer timer;  // NotAfter, or the grace of a held question
+    SocketIdentity sock{};    // the socket the reply went to
+    std::uint64_t watch = 0;  // its deadline in the Answerer's watchdog (NotAfter, or the
+                              // grace of a held question); 0: none
 
     // Left to others for now, or for good: a rewrite of its file makes it new.
     [[nodiscard]] bool left_alone() const noexcept {
@@ -70,15 +69,13 @@ public:
 
     [[nodiscard]] TrackedAsk* find(const std::string& name) const;
     TrackedAsk& add(Ptr q);
-    // Removes it (its timer cancelled); returns the entry so a caller can still read it.
+    // Removes it; returns the entry so a caller can still read it.
     Ptr remove(const std::string& name);
     void clear() noexcept { table_.clear(); }
     // Drops the questions left to others (a reload may make them ours).
     void drop_left_alone();
     [[nodiscard]] std::vector<TrackedAsk*> in_state(TrackedAsk::State s) const;
     [[nodiscard]] std::vector<std::string> names_absent_from(const std::vector<std::string>& present_sorted) const;
-    [[nodiscard]] std::weak_ptr<TrackedAsk> weak(const std::string& name) const;
-    void cancel_timers();
     [[nodiscard]] const AnswerStats& stats() const noexcept { return stats_; }
 
 private:
