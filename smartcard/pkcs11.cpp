@@ -1,4 +1,7 @@
 // SPDX-License-Identifier: MIT
+// Over 400 lines on purpose: every call into a PKCS#11 module (C_Initialize to C_Sign and
+// C_DeriveKey), its error names and the thread that owns the module are one job: nothing
+// else in the tree includes pkcs11.h or touches a session.
 #include "smartcard/pkcs11.hpp"
 
 #include <dlfcn.h>

@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: MIT
+// The card service's rules (which reader, when to ask for the PIN, retries, hot-plug, the
+// watchdog); a little over 400 lines, one job.
 #include "smartcard/service.hpp"
 
 #include "smartcard/pcsc_dl.hpp"

@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: MIT
+// The command line: split the command, build each command's options from the settings
+// table, --help, dispatch (over 400 lines: the help text of every command lives here).
 #include "agent/cli/cli.hpp"
 
 #include <sys/prctl.h>

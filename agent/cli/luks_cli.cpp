@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: MIT
+// `enroll` and `rotate` (over 400 lines: both open the card and check volumes the same way,
+// the helpers above them are shared; `finish` calls rotate_main with its typed options).
 
 #include "agent/cli/luks_cli.hpp"
 

@@ -1,4 +1,7 @@
 // SPDX-License-Identifier: MIT
+// Over 400 lines on purpose: most of it is kSettings, the one table of every setting (one
+// row each: name, help, group, parse, show); the file, every command line, --help and
+// `crypt-agent config` read it, and a second file would be a second place to add a setting.
 #include "agent/config/options.hpp"
 
 #include <fcntl.h>

@@ -1,4 +1,7 @@
 // SPDX-License-Identifier: MIT
+// Over 400 lines on purpose: one volume's rotation is a sequence of durable steps and the
+// recovery from a crash after each (VolumeJob); the steps and their recovery are read and
+// changed together (the crash tests stop the run after every step).
 #include "agent/luks/rotation.hpp"
 
 #include <sys/random.h>
